@@ -1,0 +1,1 @@
+"""Synthetic HR+/HER2- MBC cohorts with known treatment effects (the cohort core)."""

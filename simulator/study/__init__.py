@@ -1,0 +1,1 @@
+"""The simulation-study machine: design grid, runner, results store, performance measures."""
