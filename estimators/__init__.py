@@ -4,6 +4,7 @@ Every function works on a plain pandas DataFrame given the names of its time,
 event, treatment and covariate columns; nothing here knows about the simulator.
 """
 
+from .cox import CoxPH, CoxResult, fit_cox_arrays
 from .design import Design, design_matrix
 from .exceptions import (
     ConvergenceWarning,
@@ -16,6 +17,8 @@ from .result import EffectEstimate
 
 __all__ = [
     "ConvergenceWarning",
+    "CoxPH",
+    "CoxResult",
     "Design",
     "EffectEstimate",
     "EstimatorInputError",
@@ -23,4 +26,5 @@ __all__ = [
     "SeparationError",
     "SeparationWarning",
     "design_matrix",
+    "fit_cox_arrays",
 ]

@@ -1,0 +1,450 @@
+"""Cox proportional-hazards regression.
+
+Weighted partial likelihood with Breslow or Efron ties, optional strata (separate
+baseline hazards, common coefficients), Newton-Raphson with step halving, and
+model-based or robust (Lin-Wei sandwich, optionally clustered) variance.  Results
+match R ``survival::coxph`` (including weighted Efron ties and robust variance)
+and lifelines ``CoxPHFitter`` (data without ties).
+
+Two entry points: :func:`fit_cox_arrays`, the fast path on numpy arrays, and
+:class:`CoxPH`, a lifelines-like wrapper on a DataFrame.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from . import _kernels as k
+from ._validation import check_events, check_frame, check_times, check_weights, float_column
+from .design import design_matrix
+from .exceptions import ConvergenceWarning, EstimatorInputError
+
+TIES = ("efron", "breslow")
+
+
+@dataclass(frozen=True, eq=False)
+class CoxResult:
+    """Result of :func:`fit_cox_arrays`.
+
+    Attributes
+    ----------
+    params : ndarray (p,)
+        Log hazard ratios.
+    se : ndarray (p,)
+        Standard errors from ``cov`` (robust when requested, else model-based).
+    model_se : ndarray (p,)
+        Model-based standard errors (inverse of the weighted information).
+    cov : ndarray (p, p)
+        Covariance of ``params``: robust sandwich when robust or clustered, else
+        model-based.  NaN when the information matrix is singular.
+    loglik : float
+        Log partial likelihood at ``params``.
+    n_iter : int
+        Newton-Raphson iterations (halvings included).
+    converged : bool
+        False when the fit stopped early, the information is singular or a
+        coefficient diverges (monotone likelihood).
+    gradient_norm : float
+        Euclidean norm of the score at ``params``.
+    warnings : tuple of str
+        Why ``converged`` is False (empty when it is True).
+    n, events : int
+        Rows and events (unweighted counts).
+    """
+
+    params: np.ndarray
+    se: np.ndarray
+    model_se: np.ndarray
+    cov: np.ndarray
+    loglik: float
+    n_iter: int
+    converged: bool
+    gradient_norm: float
+    warnings: tuple[str, ...]
+    n: int
+    events: int
+
+
+def _check_options(ties: object, tol: object, max_iter: object) -> None:
+    if ties not in TIES:
+        raise EstimatorInputError(f"ties={ties!r} is not allowed; use one of {TIES}")
+    if not (isinstance(tol, numbers.Real) and not isinstance(tol, bool) and 0.0 < tol < 1.0):
+        raise EstimatorInputError(f"tol={tol!r} is not allowed; it must be a number in (0, 1)")
+    if not (isinstance(max_iter, numbers.Integral) and not isinstance(max_iter, bool)
+            and max_iter >= 1):
+        raise EstimatorInputError(
+            f"max_iter={max_iter!r} is not allowed; it must be an integer >= 1"
+        )
+
+
+def _float_array(x: object, param: str, ndim: int) -> np.ndarray:
+    try:
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise EstimatorInputError(f"{param} must be numeric: {err}") from None
+    if a.ndim != ndim:
+        raise EstimatorInputError(f"{param} must be {ndim}-dimensional, got shape {a.shape}")
+    return a
+
+
+def _check_length(a: np.ndarray, param: str, n: int) -> None:
+    if a.shape[0] != n:
+        raise EstimatorInputError(
+            f"{param} has {a.shape[0]} rows but time has {n}; lengths must match"
+        )
+
+
+def _codes(x: object, param: str, n: int) -> np.ndarray:
+    """Integer group codes (any integers) as int64, shape (n,)."""
+    a = np.asarray(x)
+    if a.ndim != 1 or not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
+        raise EstimatorInputError(
+            f"{param} must be a 1-d array of integer codes, got dtype {a.dtype}, shape {a.shape}"
+        )
+    _check_length(a, param, n)
+    return a.astype(np.int64, copy=False)
+
+
+def _check_design(X: np.ndarray, n: int, names: Sequence[str]) -> None:
+    _check_length(X, "X", n)
+    if X.shape[1] == 0:
+        raise EstimatorInputError("X has 0 columns; a Cox model needs at least one covariate")
+    finite = np.isfinite(X).all(axis=0)
+    if not finite.all():
+        j = int(np.flatnonzero(~finite)[0])
+        raise EstimatorInputError(
+            f"covariate {names[j]!r} contains NaN or inf; all values must be finite"
+        )
+    const = X.min(axis=0) == X.max(axis=0)
+    if const.any():
+        j = int(np.flatnonzero(const)[0])
+        raise EstimatorInputError(
+            f"covariate {names[j]!r} is constant (every value {X[0, j]!r}); "
+            "drop it: a constant has no coefficient in a Cox model"
+        )
+
+
+def _sort_order(time: np.ndarray, strata: np.ndarray | None) -> np.ndarray:
+    """Row order by stratum, then time descending (the kernels' layout)."""
+    if strata is None:
+        return np.argsort(-time)
+    return np.lexsort((-time, strata))
+
+
+def fit_cox_arrays(
+    time: np.ndarray,
+    event: np.ndarray,
+    X: np.ndarray,
+    weights: np.ndarray | None = None,
+    strata: np.ndarray | None = None,
+    cluster: np.ndarray | None = None,
+    robust: bool = False,
+    ties: str = "efron",
+    tol: float = 1e-9,
+    max_iter: int = 50,
+    init: np.ndarray | None = None,
+) -> CoxResult:
+    """Fit a Cox proportional-hazards model on arrays (fast path).
+
+    Parameters
+    ----------
+    time : array (n,)
+        Follow-up times in months, finite and > 0.
+    event : array (n,)
+        1 = event, 0 = censored; at least one event.
+    X : array (n, p)
+        Covariates, p >= 1, no constant column, no intercept.
+    weights : array (n,), optional
+        Case weights, finite and > 0 (default all 1).
+    strata : array (n,) of int, optional
+        Stratum codes: separate baseline hazard per stratum.
+    cluster : array (n,) of int, optional
+        Cluster ids for the robust variance (implies ``robust``).
+    robust : bool
+        Lin-Wei sandwich variance (weighted score residuals, Efron-adjusted).
+    ties : {"efron", "breslow"}
+    tol : float
+        Converged when the relative change of the log partial likelihood after a
+        full Newton step is <= tol (R ``coxph`` rule).
+    max_iter : int
+        Maximum Newton-Raphson iterations.
+    init : array (p,), optional
+        Starting coefficients (default 0).
+
+    Returns
+    -------
+    CoxResult
+        Non-convergence or divergence (monotone likelihood) gives
+        ``converged=False`` and warning strings, and emits ConvergenceWarning.
+    """
+    return _fit(time, event, X, weights, strata, cluster, robust, ties, tol, max_iter, init,
+                names=None)
+
+
+def _fit(time, event, X, weights, strata, cluster, robust, ties, tol, max_iter, init,
+         names: Sequence[str] | None) -> CoxResult:
+    """Validate, sort, run the kernel, package; ``names`` label covariates in messages."""
+    _check_options(ties, tol, max_iter)
+    t = check_times(_float_array(time, "time", 1), "time")
+    n = t.shape[0]
+    if n == 0:
+        raise EstimatorInputError("time is empty; at least one row is required")
+    ev = _float_array(event, "event", 1)
+    _check_length(ev, "event", n)
+    ev = check_events(ev, "event")
+    x = np.ascontiguousarray(_float_array(X, "X", 2))
+    names = tuple(names) if names is not None else tuple(f"X[:, {j}]" for j in range(x.shape[1]))
+    _check_design(x, n, names)
+    p = x.shape[1]
+    if weights is None:
+        w = np.ones(n)
+    else:
+        w = _float_array(weights, "weights", 1)
+        _check_length(w, "weights", n)
+        check_weights(w, "weights")
+    s = None if strata is None else _codes(strata, "strata", n)
+    if cluster is None:
+        cl, n_cl = np.empty(0, dtype=np.int64), 0
+    else:
+        uniq, cl = np.unique(_codes(cluster, "cluster", n), return_inverse=True)
+        cl, n_cl = cl.astype(np.int64, copy=False), uniq.shape[0]
+    beta0 = np.zeros(p) if init is None else _float_array(init, "init", 1)
+    if beta0.shape != (p,) or not np.isfinite(beta0).all():
+        raise EstimatorInputError(f"init must be {p} finite values (one per column of X)")
+    order = _sort_order(t, s)
+    beta, loglik, u, _, var, cov, step, n_iter, status = k._cox_fit(
+        t, ev, x, w, np.zeros(n, dtype=np.int64) if s is None else s, cl, n_cl, order,
+        ties == "efron", bool(robust) or cluster is not None, float(tol), int(max_iter),
+        beta0.copy(),
+    )
+    msgs = _diagnose(status, n_iter, step, beta, tol, max_iter, names)
+    for m in msgs:
+        warnings.warn(m, ConvergenceWarning, stacklevel=3)
+    return CoxResult(
+        params=beta,
+        se=np.sqrt(np.diag(cov)),
+        model_se=np.sqrt(np.diag(var)),
+        cov=cov,
+        loglik=float(loglik),
+        n_iter=int(n_iter),
+        converged=not msgs,
+        gradient_norm=float(np.sqrt(u @ u)),
+        warnings=msgs,
+        n=n,
+        events=int(ev.sum()),
+    )
+
+
+def _diagnose(status, n_iter, step, beta, tol, max_iter, names) -> tuple[str, ...]:
+    """Warning strings for a fit (empty when it converged to a finite maximum)."""
+    if status == k.MAX_ITER:
+        return (f"Cox fit did not converge in max_iter={max_iter} Newton iterations "
+                f"(relative log-likelihood change still > tol={tol}); estimates unreliable",)
+    if status == k.SINGULAR:
+        return (f"Cox information matrix is singular at iteration {n_iter} (collinear "
+                "covariates, no variation within risk sets, or a diverging coefficient); "
+                "estimates unreliable",)
+    if status == k.NONFINITE:
+        return ("Cox log partial likelihood is not finite at the initial values (init)",)
+    # R's check: a further Newton step still moves a coefficient -> likelihood is monotone
+    bad = np.abs(step) > np.sqrt(tol) * np.maximum(1.0, np.abs(beta))
+    if bad.any():
+        which = ", ".join(repr(names[j]) for j in np.flatnonzero(bad))
+        return (f"Cox coefficient(s) {which} diverge to +/-inf (monotone likelihood, e.g. no "
+                "events in one group): the log-likelihood converged but the estimate and its "
+                "SE are meaningless",)
+    return ()
+
+
+def _strata_codes(df: pd.DataFrame, strata: str | Sequence[str]) -> np.ndarray:
+    cols = [strata] if isinstance(strata, str) else list(strata)
+    if not cols:
+        raise EstimatorInputError("strata=[] is not allowed; give column name(s) or None")
+    missing = df[cols].isna().any()
+    if missing.any():
+        raise EstimatorInputError(
+            f"strata column {missing.idxmax()!r} has missing values; code them as a level"
+        )
+    return df.groupby(cols, sort=False).ngroup().to_numpy(dtype=np.int64)
+
+
+def _cluster_codes(df: pd.DataFrame, col: str) -> np.ndarray:
+    codes, _ = pd.factorize(df[col])
+    if (codes < 0).any():
+        raise EstimatorInputError(f"cluster_col={col!r} has missing values; every row needs an id")
+    return codes.astype(np.int64, copy=False)
+
+
+class CoxPH:
+    """Cox proportional-hazards model on a DataFrame (lifelines-like interface).
+
+    Parameters
+    ----------
+    ties : {"efron", "breslow"}
+    tol : float
+        Relative log-likelihood change for convergence (R ``coxph`` rule).
+    max_iter : int
+        Maximum Newton-Raphson iterations.
+    alpha : float
+        Confidence intervals have level ``1 - alpha``.
+
+    Examples
+    --------
+    >>> cph = CoxPH().fit(df, duration_col="pfs_months", event_col="pfs_event",
+    ...                   covariates=["treated"], weights_col="w", robust=True)
+    >>> cph.summary
+    """
+
+    def __init__(self, ties: str = "efron", tol: float = 1e-9, max_iter: int = 50,
+                 alpha: float = 0.05) -> None:
+        _check_options(ties, tol, max_iter)
+        if not (isinstance(alpha, numbers.Real) and 0.0 < alpha < 1.0):
+            raise EstimatorInputError(f"alpha={alpha!r} is not allowed; it must be in (0, 1)")
+        self.ties, self.tol, self.max_iter, self.alpha = ties, tol, max_iter, float(alpha)
+
+    def fit(
+        self,
+        df: pd.DataFrame,
+        duration_col: str,
+        event_col: str,
+        covariates: Sequence[str] | None = None,
+        weights_col: str | None = None,
+        cluster_col: str | None = None,
+        strata: str | Sequence[str] | None = None,
+        robust: bool = False,
+    ) -> CoxPH:
+        """Fit the model; returns ``self``.
+
+        Parameters
+        ----------
+        df : DataFrame
+            One row per patient.
+        duration_col : str
+            Follow-up time in months (> 0).
+        event_col : str
+            1 = event, 0 = censored.
+        covariates : list of str, optional
+            Model columns (categoricals one-hot coded, see
+            :func:`estimators.design_matrix`).  None = every column not named by
+            another argument (lifelines convention).
+        weights_col : str, optional
+            Case weights (> 0).
+        cluster_col : str, optional
+            Cluster id for the robust variance (implies ``robust``).
+        strata : str or list of str, optional
+            Stratification column(s).
+        robust : bool
+            Lin-Wei sandwich variance.
+        """
+        if not isinstance(robust, bool | np.bool_):
+            raise EstimatorInputError(f"robust={robust!r} is not allowed; use True or False")
+        strata_cols = [strata] if isinstance(strata, str) else list(strata or [])
+        check_frame(df, duration_col=duration_col, event_col=event_col, covariates=covariates,
+                    weights_col=weights_col, cluster_col=cluster_col, strata=strata_cols)
+        used = {duration_col, event_col, weights_col, cluster_col, *strata_cols}
+        if covariates is None:
+            covariates = [c for c in df.columns if c not in used]
+        if len(covariates) == 0:
+            raise EstimatorInputError(
+                "covariates is empty; a Cox model needs at least one covariate column"
+            )
+        design = design_matrix(df, covariates)
+        res = _fit(
+            float_column(df, duration_col, "duration_col"),
+            float_column(df, event_col, "event_col"),
+            design.X,
+            None if weights_col is None else float_column(df, weights_col, "weights_col"),
+            None if strata is None else _strata_codes(df, strata),
+            None if cluster_col is None else _cluster_codes(df, cluster_col),
+            robust, self.ties, self.tol, self.max_iter, None, names=design.names,
+        )
+        self._store(res, list(design.names), robust or cluster_col is not None)
+        return self
+
+    def _store(self, res: CoxResult, names: list[str], robust: bool) -> None:
+        idx = pd.Index(names, name="covariate")
+        self.result_ = res
+        self.robust_ = robust
+        self.params_ = pd.Series(res.params, index=idx, name="coef")
+        self.standard_errors_ = pd.Series(res.se, index=idx, name="se(coef)")
+        self.model_standard_errors_ = pd.Series(res.model_se, index=idx, name="model se(coef)")
+        self.variance_matrix_ = pd.DataFrame(res.cov, index=idx, columns=idx)
+        self.log_likelihood_ = res.loglik
+        self.n_iter_ = res.n_iter
+        self.converged_ = res.converged
+        self.gradient_norm_ = res.gradient_norm
+        self.warnings_ = res.warnings
+        self.n_ = res.n
+        self.events_ = res.events
+        z = norm.ppf(1.0 - self.alpha / 2.0)
+        pct = f"{100 * (1 - self.alpha):g}%"
+        lo, hi = res.params - z * res.se, res.params + z * res.se
+        self.confidence_intervals_ = pd.DataFrame(
+            {f"{pct} lower-bound": lo, f"{pct} upper-bound": hi}, index=idx
+        )
+        zval = res.params / res.se
+        self.summary = pd.DataFrame(
+            {
+                "coef": res.params,
+                "exp(coef)": np.exp(res.params),
+                "se(coef)": res.se,
+                f"coef lower {pct}": lo,
+                f"coef upper {pct}": hi,
+                f"exp(coef) lower {pct}": np.exp(lo),
+                f"exp(coef) upper {pct}": np.exp(hi),
+                "z": zval,
+                "p": 2.0 * norm.sf(np.abs(zval)),
+            },
+            index=idx,
+        )
+
+    @property
+    def hazard_ratios_(self) -> pd.Series:
+        """exp(params_)."""
+        return np.exp(self.params_).rename("exp(coef)")
+
+    def __repr__(self) -> str:
+        if not hasattr(self, "result_"):
+            return f"CoxPH(ties={self.ties!r}) (not fitted)"
+        flag = "" if self.converged_ else ", NOT CONVERGED"
+        return (f"CoxPH(ties={self.ties!r}, n={self.n_}, events={self.events_}, "
+                f"loglik={self.log_likelihood_:.4f}{flag})")
+
+
+def _cox_derivatives(time, event, X, weights, strata, beta, ties):
+    """Log partial likelihood, score (p,) and information (p, p) at ``beta`` (test hook)."""
+    t, x, w, e, s = _prepare(time, event, X, weights, strata)
+    order = _sort_order(t, s)
+    starts, newstrat = k._tie_groups(t[order], s[order])
+    u = np.empty(x.shape[1])
+    imat = np.empty((x.shape[1], x.shape[1]))
+    ll = k._cox_pass(x[order], w[order], e[order], starts, newstrat,
+                     np.asarray(beta, dtype=np.float64), ties == "efron", u, imat)
+    return ll, u, imat
+
+
+def _cox_score_residuals(time, event, X, weights, strata, beta, ties):
+    """Unweighted score residuals (n, p) at ``beta``, in the input row order (test hook)."""
+    t, x, w, e, s = _prepare(time, event, X, weights, strata)
+    order = _sort_order(t, s)
+    starts, newstrat = k._tie_groups(t[order], s[order])
+    r = k._score_residuals(x[order], w[order], e[order], starts, newstrat,
+                           np.asarray(beta, dtype=np.float64), ties == "efron")
+    out = np.empty_like(r)
+    out[order] = r
+    return out
+
+
+def _prepare(time, event, X, weights, strata):
+    t = np.asarray(time, dtype=np.float64)
+    x = np.ascontiguousarray(X, dtype=np.float64)
+    w = np.ones(t.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    s = np.zeros(t.shape[0], np.int64) if strata is None else np.asarray(strata, np.int64)
+    return t, x, w, np.asarray(event).astype(np.int8), s
