@@ -1,0 +1,112 @@
+"""numba kernels for unpenalised logistic regression (Newton-Raphson)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+CONVERGED, MAX_ITER, SINGULAR = 0, 1, 2
+
+
+@njit(cache=True)
+def _evaluate(
+    X: np.ndarray, y: np.ndarray, beta: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Log-likelihood, eta = X beta (n,), probabilities (n,), score (p,), information (p, p).
+
+    One ``exp`` and one ``log1p`` per patient, written to avoid overflow for any eta.
+    """
+    n, p = X.shape
+    eta = X @ beta
+    prob = np.empty(n)
+    resid = np.empty(n)
+    Xw = np.empty((n, p))
+    ll = 0.0
+    for i in range(n):
+        e = eta[i]
+        a = np.exp(-abs(e))
+        if e >= 0.0:
+            pr = 1.0 / (1.0 + a)
+            ll += y[i] * e - e - np.log1p(a)
+        else:
+            pr = a / (1.0 + a)
+            ll += y[i] * e - np.log1p(a)
+        prob[i] = pr
+        resid[i] = y[i] - pr
+        w = a / ((1.0 + a) * (1.0 + a))  # p (1 - p) without cancellation
+        for j in range(p):
+            Xw[i, j] = X[i, j] * w
+    return ll, eta, prob, X.T @ resid, Xw.T @ X
+
+
+@njit(cache=True)
+def _cholesky_solve(H: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Solve H x = g for symmetric positive-definite H; (x, False) if H is not PD."""
+    p = H.shape[0]
+    L = np.zeros((p, p))
+    scale = 0.0
+    for j in range(p):
+        scale = max(scale, H[j, j])
+    for j in range(p):
+        s = H[j, j]
+        for k in range(j):
+            s -= L[j, k] * L[j, k]
+        if not s > 1e-13 * scale:
+            return np.zeros(p), False
+        L[j, j] = np.sqrt(s)
+        for i in range(j + 1, p):
+            t = H[i, j]
+            for k in range(j):
+                t -= L[i, k] * L[j, k]
+            L[i, j] = t / L[j, j]
+    z = np.empty(p)
+    for i in range(p):
+        t = g[i]
+        for k in range(i):
+            t -= L[i, k] * z[k]
+        z[i] = t / L[i, i]
+    x = np.empty(p)
+    for i in range(p - 1, -1, -1):
+        t = z[i]
+        for k in range(i + 1, p):
+            t -= L[k, i] * x[k]
+        x[i] = t / L[i, i]
+    return x, True
+
+
+@njit(cache=True)
+def _newton_logistic(
+    X: np.ndarray, y: np.ndarray, tol: float, max_iter: int
+) -> tuple[np.ndarray, int, int, float, np.ndarray, np.ndarray, np.ndarray]:
+    """Newton-Raphson with step halving from ``beta = 0``.
+
+    Returns ``(beta, n_iter, status, loglik, eta, prob, information)``, the last four
+    evaluated at the returned ``beta``.  ``status`` is ``CONVERGED`` (last step below
+    ``tol * max(1, max|beta|)`` in every coordinate), ``MAX_ITER`` or ``SINGULAR``
+    (information not positive definite: collinear columns at iteration 0, separation
+    later).
+    """
+    p = X.shape[1]
+    beta = np.zeros(p)
+    step = np.zeros(p)
+    ll_old = -np.inf
+    n_iter = 0
+    halvings = 0
+    while True:
+        ll, eta, prob, g, H = _evaluate(X, y, beta)
+        if not ll >= ll_old - 1e-12 * abs(ll_old) and halvings < 40:
+            step *= 0.5  # step halving: never accept a lower log-likelihood
+            beta = beta - step
+            halvings += 1
+            continue
+        halvings = 0
+        if n_iter > 0 and np.max(np.abs(step)) <= tol * max(1.0, np.max(np.abs(beta))):
+            return beta, n_iter, CONVERGED, ll, eta, prob, H
+        if n_iter == max_iter:
+            return beta, n_iter, MAX_ITER, ll, eta, prob, H
+        step, ok = _cholesky_solve(H, g)
+        if not ok:
+            return beta, n_iter, SINGULAR, ll, eta, prob, H
+        beta = beta + step
+        ll_old = ll
+        n_iter += 1

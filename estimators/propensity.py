@@ -1,0 +1,309 @@
+"""Propensity scores: unpenalised logistic regression by Newton's method.
+
+The propensity score P(A = 1 | X) is the maximum-likelihood logistic regression
+of treatment on the covariates' design matrix (see :func:`design_matrix`) plus an
+intercept.  No penalty is applied (a penalised fit, such as scikit-learn's default,
+shrinks the scores towards the treated share and biases weighting and matching).
+
+When the MLE does not exist the fit says so instead of returning scores of 0 or 1:
+
+* **complete separation** (a linear combination of covariates predicts treatment
+  perfectly) raises :class:`SeparationError` naming the covariates involved;
+* **quasi-complete separation**, or any fitted score within ``PS_EPS`` of 0 or 1,
+  returns ``converged=False`` with a :class:`SeparationWarning`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linprog
+
+from ._logistic_kernels import CONVERGED, SINGULAR, _newton_logistic
+from ._validation import check_frame, check_treatment, float_column
+from .design import Design, design_matrix
+from .exceptions import (
+    ConvergenceWarning,
+    EstimatorInputError,
+    SeparationError,
+    SeparationWarning,
+)
+
+PS_EPS = 1e-8
+"""A fitted score closer than this to 0 or 1 counts as numerically 0 or 1."""
+
+INTERCEPT = "Intercept"
+
+
+@dataclass(frozen=True)
+class LogisticFit:
+    """Result of :func:`fit_logistic` (array path).
+
+    Attributes
+    ----------
+    coef, se : ndarray, shape (p,)
+        Coefficients and model-based standard errors (inverse observed information).
+    cov : ndarray, shape (p, p)
+    eta : ndarray, shape (n,)
+        Linear predictor ``X @ coef`` (the logit of the fitted probability).
+    prob : ndarray, shape (n,)
+        Fitted probabilities ``expit(eta)``.
+    loglik : float
+    n_iter : int
+    converged : bool
+        False when the iteration limit was hit or the MLE does not exist
+        (quasi-complete separation, fitted probabilities numerically 0 or 1).
+    warnings : tuple of str
+    """
+
+    coef: np.ndarray
+    se: np.ndarray
+    cov: np.ndarray
+    eta: np.ndarray
+    prob: np.ndarray
+    loglik: float
+    n_iter: int
+    converged: bool
+    warnings: tuple[str, ...]
+
+
+def _separating_direction(X: np.ndarray, y: np.ndarray, complete: bool) -> np.ndarray | None:
+    """Sparse direction ``b`` separating the arms, or None when there is overlap.
+
+    Complete: ``s_i x_i'b >= 1`` for all i (``s = 2y - 1``).  Quasi-complete:
+    ``s_i x_i'b >= 0`` for all i with ``sum_i s_i x_i'b >= 1``.  The L1 norm of
+    ``b`` is minimised so that only the covariates doing the separating are used.
+    """
+    S = (2.0 * y - 1.0)[:, None] * X
+    p = X.shape[1]
+    A = np.hstack([-S, S])  # b = b_plus - b_minus, both >= 0
+    if complete:
+        b_ub = -np.ones(len(y))
+    else:
+        A = np.vstack([A, A.sum(axis=0)])
+        b_ub = np.r_[np.zeros(len(y)), -1.0]
+    res = linprog(np.ones(2 * p), A_ub=A, b_ub=b_ub, bounds=(0, None), method="highs")
+    if res.status != 0:
+        return None
+    return res.x[:p] - res.x[p:]
+
+
+def _separating_columns(
+    X: np.ndarray, y: np.ndarray, names: Sequence[str], b: np.ndarray, complete: bool
+) -> list[str]:
+    """Names of the covariates that separate the arms.
+
+    Columns that separate on their own (all treated values above, or all below, every
+    control value; ties allowed for quasi-complete separation) are named first;
+    otherwise the columns used by the separating direction ``b``.
+    """
+    treated = y == 1.0
+    alone = []
+    for j, name in enumerate(names):
+        t, c = X[treated, j], X[~treated, j]
+        if name == INTERCEPT or t.min() == t.max() == c.min() == c.max():
+            continue
+        sep = (
+            (t.min() > c.max() or t.max() < c.min())
+            if complete
+            else (t.min() >= c.max() or t.max() <= c.min())
+        )
+        if sep:
+            alone.append(name)
+    if alone:
+        return alone
+    big = np.abs(b) > 1e-9 * np.max(np.abs(b))
+    return [n for n, keep in zip(names, big, strict=True) if keep and n != INTERCEPT]
+
+
+def fit_logistic(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    names: Sequence[str] | None = None,
+    tol: float = 1e-10,
+    max_iter: int = 50,
+) -> LogisticFit:
+    """Unpenalised logistic regression MLE by Newton's method with step halving.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, p)
+        Design matrix **including** an intercept column if one is wanted.
+    y : ndarray, shape (n,)
+        Outcome in {0, 1}.
+    names : sequence of str, optional
+        Column names, used only in separation messages (default ``x0, x1, ...``).
+    tol : float
+        Convergence when every Newton step is below ``tol * max(1, max|coef|)``.
+    max_iter : int
+
+    Returns
+    -------
+    LogisticFit
+
+    Raises
+    ------
+    SeparationError
+        Complete separation: the MLE is infinite and every score would be 0 or 1.
+    EstimatorInputError
+        Collinear design columns, or ``X``/``y`` of the wrong shape or values.
+    """
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if X.ndim != 2 or y.shape != (X.shape[0],):
+        raise EstimatorInputError(
+            f"X must be 2-d with one row per element of y; got X {X.shape}, y {y.shape}"
+        )
+    if not np.isfinite(X).all():
+        raise EstimatorInputError("X contains NaN or inf; all values must be finite")
+    check_treatment(y, "y")
+    if not (tol > 0 and int(max_iter) == max_iter and max_iter >= 1):
+        raise EstimatorInputError(
+            f"tol={tol!r}, max_iter={max_iter!r} not allowed; need tol > 0 and an integer "
+            "max_iter >= 1"
+        )
+    names = list(names) if names is not None else [f"x{j}" for j in range(X.shape[1])]
+    coef, n_iter, status, ll, eta, prob, info = _newton_logistic(X, y, float(tol), int(max_iter))
+    singular = status == SINGULAR
+    converged = status == CONVERGED
+    if singular and n_iter == 0:
+        raise EstimatorInputError(
+            f"design columns are collinear (rank {np.linalg.matrix_rank(X)} < {X.shape[1]} "
+            f"columns {names}); drop redundant covariates"
+        )
+    msgs: list[str] = []
+    extreme = np.minimum(prob, 1.0 - prob) < PS_EPS
+    if singular or not converged or extreme.any():
+        msgs.append(_diagnose(X, y, names, n_iter, extreme))
+        converged = False
+    try:
+        cov = np.linalg.inv(info)
+    except np.linalg.LinAlgError:
+        cov = np.full_like(info, np.nan)
+    se = np.sqrt(np.diag(cov))
+    return LogisticFit(coef, se, cov, eta, prob, ll, n_iter, converged, tuple(msgs))
+
+
+def _diagnose(
+    X: np.ndarray, y: np.ndarray, names: list[str], n_iter: int, extreme: np.ndarray
+) -> str:
+    """Raise on complete separation; otherwise warn and return the warning text."""
+    b = _separating_direction(X, y, complete=True)
+    if b is not None:
+        cols = _separating_columns(X, y, names, b, complete=True)
+        raise SeparationError(
+            f"complete separation: treatment is perfectly predicted by covariate(s) {cols}; "
+            "every propensity score would be 0 or 1. "
+            "Drop or coarsen these covariates, or restrict the cohort to the region of overlap"
+        )
+    b = _separating_direction(X, y, complete=False)
+    if b is not None:
+        perfect = int(np.sum((2.0 * y - 1.0) * (X @ b) > 1e-9))
+        msg = (
+            f"quasi-complete separation: covariate(s) "
+            f"{_separating_columns(X, y, names, b, complete=False)} "
+            f"perfectly predict treatment for {perfect} patient(s); the MLE does not exist "
+            f"and {int(extreme.sum())} propensity score(s) are within {PS_EPS:g} of 0 or 1"
+        )
+    elif extreme.any():
+        msg = (
+            f"{int(extreme.sum())} propensity score(s) are within {PS_EPS:g} of 0 or 1 "
+            "(near-violation of positivity); weights and matches are unreliable"
+        )
+    else:
+        msg = f"logistic regression did not converge in {n_iter} Newton iterations"
+        warnings.warn(msg, ConvergenceWarning, stacklevel=4)
+        return msg
+    warnings.warn(msg, SeparationWarning, stacklevel=4)
+    return msg
+
+
+@dataclass(frozen=True)
+class PropensityModel:
+    """A fitted propensity-score model.
+
+    Attributes
+    ----------
+    ps : ndarray, shape (n,)
+        Fitted P(A = 1 | X), in row order of the DataFrame.
+    logit : ndarray, shape (n,)
+        Linear predictor (logit of ``ps``), finite even where ``ps`` rounds to 0/1.
+    coef, se : Series
+        Coefficients and model-based SEs indexed by ``"Intercept"`` and design names.
+    converged : bool
+    n_iter : int
+    warnings : tuple of str
+    design : Design
+        The covariate design matrix (no intercept), reusable by other estimators.
+    treatment : ndarray, shape (n,)
+        The 0/1 treatment the model was fitted to (int8).
+    covariates : tuple of str
+        Column names the design was built from.
+    """
+
+    ps: np.ndarray
+    logit: np.ndarray
+    coef: pd.Series
+    se: pd.Series
+    converged: bool
+    n_iter: int
+    warnings: tuple[str, ...]
+    design: Design
+    treatment: np.ndarray
+    covariates: tuple[str, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Design column names (without the intercept)."""
+        return self.design.names
+
+
+def fit_propensity(df: pd.DataFrame, treatment: str, covariates: Sequence[str]) -> PropensityModel:
+    """Fit the propensity score P(treatment = 1 | covariates) by logistic regression.
+
+    Parameters
+    ----------
+    df : DataFrame
+        One row per patient.
+    treatment : str
+        0/1 treatment column; both arms must be present.
+    covariates : sequence of str
+        Numeric columns enter linearly; categorical / string columns are one-hot
+        coded against a reference level (an ``"unknown"`` level is its own indicator).
+
+    Returns
+    -------
+    PropensityModel
+
+    Raises
+    ------
+    EstimatorInputError
+        Missing columns, NaN/inf, non-binary or single-arm treatment, collinearity.
+    SeparationError
+        Complete separation.
+    """
+    check_frame(df, treatment=treatment)
+    a = check_treatment(float_column(df, treatment, "treatment"), "treatment")
+    design = design_matrix(df, covariates)
+    names = (INTERCEPT, *design.names)
+    X = np.empty((design.X.shape[0], design.X.shape[1] + 1))
+    X[:, 0] = 1.0
+    X[:, 1:] = design.X
+    fit = fit_logistic(X, a, names=names)
+    return PropensityModel(
+        ps=fit.prob,
+        logit=fit.eta,
+        coef=pd.Series(fit.coef, index=names, name="coef"),
+        se=pd.Series(fit.se, index=names, name="se"),
+        converged=fit.converged,
+        n_iter=fit.n_iter,
+        warnings=fit.warnings,
+        design=design,
+        treatment=a,
+        covariates=tuple(covariates),
+    )

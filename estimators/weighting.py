@@ -1,0 +1,142 @@
+"""Inverse probability of treatment weights (IPTW) and their diagnostics.
+
+Weights for patient i in arm a (``e`` = propensity score P(A = 1 | X)):
+
+* ``estimand="ATE"``: ``1 / e`` for the treated, ``1 / (1 - e)`` for controls;
+* ``estimand="ATT"``: ``1`` for the treated, ``e / (1 - e)`` for controls.
+
+**Stabilized** weights (default) multiply each arm's weights by a constant so that
+they sum to the arm's size (mean exactly 1 within each arm).  For the ATE this is
+``P(A = a) / P(A = a | X)`` with the marginal probability estimated by
+``n_a / sum_{arm a} 1 / P(A = a | X)`` (the Hajek estimate; Xu et al. 2010 use
+``n_a / n``, which differs by a factor tending to 1).  For the ATT only the control
+weights are rescaled (treated weights stay 1).  Stabilizing leaves weighted means
+within an arm unchanged and keeps the weighted sample the size of the real one.
+
+**Truncation** ``truncate=(low, high)`` clips the weights at the ``low``-th and
+``high``-th percentiles (numpy's default linear interpolation) of the distribution of
+the estimated weights: all patients for the ATE, controls for the ATT (treated ATT
+weights are 1 by definition).  Truncation is applied after stabilization; truncated
+weights no longer average exactly 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ._validation import check_treatment
+from .exceptions import EstimatorInputError
+
+WEIGHT_ESTIMANDS = ("ATE", "ATT")
+SUMMARY_PERCENTILES = (1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0)
+
+
+def check_truncate(truncate: Sequence[float] | None) -> tuple[float, float] | None:
+    """Validate ``truncate=(low, high)`` percentiles: 0 <= low < high <= 100."""
+    if truncate is None:
+        return None
+    try:
+        low, high = (float(v) for v in truncate)
+    except (TypeError, ValueError):
+        raise EstimatorInputError(
+            f"truncate={truncate!r} is not allowed; give two percentiles (low, high), "
+            "e.g. (1, 99), or None"
+        ) from None
+    if not (0.0 <= low < high <= 100.0):
+        raise EstimatorInputError(
+            f"truncate={truncate!r} is not allowed; percentiles must satisfy 0 <= low < high <= 100"
+        )
+    return low, high
+
+
+def check_estimand(estimand: str) -> str:
+    """``estimand`` must be ``"ATE"`` or ``"ATT"``."""
+    if estimand not in WEIGHT_ESTIMANDS:
+        raise EstimatorInputError(
+            f"estimand={estimand!r} is not allowed; use one of {WEIGHT_ESTIMANDS}"
+        )
+    return estimand
+
+
+def check_ps(ps: np.ndarray, n: int) -> np.ndarray:
+    """Propensity scores: float array of length ``n`` strictly inside (0, 1)."""
+    ps = np.asarray(ps, dtype=np.float64)
+    if ps.shape != (n,):
+        raise EstimatorInputError(f"ps has shape {ps.shape}; expected ({n},), one per patient")
+    bad = ~((ps > 0.0) & (ps < 1.0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise EstimatorInputError(
+            f"ps has {int(bad.sum())} value(s) outside (0, 1), first at row {i}: {float(ps[i])!r}; "
+            "propensity scores must be strictly between 0 and 1"
+        )
+    return ps
+
+
+def iptw_weights(
+    ps: np.ndarray,
+    treatment: np.ndarray,
+    estimand: str = "ATE",
+    stabilized: bool = True,
+    truncate: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Inverse probability of treatment weights.
+
+    Parameters
+    ----------
+    ps : ndarray, shape (n,)
+        Propensity scores P(A = 1 | X), strictly inside (0, 1).
+    treatment : ndarray, shape (n,)
+        0/1 treatment, both arms present.
+    estimand : {"ATE", "ATT"}
+    stabilized : bool
+        Rescale each arm's (ATE) or the controls' (ATT) weights to mean 1.
+    truncate : (low, high) percentiles, optional
+        Clip the weights at these percentiles, ``0 <= low < high <= 100``.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        Positive finite weights.
+    """
+    check_estimand(estimand)
+    bounds = check_truncate(truncate)
+    a = check_treatment(np.asarray(treatment, dtype=np.float64), "treatment").astype(bool)
+    ps = check_ps(ps, a.size)
+    if estimand == "ATE":
+        w = np.where(a, 1.0 / ps, 1.0 / (1.0 - ps))
+        estimated = np.ones(a.size, dtype=bool)
+    else:
+        w = np.where(a, 1.0, ps / (1.0 - ps))
+        estimated = ~a
+    if stabilized:
+        for arm in (a, ~a) if estimand == "ATE" else (~a,):
+            w[arm] *= arm.sum() / w[arm].sum()
+    if bounds is not None:
+        lo, hi = np.percentile(w[estimated], bounds)
+        w[estimated] = np.clip(w[estimated], lo, hi)
+    return w
+
+
+def kish_ess(w: np.ndarray) -> float:
+    """Kish effective sample size ``(sum w)^2 / sum w^2``."""
+    w = np.asarray(w, dtype=np.float64)
+    return float(w.sum() ** 2 / (w @ w))
+
+
+def ess_by_arm(w: np.ndarray, treatment: np.ndarray) -> dict[str, float]:
+    """Kish ESS of the treated and control weights."""
+    a = np.asarray(treatment) == 1
+    return {"treated": kish_ess(w[a]), "control": kish_ess(w[~a])}
+
+
+def weight_summary(w: np.ndarray) -> dict[str, float]:
+    """min, mean, percentiles (1, 5, 25, 50, 75, 95, 99) and max of the weights."""
+    w = np.asarray(w, dtype=np.float64)
+    pct = np.percentile(w, SUMMARY_PERCENTILES)
+    out = {"min": float(w.min()), "mean": float(w.mean())}
+    out |= {f"p{q:g}": float(v) for q, v in zip(SUMMARY_PERCENTILES, pct, strict=True)}
+    out["max"] = float(w.max())
+    return out
