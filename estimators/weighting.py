@@ -102,15 +102,46 @@ def iptw_weights(
         Positive finite weights.
     """
     check_estimand(estimand)
+    check_truncate(truncate)
+    a = check_treatment(np.asarray(treatment, dtype=np.float64), "treatment")
+    ps = check_ps(ps, a.size)
+    return iptw_weights_from_logit(
+        np.log(ps) - np.log1p(-ps), treatment, estimand, stabilized, truncate
+    )
+
+
+def iptw_weights_from_logit(
+    logit: np.ndarray,
+    treatment: np.ndarray,
+    estimand: str = "ATE",
+    stabilized: bool = True,
+    truncate: Sequence[float] | None = None,
+) -> np.ndarray:
+    """:func:`iptw_weights` from the logit of the propensity score.
+
+    ``1 / e = 1 + exp(-logit)``, ``1 / (1 - e) = 1 + exp(logit)`` and
+    ``e / (1 - e) = exp(logit)`` stay finite where ``e`` itself rounds to 0 or 1.
+    """
+    check_estimand(estimand)
     bounds = check_truncate(truncate)
     a = check_treatment(np.asarray(treatment, dtype=np.float64), "treatment").astype(bool)
-    ps = check_ps(ps, a.size)
+    logit = np.asarray(logit, dtype=np.float64)
+    if logit.shape != a.shape or np.isnan(logit).any():
+        raise EstimatorInputError(
+            f"logit must be one non-NaN value per patient; got shape {logit.shape} for "
+            f"{a.size} patients"
+        )
     if estimand == "ATE":
-        w = np.where(a, 1.0 / ps, 1.0 / (1.0 - ps))
+        w = 1.0 + np.exp(np.where(a, -logit, logit))
         estimated = np.ones(a.size, dtype=bool)
     else:
-        w = np.where(a, 1.0, ps / (1.0 - ps))
+        w = np.where(a, 1.0, np.exp(logit))
         estimated = ~a
+    if not np.isfinite(w).all():
+        raise EstimatorInputError(
+            "some weights are infinite: propensity scores of exactly 0 or 1 (positivity "
+            "violated); restrict the cohort or the covariates"
+        )
     if stabilized:
         for arm in (a, ~a) if estimand == "ATE" else (~a,):
             w[arm] *= arm.sum() / w[arm].sum()

@@ -136,3 +136,53 @@ def cox_sandwich_naive(time, event, X, weights, strata, cluster, beta, ties):
         meat += np.outer(total, total)
     bread = np.linalg.inv(info)
     return bread @ meat @ bread
+
+
+def iptw_weights_naive(ps, treatment, estimand: str, stabilized: bool) -> np.ndarray:
+    """IPT weights patient by patient from the textbook formulas.
+
+    ATE: 1/e or 1/(1-e); ATT: 1 or e/(1-e).  Stabilized: multiplied by the arm's
+    n_a / sum of the arm's raw weights (controls only for the ATT).
+    """
+    n = len(ps)
+    raw = []
+    for i in range(n):
+        e, a = float(ps[i]), int(treatment[i])
+        if estimand == "ATE":
+            raw.append(1.0 / e if a == 1 else 1.0 / (1.0 - e))
+        else:
+            raw.append(1.0 if a == 1 else e / (1.0 - e))
+    if not stabilized:
+        return np.array(raw)
+    out = []
+    for i in range(n):
+        arm = [j for j in range(n) if int(treatment[j]) == int(treatment[i])]
+        if estimand == "ATT" and int(treatment[i]) == 1:
+            out.append(raw[i])
+        else:
+            out.append(raw[i] * len(arm) / sum(raw[j] for j in arm))
+    return np.array(out)
+
+
+def smd_naive(x, treatment, weights=None) -> float:
+    """Standardized mean difference of one column with plain Python sums.
+
+    Means weighted by ``weights``; denominator sqrt((s1^2 + s0^2) / 2) from the
+    unweighted arms, with p(1-p) for a 0/1 column and the ddof=1 variance otherwise.
+    """
+    n = len(x)
+    w = [1.0] * n if weights is None else [float(v) for v in weights]
+    binary = all(v in (0.0, 1.0) for v in x)
+    means, variances = [], []
+    for arm in (1, 0):
+        idx = [i for i in range(n) if int(treatment[i]) == arm]
+        means.append(sum(w[i] * x[i] for i in idx) / sum(w[i] for i in idx))
+        m = sum(x[i] for i in idx) / len(idx)
+        variances.append(
+            m * (1 - m) if binary else sum((x[i] - m) ** 2 for i in idx) / (len(idx) - 1)
+        )
+    sd = ((variances[0] + variances[1]) / 2) ** 0.5
+    diff = means[0] - means[1]
+    if sd == 0:  # constant within both arms
+        return 0.0 if diff == 0 else float(np.sign(diff)) * np.inf
+    return diff / sd
