@@ -1,1 +1,59 @@
-"""Synthetic HR+/HER2- MBC cohorts with known treatment effects (the cohort core)."""
+"""Synthetic HR+/HER2- MBC cohorts with known treatment effects (the cohort core).
+
+>>> import simulator
+>>> sc = simulator.get_scenario("flatiron")
+>>> df = simulator.simulate(sc, n=1430, seed=1)
+>>> tr = simulator.truth(sc)
+"""
+
+from .calibration import Calibration, calibrate
+from .catalog import get_scenario, scenario_names
+from .generate import CohortArrays, describe_columns, simulate, simulate_arrays
+from .scenario import (
+    AgeModel,
+    CalibrationSettings,
+    Censoring,
+    Covariates,
+    EcogMissingness,
+    Outcomes,
+    Scenario,
+    Transition,
+    Treatment,
+    load_scenario,
+    scenario_from_dict,
+    scenario_from_toml,
+)
+
+__all__ = [
+    "AgeModel",
+    "Calibration",
+    "CalibrationSettings",
+    "Censoring",
+    "CohortArrays",
+    "Covariates",
+    "EcogMissingness",
+    "Outcomes",
+    "Scenario",
+    "Transition",
+    "Treatment",
+    "calibrate",
+    "describe_columns",
+    "get_scenario",
+    "load_scenario",
+    "scenario_from_dict",
+    "scenario_from_toml",
+    "scenario_names",
+    "simulate",
+    "simulate_arrays",
+    "truth",
+]
+
+
+def __getattr__(name: str):
+    # The truth needs the estimators' Cox engine, which the cohort core must not import;
+    # it lives in the study layer and is exposed here lazily.
+    if name == "truth":
+        from .study.truth import truth
+
+        return truth
+    raise AttributeError(f"module 'simulator' has no attribute {name!r}")

@@ -1,0 +1,458 @@
+"""Solve a scenario's targets on a large simulated super-population (common random numbers).
+
+Order of the solve (each step is a monotone one-dimensional root or a convex problem):
+
+1. ECOG-missingness intercept (MAR / MNAR) so that the share unknown is as asked;
+2. treatment model: coefficients matching the per-arm target means (moment equations of
+   the logistic MLE, Newton), times ``strength``, then the intercept for the treated
+   fraction;
+3. Weibull scales: progression and death-before-progression scaled together for the
+   control rwPFS median, their ratio for the death share, post-progression death for the
+   control OS median (medians of the control potential outcome over the population);
+4. ``gamma_pfs`` for the marginal rwPFS HR (ATE: Cox on both potential outcomes of
+   everyone; ATT: of the treated) under the scenario's administrative censoring, or for
+   the treated median; then ``gamma_os`` likewise for OS.
+
+The super-population is the same for every trial value (common random numbers), so
+each target is a smooth function of its parameter.  Results are cached per scenario:
+built-in scenarios ship theirs; others go to the user cache directory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.optimize import brentq
+from scipy.special import expit, logit
+
+from . import _kernels as K
+from .features import FEATURES, INDEX, N_FEATURES
+from .marginal import censor, marginal_log_hr
+from .plan import Solved, build_plan, coef_vector, outcome_matrix
+from .scenario import Scenario
+from .streams import as_seed_sequence, chunk_streams
+
+CALIBRATION_VERSION = 1
+_SHIPPED = Path(__file__).parent / "data" / "calibrations.json"
+_MEMORY: dict[str, Calibration] = {}
+
+
+# ---- the super-population --------------------------------------------------------------
+@dataclass
+class Population:
+    """What calibration and truth need of a super-population, drawn like the cohort kernel.
+
+    feats (n, N_FEATURES) float32; u_treat, frailty, c_admin (n,); lp, ee (3, n): the
+    covariate linear predictors (no treatment term) and exponential draws of the three
+    transitions.  ``treated`` is filled once the treatment model is known.
+    """
+
+    feats: np.ndarray
+    u_treat: np.ndarray
+    frailty: np.ndarray
+    lp: np.ndarray
+    ee: np.ndarray
+    c_admin: np.ndarray
+    treated: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return self.u_treat.size
+
+    def head(self, k: int) -> Population:
+        """The first ``k`` patients (copies, so kernels see contiguous arrays)."""
+        t = None if self.treated is None else self.treated[:k].copy()
+        return Population(
+            self.feats[:k].copy(),
+            self.u_treat[:k].copy(),
+            self.frailty[:k].copy(),
+            np.ascontiguousarray(self.lp[:, :k]),
+            np.ascontiguousarray(self.ee[:, :k]),
+            self.c_admin[:k].copy(),
+            t,
+        )
+
+
+def draw_population(sc: Scenario, solved: Solved, n: int, seed) -> Population:
+    """Draw ``n`` patients of ``sc`` (same draws as ``simulate(sc, n, seed)``)."""
+    plan = build_plan(sc, solved)
+    gn, gu, ge = chunk_streams(seed, n)
+    pop = Population(
+        feats=np.empty((n, N_FEATURES), dtype=np.float32),
+        u_treat=np.empty(n),
+        frailty=np.empty(n),
+        lp=np.empty((3, n)),
+        ee=np.empty((3, n)),
+        c_admin=np.empty(n),
+    )
+    K._population(
+        gn,
+        gu,
+        ge,
+        n,
+        plan.age_table,
+        plan.chol,
+        plan.race_cum,
+        plan.S,
+        plan.B,
+        plan.nz_b,
+        plan.om,
+        pop.feats,
+        pop.u_treat,
+        pop.frailty,
+        pop.lp,
+        pop.ee,
+        pop.c_admin,
+    )
+    return pop
+
+
+def potential_times(pop: Population, om: np.ndarray, a: float) -> tuple[np.ndarray, np.ndarray]:
+    """Uncensored potential (rwPFS, OS) in months under arm ``a`` for the population."""
+    pfs, os_ = np.empty(pop.n), np.empty(pop.n)
+    K._potential_times(pop.lp, pop.ee, float(a), om, pfs, os_)
+    return pfs, os_
+
+
+def propensity(sc: Scenario, solved: Solved, pop: Population) -> np.ndarray:
+    """True propensity scores of the population under the solved treatment model."""
+    t = sc.treatment
+    eta = solved.treatment_intercept + pop.feats @ solved.treatment_coef.astype(np.float32)
+    eta = eta.astype(np.float64) + t.frailty_log_or * t.strength * pop.frailty
+    lo, hi = t.ps_bounds
+    return lo + (hi - lo) * expit(eta)
+
+
+# ---- step 1: missingness -----------------------------------------------------------------
+def _missing_intercept(sc: Scenario, pop: Population | None) -> float:
+    miss = sc.covariates.ecog_missing
+    if miss.mechanism == "mcar" or miss.share == 0.0:
+        return -math.inf if miss.share == 0.0 else float(logit(miss.share))
+    f = pop.feats
+    ecog = f[:, INDEX["ecog_1"]] + 2.0 * f[:, INDEX["ecog_2plus"]]
+    lin = (
+        miss.age_log_or * f[:, INDEX["age10"]]
+        + miss.academic_log_or * f[:, INDEX["academic"]]
+        + miss.ecog_log_or * ecog
+    ).astype(np.float64)
+    return _root(lambda a0: float(np.mean(expit(a0 + lin))) - miss.share, -40.0, 40.0)
+
+
+# ---- step 2: treatment --------------------------------------------------------------------
+def _moment_match(
+    sc: Scenario, pop: Population, cols: np.ndarray, offset: np.ndarray
+) -> np.ndarray:
+    """Intercept and coefficients whose logistic model reproduces the treated-arm means."""
+    t = sc.treatment
+    lo, hi = t.ps_bounds
+    names = [FEATURES[c] for c in cols]
+    target = np.array([t.fraction] + [t.fraction * t.arm_means[k][0] for k in names])
+    theta = np.zeros(cols.size + 1)
+    theta[0] = float(logit((t.fraction - lo) / (hi - lo)))
+
+    def residual(th):
+        g, h = K._logistic_moments(pop.feats, cols, th[1:], th[0], offset, lo, hi)
+        return g / pop.n - target, h / pop.n
+
+    r, h = residual(theta)
+    for _ in range(100):
+        if np.max(np.abs(r)) < 1e-11:
+            return theta
+        step = np.linalg.solve(h, r)
+        for _half in range(30):
+            trial = theta - step
+            r_new, h_new = residual(trial)
+            if np.linalg.norm(r_new) < np.linalg.norm(r):
+                break
+            step /= 2.0
+        theta, r, h = trial, r_new, h_new
+    raise ValueError(
+        f"treatment.arm_means cannot be reproduced by a logistic treatment model "
+        f"(moment equations did not converge, largest residual {np.max(np.abs(r)):.2e}); "
+        "check that the per-arm targets are feasible"
+    )
+
+
+def _treatment(sc: Scenario, pop: Population) -> tuple[np.ndarray, float]:
+    """(coefficient vector after strength, intercept) of the treatment model."""
+    t = sc.treatment
+    lo, hi = t.ps_bounds
+    if t.randomised:
+        return np.zeros(N_FEATURES), float(logit((t.fraction - lo) / (hi - lo)))
+    offset = t.frailty_log_or * pop.frailty
+    if t.arm_means:
+        cols = np.array(sorted(INDEX[k] for k in t.arm_means), dtype=np.int64)
+        theta = _moment_match(sc, pop, cols, offset)
+        coef = np.zeros(N_FEATURES)
+        coef[cols] = theta[1:]
+    else:
+        coef = coef_vector(t.coefficients)
+    coef = coef * t.strength
+    lin = (pop.feats @ coef.astype(np.float32)).astype(np.float64) + t.strength * offset
+    b0 = _root(lambda b: float(np.mean(lo + (hi - lo) * expit(b + lin))) - t.fraction, -60.0, 60.0)
+    return coef, b0
+
+
+# ---- step 3: scales ----------------------------------------------------------------------
+def _control_median(sc: Scenario, pop: Population, scales, which: int) -> float:
+    om = outcome_matrix(sc, scales, 0.0, 0.0)
+    t = potential_times(pop, om, 0.0)[which]
+    return float(np.median(t, overwrite_input=True))
+
+
+def _scales(sc: Scenario, pop: Population) -> tuple[float, float, float]:
+    o = sc.outcomes
+    if o.scales is not None:
+        return o.scales
+    med, share = o.pfs_median_control, o.death_share
+    h = math.log(2.0) / med
+    x = (math.log(h * (1.0 - share)), math.log(share / (1.0 - share)))
+    if pop.n > 200_000:  # a prefix solve puts the full solve next to the root
+        x = _pfs_scales(sc, pop.head(pop.n // 10), med, share, x, width=10.0)
+    x = _pfs_scales(sc, pop, med, share, x, width=0.05)
+    l01, l02, _ = _pair(*x)
+    omed = o.os_median_control
+
+    def os_gap(l12):
+        return math.log(_control_median(sc, pop, (l01, l02, math.exp(l12)), 1) / omed)
+
+    start = math.log(math.log(2.0) / omed)
+    return l01, l02, math.exp(_root(os_gap, start - 10.0, start + 10.0))
+
+
+def _pfs_scales(sc, pop, med, share, x, width):
+    """(log overall scale, log lambda_02/lambda_01) for the rwPFS median and death share.
+
+    Alternates two monotone roots: the share of deaths is a step function of the ratio
+    on a finite population (so it is solved to 1e-7, far below its Monte Carlo error),
+    the median a continuous function of the overall scale (solved to 1e-12).
+    """
+    log_c, log_ratio = x
+    for _ in range(25):
+
+        def pfs_gap(lc, lr=log_ratio):
+            return math.log(_control_median(sc, pop, _pair(lc, lr), 0) / med)
+
+        log_c = _root(pfs_gap, log_c - width, log_c + width)
+
+        def share_gap(lr, lc=log_c):
+            return (
+                K._death_first_share(pop.lp, pop.ee, outcome_matrix(sc, _pair(lc, lr), 0.0, 0.0))
+                - share
+            )
+
+        new_ratio = _root(share_gap, log_ratio - width, log_ratio + width, xtol=1e-7)
+        moved, log_ratio = abs(new_ratio - log_ratio), new_ratio
+        if moved < 1e-6:
+            break
+    pfs_gap_final = lambda lc: math.log(_control_median(sc, pop, _pair(lc, log_ratio), 0) / med)  # noqa: E731
+    return _root(pfs_gap_final, log_c - width, log_c + width), log_ratio
+
+
+def _pair(log_c: float, log_ratio: float) -> tuple[float, float, float]:
+    return math.exp(log_c), math.exp(log_c + log_ratio), 1.0
+
+
+# ---- step 4: treatment effects -----------------------------------------------------------
+def _effect_gap(sc: Scenario, pop: Population, scales, outcome: str, gamma_pfs: float):
+    """Function gamma -> (achieved - target) on the log scale, for one outcome."""
+    o = sc.outcomes
+    which = 0 if outcome == "pfs" else 1
+    sel = slice(None) if o.hr_estimand == "ATE" else pop.treated
+    c = pop.c_admin[sel]
+
+    def gammas(g):
+        return (g, 0.0) if outcome == "pfs" else (gamma_pfs, g)
+
+    t0 = potential_times(pop, outcome_matrix(sc, scales, *gammas(0.0)), 0.0)[which]
+    target_hr = getattr(o, f"{outcome}_hr")
+    if target_hr is not None:
+        y0, d0 = censor(t0[sel], c)
+
+        def gap(g):
+            t1 = potential_times(pop, outcome_matrix(sc, scales, *gammas(g)), 1.0)[which]
+            y1, d1 = censor(t1[sel], c)
+            return marginal_log_hr(y0, d0, y1, d1) - math.log(target_hr)
+
+        return gap, target_hr == 1.0
+    target_med = getattr(o, f"{outcome}_median_treated")
+    same = target_med == getattr(o, f"{outcome}_median_control")
+
+    def gap_med(g):
+        t1 = potential_times(pop, outcome_matrix(sc, scales, *gammas(g)), 1.0)[which]
+        return math.log(float(np.median(t1)) / target_med)
+
+    return gap_med, same
+
+
+def _gamma(sc: Scenario, pop: Population, scales, outcome: str, gamma_pfs: float = 0.0) -> float:
+    raw = getattr(sc.outcomes, f"gamma_{outcome}")
+    if raw is not None:
+        return raw
+    gap, is_null = _effect_gap(sc, pop, scales, outcome, gamma_pfs)
+    if is_null:
+        return 0.0
+    lo, hi = -5.0, 5.0
+    if pop.n > 200_000:  # a prefix solve narrows the bracket for the full population
+        g0 = _gamma(sc, pop.head(pop.n // 10), scales, outcome, gamma_pfs)
+        lo, hi = g0 - 0.03, g0 + 0.03
+    return _root(gap, lo, hi, xtol=1e-9)
+
+
+# ---- root finding --------------------------------------------------------------------------
+def _root(f, lo: float, hi: float, xtol: float = 1e-12) -> float:
+    """brentq on [lo, hi], widening the bracket (x2 around the middle) up to 8 times."""
+    flo, fhi = f(lo), f(hi)
+    for _ in range(8):
+        if flo * fhi <= 0:
+            return float(brentq(f, lo, hi, xtol=xtol, rtol=4 * np.finfo(float).eps))
+        mid, half = (lo + hi) / 2.0, (hi - lo)
+        lo, hi = mid - half, mid + half
+        flo, fhi = f(lo), f(hi)
+    raise ValueError("calibration target is out of reach: no sign change of the target gap")
+
+
+# ---- the calibration record and cache ------------------------------------------------------
+@dataclass(frozen=True)
+class Calibration:
+    """Solved parameters of a scenario and what they achieve on the calibration population."""
+
+    key: str
+    solved: Solved
+    achieved: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        s = asdict(self.solved)
+        s["treatment_coef"] = {
+            FEATURES[i]: float(v) for i, v in enumerate(self.solved.treatment_coef) if v
+        }
+        s["scales"] = list(self.solved.scales)
+        return {"key": self.key, "solved": s, "achieved": self.achieved}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Calibration:
+        s = dict(d["solved"])
+        s["treatment_coef"] = coef_vector(s["treatment_coef"])
+        s["scales"] = tuple(s["scales"])
+        return cls(key=d["key"], solved=Solved(**s), achieved=d.get("achieved", {}))
+
+
+def calibration_key(sc: Scenario) -> str:
+    """Cache key: only the parameters calibration depends on (plus format versions)."""
+    d = sc.to_dict()
+    relevant = {
+        "covariates": d["covariates"],
+        "treatment": d["treatment"],
+        "outcomes": d["outcomes"],
+        "admin": [sc.censoring.accrual_months, sc.censoring.followup_months],
+        "population": [sc.calibration.population, sc.calibration.seed],
+        "versions": [K.LAYOUT_VERSION, CALIBRATION_VERSION],
+    }
+    import hashlib
+
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def cache_dir() -> Path:
+    """User cache directory ($RWESIM_CACHE_DIR, else ~/.cache/rwesim)."""
+    env = os.environ.get("RWESIM_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "rwesim"
+
+
+def _read_cache(key: str) -> Calibration | None:
+    if key in _MEMORY:
+        return _MEMORY[key]
+    if _SHIPPED.is_file():
+        shipped = json.loads(_SHIPPED.read_text())
+        if key in shipped:
+            return Calibration.from_json(shipped[key])
+    path = cache_dir() / "calibration" / f"{key}.json"
+    if path.is_file():
+        try:
+            return Calibration.from_json(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError):
+            return None
+    return None
+
+
+def _write_cache(cal: Calibration) -> None:
+    folder = cache_dir() / "calibration"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{cal.key}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(cal.to_json(), indent=1))
+        os.replace(tmp, folder / f"{cal.key}.json")
+    except OSError:
+        pass  # a read-only home is not an error: the result stays in memory
+
+
+def calibrate(sc: Scenario, *, use_cache: bool = True) -> Calibration:
+    """Solved parameters for ``sc`` (from cache when available).
+
+    Parameters
+    ----------
+    sc : Scenario
+    use_cache : bool
+        False forces a fresh solve (the result still refreshes the caches).
+    """
+    key = calibration_key(sc)
+    cal = _read_cache(key) if use_cache else None
+    if cal is None:
+        cal = _solve(sc, key)
+        _write_cache(cal)
+    _MEMORY[key] = cal
+    return cal
+
+
+def _solve(sc: Scenario, key: str) -> Calibration:
+    start = time.perf_counter()
+    m, seed = sc.calibration.population, as_seed_sequence(sc.calibration.seed)
+    base = Solved(
+        np.zeros(N_FEATURES), 0.0, _missing_intercept(sc, None), (1.0, 1.0, 1.0), 0.0, 0.0
+    )
+    pop = draw_population(sc, base, m, seed)
+    if sc.covariates.ecog_missing.mechanism != "mcar":
+        base = Solved(base.treatment_coef, 0.0, _missing_intercept(sc, pop), base.scales, 0.0, 0.0)
+        pop = draw_population(sc, base, m, seed)
+    coef, b0 = _treatment(sc, pop)
+    solved = Solved(coef, b0, base.missing_intercept, base.scales, 0.0, 0.0)
+    pop.treated = pop.u_treat < propensity(sc, solved, pop)
+    scales = _scales(sc, pop)
+    g_pfs = _gamma(sc, pop, scales, "pfs")
+    g_os = _gamma(sc, pop, scales, "os", g_pfs)
+    solved = Solved(coef, b0, base.missing_intercept, scales, g_pfs, g_os)
+    achieved = _achieved(sc, solved, pop)
+    achieved["seconds"] = round(time.perf_counter() - start, 2)
+    return Calibration(key=key, solved=solved, achieved=achieved)
+
+
+def _achieved(sc: Scenario, solved: Solved, pop: Population) -> dict[str, Any]:
+    """What the solved parameters give on the calibration population (a report)."""
+    om0 = outcome_matrix(sc, solved.scales, solved.gamma_pfs, solved.gamma_os)
+    t0, t1 = potential_times(pop, om0, 0.0), potential_times(pop, om0, 1.0)
+    a = pop.treated
+    sel = slice(None) if sc.outcomes.hr_estimand == "ATE" else a
+    out: dict[str, Any] = {
+        "population": pop.n,
+        "treated_fraction": float(a.mean()),
+        "death_share_control": float(K._death_first_share(pop.lp, pop.ee, om0)),
+    }
+    for which, name in ((0, "pfs"), (1, "os")):
+        y0, d0 = censor(t0[which][sel], pop.c_admin[sel])
+        y1, d1 = censor(t1[which][sel], pop.c_admin[sel])
+        out[f"{name}_median_control"] = float(np.median(t0[which]))
+        out[f"{name}_median_treated"] = float(np.median(t1[which]))
+        out[f"{name}_hr_{sc.outcomes.hr_estimand.lower()}"] = math.exp(
+            marginal_log_hr(y0, d0, y1, d1)
+        )
+    f = pop.feats
+    out["treated_means"] = {k: float(v) for k, v in zip(FEATURES, f[a].mean(axis=0), strict=True)}
+    out["control_means"] = {k: float(v) for k, v in zip(FEATURES, f[~a].mean(axis=0), strict=True)}
+    return out

@@ -1,0 +1,250 @@
+"""Public generator: ``simulate(scenario, n, seed)`` -> cohort DataFrame (or raw arrays)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import pandas as pd
+
+from . import _kernels as K
+from .calibration import calibrate
+from .catalog import get_scenario
+from .features import AGE_GROUPS, ECOG_LEVELS, OS_REASONS, PFS_REASONS, RACES
+from .plan import Plan, build_plan
+from .scenario import Scenario
+from .streams import SeedLike, as_seed_sequence, chunk_streams
+
+# Column name -> (row in the float or int8 output matrix, description).
+FLOAT_COLUMNS = {
+    "pfs_months": (K.F_PFS, "observed rwPFS time, months from index"),
+    "os_months": (K.F_OS, "observed OS time, months from index"),
+    "ps_true": (K.F_PS, "true propensity score P(treated | covariates, frailty)"),
+    "age": (K.F_AGE, "age at index, years"),
+    "dfi_years": (K.F_DFI, "disease-free interval, years (recurrent disease; NaN if de novo)"),
+    "entry_month": (K.F_ENTRY, "index date, months after the start of accrual"),
+}
+INT_COLUMNS = {
+    "treated": (K.I_TREATED, "1 = palbociclib + letrozole (treated), 0 = letrozole"),
+    "pfs_event": (K.I_PFS_EVENT, "1 = progression or death observed"),
+    "os_event": (K.I_OS_EVENT, "1 = death observed"),
+    "visceral": (K.I_VISCERAL, "visceral (lung and/or liver) metastases"),
+    "lung_mets": (K.I_LUNG, "lung metastases"),
+    "liver_mets": (K.I_LIVER, "liver metastases"),
+    "bone_only": (K.I_BONE, "bone-only disease"),
+    "n_met_sites": (K.I_SITES, "number of metastatic sites, 1, 2 or 3 (= 3 or more)"),
+    "de_novo": (K.I_DENOVO, "de novo metastatic (stage IV at diagnosis)"),
+    "academic": (K.I_ACADEMIC, "academic practice (0 = community)"),
+}
+# name -> (int8 row, levels, code of the first level in the kernel, description)
+CATEGORICAL_COLUMNS = {
+    "ecog": (K.I_ECOG_OBS, ECOG_LEVELS, 0, "recorded ECOG: 0, 1, 2+ or unknown"),
+    "race": (K.I_RACE, RACES, 0, "race / ethnicity as recorded"),
+    "age_group": (K.I_AGE_GROUP, AGE_GROUPS, 0, "age band at index"),
+    "pfs_reason": (K.I_PFS_REASON, PFS_REASONS, K.R_PROGRESSION, "what ended rwPFS follow-up"),
+    "os_reason": (K.I_OS_REASON, OS_REASONS, K.R_DEATH, "what ended OS follow-up"),
+}
+POTENTIAL_COLUMNS = {
+    "pfs_months_0": (K.F_PFS0, "uncensored potential rwPFS under letrozole, months"),
+    "pfs_months_1": (K.F_PFS1, "uncensored potential rwPFS under P+L, months"),
+    "os_months_0": (K.F_OS0, "uncensored potential OS under letrozole, months"),
+    "os_months_1": (K.F_OS1, "uncensored potential OS under P+L, months"),
+}
+LATENT_COLUMNS = {
+    "frailty": "unmeasured confounder (standard normal); never seen by estimators",
+    "ecog_true": "true ECOG category 0, 1, 2 (2 = 2+) behind the recorded one",
+}
+COLUMN_ORDER = (
+    "treated",
+    "pfs_months",
+    "pfs_event",
+    "os_months",
+    "os_event",
+    "ps_true",
+    "age",
+    "ecog",
+    "visceral",
+    "lung_mets",
+    "liver_mets",
+    "bone_only",
+    "n_met_sites",
+    "de_novo",
+    "dfi_years",
+    "academic",
+    "race",
+    "entry_month",
+    "age_group",
+    "pfs_reason",
+    "os_reason",
+)
+
+
+def describe_columns() -> dict[str, str]:
+    """Column name -> description (units in months / years) of a simulated cohort."""
+    out = {k: v[-1] for k, v in {**FLOAT_COLUMNS, **INT_COLUMNS, **CATEGORICAL_COLUMNS}.items()}
+    out = {k: out[k] for k in COLUMN_ORDER}
+    out.update({k: v[1] for k, v in POTENTIAL_COLUMNS.items()})
+    out.update(LATENT_COLUMNS)
+    return out
+
+
+@dataclass(frozen=True)
+class CohortArrays:
+    """Raw columnar output of the kernel (the fast path).
+
+    floats : ndarray (N_FLOAT_OUT, n) float64 — rows indexed by ``_kernels.F_*``.
+    ints : ndarray (N_INT_OUT, n) int8 — rows indexed by ``_kernels.I_*``.
+    """
+
+    floats: np.ndarray
+    ints: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return self.floats.shape[1]
+
+
+def _resolve(scenario: Scenario | str) -> Scenario:
+    if isinstance(scenario, str):
+        return get_scenario(scenario)
+    if not isinstance(scenario, Scenario):
+        raise ValueError(
+            f"scenario={scenario!r} is not allowed; give a Scenario or a built-in scenario name"
+        )
+    return scenario
+
+
+def _check_n(n: object) -> int:
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n <= 0:
+        raise ValueError(f"n={n!r} is not allowed; it must be a positive integer (patients)")
+    return int(n)
+
+
+def plan_for(scenario: Scenario | str) -> Plan:
+    """Kernel plan of a scenario (calibrating it first if needed; cached)."""
+    sc = _resolve(scenario)
+    return build_plan(sc, calibrate(sc).solved)
+
+
+@contextmanager
+def _threads(threads: int | None) -> Iterator[None]:
+    if threads is None:
+        yield
+        return
+    if (
+        isinstance(threads, bool)
+        or not isinstance(threads, int)
+        or not 1 <= threads <= numba.config.NUMBA_NUM_THREADS
+    ):
+        raise ValueError(
+            f"threads={threads!r} is not allowed; use 1..{numba.config.NUMBA_NUM_THREADS} or None"
+        )
+    old = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
+def simulate_arrays(
+    scenario: Scenario | str,
+    n: int,
+    seed: SeedLike,
+    *,
+    potential_outcomes: bool = False,
+    threads: int | None = None,
+) -> CohortArrays:
+    """Simulate ``n`` patients into raw arrays (see :class:`CohortArrays`).
+
+    The result depends only on (scenario, n, seed): not on ``threads``.
+    """
+    sc = _resolve(scenario)
+    n = _check_n(n)
+    root = as_seed_sequence(seed)
+    plan = plan_for(sc)
+    floats = np.full((K.N_FLOAT_OUT, n), np.nan)
+    ints = np.zeros((K.N_INT_OUT, n), dtype=np.int8)
+    gn, gu, ge = chunk_streams(root, n)
+    with _threads(threads):
+        K._cohort(
+            gn,
+            gu,
+            ge,
+            n,
+            plan.age_table,
+            plan.chol,
+            plan.race_cum,
+            plan.S,
+            plan.coef_t,
+            plan.nz_t,
+            plan.B,
+            plan.nz_b,
+            plan.om,
+            plan.lost_b,
+            plan.nz_lost,
+            bool(potential_outcomes),
+            floats,
+            ints,
+        )
+    return CohortArrays(floats=floats, ints=ints)
+
+
+def to_frame(
+    arr: CohortArrays, *, potential_outcomes: bool = False, latent: bool = False
+) -> pd.DataFrame:
+    """Cohort DataFrame with the documented columns and dtypes."""
+    cols: dict[str, object] = {}
+    for name, (row, _) in FLOAT_COLUMNS.items():
+        cols[name] = arr.floats[row]
+    for name, (row, _) in INT_COLUMNS.items():
+        cols[name] = arr.ints[row]
+    for name, (row, levels, first, _) in CATEGORICAL_COLUMNS.items():
+        codes = arr.ints[row] - np.int8(first) if first else arr.ints[row]
+        cols[name] = pd.Categorical.from_codes(codes, categories=list(levels))
+    df = pd.DataFrame({k: cols[k] for k in COLUMN_ORDER}, copy=False)
+    if potential_outcomes:
+        for name, (row, _) in POTENTIAL_COLUMNS.items():
+            df[name] = arr.floats[row]
+    if latent:
+        df["frailty"] = arr.floats[K.F_FRAILTY]
+        df["ecog_true"] = arr.ints[K.I_ECOG_TRUE]
+    return df
+
+
+def simulate(
+    scenario: Scenario | str,
+    n: int,
+    seed: SeedLike,
+    *,
+    potential_outcomes: bool = False,
+    latent: bool = False,
+    threads: int | None = None,
+) -> pd.DataFrame:
+    """Simulate a cohort of ``n`` patients.
+
+    Parameters
+    ----------
+    scenario : Scenario or str
+        A scenario or the name of a built-in one (``"flatiron"``, ...).
+    n : int
+        Number of patients (rows).
+    seed : int or numpy.random.SeedSequence
+        Same (scenario, n, seed) gives a bit-identical cohort whatever the thread count.
+    potential_outcomes : bool
+        Add ``pfs_months_0/1`` and ``os_months_0/1``: both uncensored potential outcomes.
+    latent : bool
+        Add ``frailty`` (the unmeasured confounder) and ``ecog_true``.
+    threads : int, optional
+        numba threads for this call (default: numba's current setting).
+
+    Returns
+    -------
+    DataFrame, shape (n, 21 + extras)
+        Columns documented by :func:`describe_columns`; times in months.
+    """
+    arr = simulate_arrays(scenario, n, seed, potential_outcomes=potential_outcomes, threads=threads)
+    return to_frame(arr, potential_outcomes=potential_outcomes, latent=latent)

@@ -1,0 +1,48 @@
+"""Random streams: one SeedSequence child per (chunk, stream), never global state.
+
+Chunk ``c`` of a cohort uses three generators (normals, uniforms, exponentials) seeded
+by ``SeedSequence(entropy, spawn_key=root.spawn_key + (c, s))`` for s = 0, 1, 2, so the
+cohort is the same whatever the number of threads, and any chunk can be regenerated
+alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba.typed import List
+
+from ._kernels import CHUNK
+
+SeedLike = int | np.random.SeedSequence
+
+
+def as_seed_sequence(seed: SeedLike, param: str = "seed") -> np.random.SeedSequence:
+    """Validate ``seed`` (int >= 0 or SeedSequence) and return a SeedSequence."""
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(
+            f"{param}={seed!r} is not allowed; it must be an integer >= 0 or a SeedSequence"
+        )
+    return np.random.SeedSequence(int(seed))
+
+
+def n_chunks(n: int) -> int:
+    """Number of fixed-size chunks holding ``n`` patients."""
+    return (n + CHUNK - 1) // CHUNK
+
+
+def chunk_generator(root: np.random.SeedSequence, chunk: int, stream: int) -> np.random.Generator:
+    """The generator of one (chunk, stream) pair."""
+    ss = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, chunk, stream))
+    return np.random.Generator(np.random.PCG64(ss))
+
+
+def chunk_streams(seed: SeedLike, n: int) -> tuple[List, List, List]:
+    """Typed lists of (normal, uniform, exponential) generators, one per chunk."""
+    root = as_seed_sequence(seed)
+    lists = (List(), List(), List())
+    for c in range(n_chunks(n)):
+        for s, lst in enumerate(lists):
+            lst.append(chunk_generator(root, c, s))
+    return lists
