@@ -35,12 +35,19 @@ def check_frame(df: object, **columns: str | Sequence[str] | None) -> None:
                 )
 
 
+def numeric_values(s: pd.Series) -> np.ndarray:
+    """A numeric or boolean Series as float64, with missing values (NaN, pd.NA) as NaN."""
+    if isinstance(s.dtype, np.dtype):  # numpy-backed: NaN survives the cast, and it is fast
+        return s.to_numpy(dtype=np.float64)
+    return s.to_numpy(dtype=np.float64, na_value=np.nan)  # nullable dtypes hold pd.NA
+
+
 def float_column(df: pd.DataFrame, col: str, param: str) -> np.ndarray:
     """Column as a finite float64 array (NaN / inf / non-numeric rejected)."""
     s = df[col]
     if not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
         raise EstimatorInputError(f"{param}={col!r} must be numeric, got dtype {s.dtype}")
-    x = s.to_numpy(dtype=np.float64, na_value=np.nan)
+    x = numeric_values(s)
     bad = ~np.isfinite(x)
     if bad.any():
         raise EstimatorInputError(

@@ -23,15 +23,21 @@ from .exceptions import EstimatorInputError
 
 
 def _arm_stats(
-    X: np.ndarray, arm: np.ndarray, w: np.ndarray, binary: np.ndarray
+    Xc: np.ndarray, W: np.ndarray, binary: np.ndarray, mean_shift: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted means and variances of the columns of ``X`` over rows where ``arm``."""
-    wa = np.where(arm, w, 0.0)
-    sw, sw2 = wa.sum(), wa @ wa
-    mean = (wa @ X) / sw
-    ss = wa @ np.square(X - mean)  # weighted sum of squared deviations
+    """Weighted means and variances of the columns of ``Xc`` for each row of ``W``.
+
+    ``Xc`` is the design centred by ``mean_shift`` (so the moments lose no precision);
+    ``W`` (k, n) holds one weight vector per arm / adjustment (0 outside the arm).
+    Returns means and variances, each (k, p).
+    """
+    sw = W.sum(axis=1)[:, None]
+    sw2 = np.einsum("ij,ij->i", W, W)[:, None]
+    m = (W @ Xc) / sw
+    ss = W @ np.square(Xc) - sw * m * m  # weighted sum of squared deviations
+    mean = m + mean_shift
     with np.errstate(divide="ignore", invalid="ignore"):
-        var = np.where(binary, mean * (1.0 - mean), ss * sw / (sw * sw - sw2))
+        var = np.where(binary, mean * (1.0 - mean), np.maximum(ss, 0.0) * sw / (sw * sw - sw2))
     return mean, var
 
 
@@ -74,17 +80,9 @@ def balance_arrays(
         raise EstimatorInputError(
             f"X must be 2-d with one row per patient; got X {X.shape}, treatment {treated.shape}"
         )
-    binary = ((X == 0.0) | (X == 1.0)).all(axis=0)
     ones = np.ones(X.shape[0])
-    m1, v1 = _arm_stats(X, treated, ones, binary)
-    m0, v0 = _arm_stats(X, ~treated, ones, binary)
-    sd = np.sqrt((v1 + v0) / 2.0)
-    out = {
-        "mean_treated": m1,
-        "mean_control": m0,
-        "smd": _ratio(m1 - m0, sd, 0.0),
-        "var_ratio": _ratio(v1, v0, 1.0),
-    }
+    binary = ones @ np.square(X * (X - 1.0)) == 0.0  # every value 0 or 1 (column sums: BLAS)
+    arms = [treated.astype(np.float64), (~treated).astype(np.float64)]
     if weights is not None:
         w = np.asarray(weights, dtype=np.float64)
         if w.shape != treated.shape or not (np.isfinite(w).all() and (w >= 0).all()):
@@ -92,13 +90,22 @@ def balance_arrays(
                 "weights must be finite, >= 0 and one per patient "
                 f"(got shape {w.shape}, min {np.min(w) if w.size else None})"
             )
-        m1w, v1w = _arm_stats(X, treated, w, binary)
-        m0w, v0w = _arm_stats(X, ~treated, w, binary)
+        arms += [arms[0] * w, arms[1] * w]
+    shift = (ones @ X) / X.shape[0]
+    mean, var = _arm_stats(X - shift, np.array(arms), binary, shift)
+    sd = np.sqrt((var[0] + var[1]) / 2.0)
+    out = {
+        "mean_treated": mean[0],
+        "mean_control": mean[1],
+        "smd": _ratio(mean[0] - mean[1], sd, 0.0),
+        "var_ratio": _ratio(var[0], var[1], 1.0),
+    }
+    if weights is not None:
         out |= {
-            "mean_treated_after": m1w,
-            "mean_control_after": m0w,
-            "smd_after": _ratio(m1w - m0w, sd, 0.0),
-            "var_ratio_after": _ratio(v1w, v0w, 1.0),
+            "mean_treated_after": mean[2],
+            "mean_control_after": mean[3],
+            "smd_after": _ratio(mean[2] - mean[3], sd, 0.0),
+            "var_ratio_after": _ratio(var[2], var[3], 1.0),
         }
     return out
 

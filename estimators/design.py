@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._validation import check_frame
+from ._validation import check_frame, numeric_values
 from .exceptions import EstimatorInputError
 
 
@@ -38,18 +38,20 @@ def _is_categorical(s: pd.Series) -> bool:
 
 
 def _one_hot(s: pd.Series, col: str) -> tuple[list[np.ndarray], list[str]]:
-    cat = s if isinstance(s.dtype, pd.CategoricalDtype) else s.astype("category")
-    codes = cat.cat.codes.to_numpy()
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes, levels = s.cat.codes.to_numpy(), s.cat.categories
+    else:  # sorted levels, as astype("category") gives, at a third of the cost
+        codes, levels = pd.factorize(s, sort=True)
     if (codes < 0).any():
         raise EstimatorInputError(
             f"covariate {col!r} has missing values; code them as a level (e.g. 'unknown')"
         )
-    counts = np.bincount(codes, minlength=len(cat.cat.categories))
+    counts = np.bincount(codes, minlength=len(levels))
     present = np.flatnonzero(counts)
     cols, names = [], []
     for k in present[1:]:  # first present level is the reference
         cols.append((codes == k).astype(np.float64))
-        names.append(f"{col}[{cat.cat.categories[k]}]")
+        names.append(f"{col}[{levels[k]}]")
     return cols, names
 
 
@@ -85,7 +87,7 @@ def design_matrix(df: pd.DataFrame, covariates: Sequence[str]) -> Design:
             cols += c_cols
             names += c_names
             continue
-        x = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        x = numeric_values(s)
         if not np.isfinite(x).all():
             raise EstimatorInputError(
                 f"covariate {c!r} contains NaN or inf; all covariate values must be finite"

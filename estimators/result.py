@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
 from typing import Any
-
-from scipy.stats import norm
 
 ESTIMANDS = ("conditional", "ATE", "ATT", "crude")
 
@@ -77,9 +76,11 @@ class EffectEstimate:
         alpha: float = 0.05,
     ) -> EffectEstimate:
         """Build a record from a point estimate and SE (Wald CI and p-value)."""
-        z = float(norm.ppf(1.0 - alpha / 2.0))
+        # standard library normal: scipy.stats costs ~0.1 ms per call, and this runs
+        # once per estimate in simulation studies; erfc(x / sqrt 2) = 2 * (1 - Phi(x))
+        z = NormalDist().inv_cdf(1.0 - alpha / 2.0)
         finite = math.isfinite(log_hr) and math.isfinite(se) and se > 0
-        p = float(2.0 * norm.sf(abs(log_hr / se))) if finite else math.nan
+        p = math.erfc(abs(log_hr / se) / math.sqrt(2.0)) if finite else math.nan
         return cls(
             method=method,
             estimand=estimand,
@@ -115,8 +116,8 @@ class EffectEstimate:
         p = "p < 0.0001" if self.p_value < 1e-4 else f"p = {self.p_value:.4f}"
         lines = [
             f"{self.method} ({self.estimand}): HR {self.hr:.3f} (95% CI {lo:.3f}-{hi:.3f}), {p}",
-            f"  log-HR {self.log_hr:+.4f} (SE {self.se:.4f}); n = {self.n}, events = {self.events}, "
-            f"effective n = {self.ess:.1f}",
+            f"  log-HR {self.log_hr:+.4f} (SE {self.se:.4f}); n = {self.n}, "
+            f"events = {self.events}, effective n = {self.ess:.1f}",
         ]
         if not self.converged:
             lines.append("  NOT CONVERGED / unreliable")

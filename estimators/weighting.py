@@ -165,9 +165,10 @@ def ess_by_arm(w: np.ndarray, treatment: np.ndarray) -> dict[str, float]:
 
 def weight_summary(w: np.ndarray) -> dict[str, float]:
     """min, mean, percentiles (1, 5, 25, 50, 75, 95, 99) and max of the weights."""
-    w = np.asarray(w, dtype=np.float64)
-    pct = np.percentile(w, SUMMARY_PERCENTILES)
-    out = {"min": float(w.min()), "mean": float(w.mean())}
+    w = np.sort(np.asarray(w, dtype=np.float64))
+    # numpy's default (linear) percentile: interpolate the order statistics
+    pct = np.interp(np.array(SUMMARY_PERCENTILES) / 100.0 * (w.size - 1), np.arange(w.size), w)
+    out = {"min": float(w[0]), "mean": float(w.mean())}
     out |= {f"p{q:g}": float(v) for q, v in zip(SUMMARY_PERCENTILES, pct, strict=True)}
-    out["max"] = float(w.max())
+    out["max"] = float(w[-1])
     return out
