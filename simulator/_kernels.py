@@ -401,8 +401,9 @@ def _cohort(
     out_i,
 ):
     """Fill ``out_f`` (N_FLOAT_OUT, n) and ``out_i`` (N_INT_OUT, n) chunk by chunk."""
-    for c in prange(len(gens_n)):
-        start = np.int64(c) * CHUNK
+    for cc in prange(len(gens_n)):
+        c = np.int64(cc)
+        start = c * CHUNK
         stop = min(n, start + CHUNK)
         _cohort_chunk(
             gens_n[c],
@@ -492,8 +493,9 @@ def _population(
     lp (3, n) covariate linear predictors (no treatment term), ee_out (3, n) the
     transition exponentials, c_admin (n,) administrative censoring time (months).
     """
-    for c in prange(len(gens_n)):
-        start = np.int64(c) * CHUNK
+    for cc in prange(len(gens_n)):
+        c = np.int64(cc)
+        start = c * CHUNK
         stop = min(n, start + CHUNK)
         _population_chunk(
             gens_n[c],

@@ -133,8 +133,10 @@ def propensity(sc: Scenario, solved: Solved, pop: Population) -> np.ndarray:
 # ---- step 1: missingness -----------------------------------------------------------------
 def _missing_intercept(sc: Scenario, pop: Population | None) -> float:
     miss = sc.covariates.ecog_missing
-    if miss.mechanism == "mcar" or miss.share == 0.0:
-        return -math.inf if miss.share == 0.0 else float(logit(miss.share))
+    if miss.share == 0.0:
+        return -math.inf
+    if miss.mechanism == "mcar" or pop is None:  # pop None: a first guess before the solve
+        return float(logit(miss.share))
     f = pop.feats
     ecog = f[:, INDEX["ecog_1"]] + 2.0 * f[:, INDEX["ecog_2plus"]]
     lin = (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -186,3 +188,224 @@ def smd_naive(x, treatment, weights=None) -> float:
     if sd == 0:  # constant within both arms
         return 0.0 if diff == 0 else float(np.sign(diff)) * np.inf
     return diff / sd
+
+
+# ---- cohort generator (oracle for simulator._kernels._cohort) -------------------------
+# Vectorised NumPy over each chunk's (m, k) blocks of draws; transcendental functions go
+# through Python's math module (glibc, as numba uses) so the result is bit-identical.
+_m_exp = np.frompyfunc(math.exp, 1, 1)
+_m_pow = np.frompyfunc(math.pow, 2, 1)
+_m_ceil = np.frompyfunc(math.ceil, 1, 1)
+
+
+def _exp(x):
+    return _m_exp(np.asarray(x, dtype=float)).astype(float)
+
+
+def _pow(x, y):
+    return _m_pow(np.asarray(x, dtype=float), float(y)).astype(float)
+
+
+def _dense_dot(coef, F):
+    s = np.zeros(F.shape[0])
+    for k in range(F.shape[1]):
+        s = s + coef[k] * F[:, k]
+    return s
+
+
+def _naive_covariates(Z, U, E, plan):
+    from simulator import _kernels as K
+
+    S, L = plan.S, plan.chol
+    za = L[0, 0] * Z[:, 0]
+    ze = L[1, 0] * Z[:, 0] + L[1, 1] * Z[:, 1]
+    zs = L[2, 0] * Z[:, 0] + L[2, 1] * Z[:, 1] + L[2, 2] * Z[:, 2]
+    zv = L[3, 0] * Z[:, 0] + L[3, 1] * Z[:, 1] + L[3, 2] * Z[:, 2] + L[3, 3] * Z[:, 3]
+    table = plan.age_table
+    x = (za - S[K.S_AGE_Z0]) * S[K.S_AGE_INV_DZ]
+    j = np.clip(np.floor(x).astype(np.int64), 0, table.size - 2)
+    f = x - j
+    age = np.where(x <= 0, table[0], np.where(x >= table.size - 1, table[-1],
+                                              table[j] + f * (table[j + 1] - table[j])))
+    ecog = np.where(ze <= S[K.S_ECOG_T1], 0, np.where(ze <= S[K.S_ECOG_T2], 1, 2))
+    sites = np.where(zs <= S[K.S_SITES_T1], 1, np.where(zs <= S[K.S_SITES_T2], 2, 3))
+    visceral = (zv > S[K.S_VISC_C]).astype(int)
+    pl, pv = S[K.S_PAT_LUNG], S[K.S_PAT_LIVER]
+    u = U[:, 3]
+    lung_only, liver_only = u < pl, (u >= pl) & (u < pl + pv)
+    both = ~lung_only & ~liver_only
+    single = pl + pv
+    r = (u - single) / (1.0 - single) if single < 1 else np.zeros_like(u)
+    to_lung = both & (sites == 1) & (r < (pl / single if single > 0 else 2.0))
+    to_liver = both & (sites == 1) & ~to_lung
+    if single <= 0:
+        sites = np.where(visceral.astype(bool) & both & (sites == 1), 2, sites)
+        to_lung = to_liver = np.zeros_like(both)
+    lung = visceral * (lung_only | (both & ~to_liver)).astype(int)
+    liver = visceral * (liver_only | (both & ~to_lung)).astype(int)
+    bone = ((visceral == 0) & (sites == 1) & (U[:, 4] < S[K.S_BONE_Q])).astype(int)
+    de_novo = (U[:, 2] < S[K.S_DENOVO]).astype(int)
+    dfi = np.where(de_novo == 1, np.nan, S[K.S_DFI_SCALE] * _pow(E[:, 0], S[K.S_DFI_INV_SHAPE]))
+    academic = (U[:, 1] < S[K.S_ACADEMIC]).astype(int)
+    race = np.minimum(np.sum(U[:, [0]] >= plan.race_cum[None, :-1], axis=1), plan.race_cum.size - 1)
+    if S[K.S_MISS_CONST] >= 0:
+        p_miss = np.full(age.size, S[K.S_MISS_CONST])
+    else:
+        lp = S[K.S_MISS_A0] + S[K.S_MISS_AGE] * ((age - 65.0) / 10.0)
+        lp = lp + S[K.S_MISS_ACAD] * academic + S[K.S_MISS_ECOG] * ecog
+        p_miss = 1.0 / (1.0 + _exp(-lp))
+    ecog_obs = np.where(U[:, 5] < p_miss, 3, ecog)
+    group = np.where(age < 50, 0, np.where(age < 65, 1, np.where(age < 75, 2, 3)))
+    return dict(age=age, age_group=group, ecog=ecog, ecog_obs=ecog_obs, visceral=visceral,
+                lung=lung, liver=liver, bone=bone, sites=sites, de_novo=de_novo, dfi=dfi,
+                academic=academic, race=race, frailty=Z[:, 4])
+
+
+def _naive_features(c):
+    cols = [
+        (c["age"] - 65.0) / 10.0,
+        c["age_group"] == 1, c["age_group"] == 2, c["age_group"] == 3,
+        c["ecog"] == 1, c["ecog"] == 2,
+        c["ecog_obs"] == 1, c["ecog_obs"] == 2, c["ecog_obs"] == 3,
+        c["visceral"], c["lung"], c["liver"], c["bone"], c["sites"], c["de_novo"],
+        (c["de_novo"] == 0) & (c["dfi"] < 2.0), c["academic"],
+        c["race"] == 1, c["race"] == 2, c["race"] == 3, c["race"] == 4, c["race"] == 5,
+    ]
+    return np.column_stack([np.asarray(x, dtype=float) for x in cols])
+
+
+def _naive_time(e, lp, a, om, k):
+    x = e / (om[k, 0] * _exp(lp + om[k, 2] * a))
+    return x if om[k, 4] == 1.0 else _pow(x, om[k, 1])
+
+
+def _naive_outcomes(E, lp, a, om):
+    t01 = _naive_time(E[:, 1], lp[0], a, om, 0)
+    t02 = _naive_time(E[:, 2], lp[1], a, om, 1)
+    progressed = t01 < t02
+    t12 = _naive_time(E[:, 3], lp[2], a, om, 2)
+    death = np.where(progressed, t01 + t12, t02)
+    return np.minimum(t01, t02), death, progressed, t01
+
+
+def cohort_naive(plan, n: int, seed: int, potential: bool = False) -> dict[str, np.ndarray]:
+    """Simulate a cohort with plain NumPy from the same plan and streams as the kernel."""
+    from simulator import _kernels as K
+    from simulator.streams import as_seed_sequence, chunk_generator, n_chunks
+
+    root = as_seed_sequence(seed)
+    parts = []
+    for c in range(n_chunks(n)):
+        m = min(n, (c + 1) * K.CHUNK) - c * K.CHUNK
+        Z = chunk_generator(root, c, 0).standard_normal((m, K.N_NORMAL))
+        U = chunk_generator(root, c, 1).random((m, K.N_UNIFORM))
+        E = chunk_generator(root, c, 2).standard_exponential((m, K.N_EXPON))
+        parts.append(_naive_chunk(Z, U, E, plan, potential))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _naive_chunk(Z, U, E, plan, potential):
+    from simulator import _kernels as K
+
+    S, om = plan.S, plan.om
+    c = _naive_covariates(Z, U, E, plan)
+    F = _naive_features(c)
+    lin = S[K.S_T_INTERCEPT] + _dense_dot(plan.coef_t, F) + S[K.S_T_FRAIL] * c["frailty"]
+    ps = S[K.S_PS_LO] + (S[K.S_PS_HI] - S[K.S_PS_LO]) * (1.0 / (1.0 + _exp(-lin)))
+    a = (U[:, 6] < ps).astype(int)
+    lp = [_dense_dot(plan.B[k], F) + om[k, 3] * c["frailty"] for k in range(3)]
+    _, death, progressed, t_prog = _naive_outcomes(E, lp, a.astype(float), om)
+    out = dict(c, treated=a, ps=ps)
+    if potential:
+        out["pfs0"], out["os0"] = _naive_outcomes(E, lp, 0.0, om)[:2]
+        out["pfs1"], out["os1"] = _naive_outcomes(E, lp, 1.0, om)[:2]
+    out.update(_naive_observe(a, death, progressed, t_prog, U, E, F, plan))
+    return out
+
+
+def _naive_observe(a, death, progressed, t_prog, U, E, F, plan):
+    from simulator import _kernels as K
+
+    S = plan.S
+    entry = U[:, 7] * S[K.S_ACCRUAL]
+    c_admin = S[K.S_CUTOFF] - entry
+    c_lost = np.full(a.size, np.inf)
+    if S[K.S_LOST_RATE] > 0:
+        rate = S[K.S_LOST_RATE] * _exp(_dense_dot(plan.lost_b, F))
+        rate = np.where(a == 1, rate * S[K.S_LOST_HR_TRT], rate)
+        c_lost = E[:, 4] / rate
+    c_next = np.full(a.size, np.inf)
+    if S[K.S_NEXT_RATE] > 0:
+        c_next = E[:, 5] / (S[K.S_NEXT_RATE] * np.where(a == 1, S[K.S_NEXT_HR_TRT], 1.0))
+    admin_first = c_admin <= c_lost
+    c_os = np.where(admin_first, c_admin, c_lost)
+    os_reason = np.where(admin_first, K.R_ADMIN, K.R_LOST)
+    os_event = death <= c_os
+    t_rec = t_prog
+    if S[K.S_VISIT] > 0:
+        offset = (U[:, 8] - 0.5) * 2.0 * S[K.S_JITTER]
+        k = np.maximum(_m_ceil((t_prog - offset) / S[K.S_VISIT]).astype(float), 1.0)
+        t_rec = k * S[K.S_VISIT] + offset
+    prog_seen = progressed & (t_rec < death)
+    t_event = np.where(prog_seen, t_rec, death)
+    next_first = c_next < c_os
+    c_pfs = np.where(next_first, c_next, c_os)
+    pfs_event = t_event <= c_pfs
+    return dict(
+        os=np.where(os_event, death, c_os), os_event=os_event.astype(int),
+        os_reason=np.where(os_event, K.R_DEATH, os_reason),
+        pfs=np.where(pfs_event, t_event, c_pfs), pfs_event=pfs_event.astype(int),
+        pfs_reason=np.where(pfs_event, np.where(prog_seen, K.R_PROGRESSION, K.R_DEATH),
+                            np.where(next_first, K.R_NEXT, os_reason)),
+        entry=entry,
+    )
+
+
+def kaplan_meier_naive(time, event, weights=None):
+    """Weighted Kaplan-Meier by explicit risk sets at every distinct time.
+
+    Returns (times, survival, greenwood) lists: S just after each distinct time and
+    the Greenwood sum of d / (Y (Y - d)) (0 for a term with Y = d).
+    """
+    n = len(time)
+    w = [1.0] * n if weights is None else [float(v) for v in weights]
+    times = sorted(set(float(t) for t in time))
+    s, g, out_s, out_g = 1.0, 0.0, [], []
+    for u in times:
+        y = sum(w[i] for i in range(n) if time[i] >= u)
+        d = sum(w[i] for i in range(n) if time[i] == u and event[i] == 1)
+        s *= 1.0 - d / y
+        g += d / (y * (y - d)) if y > d else 0.0
+        out_s.append(s)
+        out_g.append(g)
+    return times, out_s, out_g
+
+
+def rmst_naive(time, event, tau, weights=None):
+    """RMST to ``tau`` and its SE: sum of rectangles, A_j integrated rectangle by rectangle."""
+    from itertools import pairwise
+
+    times, surv, _ = kaplan_meier_naive(time, event, weights)
+    n = len(time)
+    w = [1.0] * n if weights is None else [float(v) for v in weights]
+
+    def area(start):  # integral of S from ``start`` (a jump time or 0) to tau
+        knots = [start] + [t for t in times if start < t < tau] + [tau]
+        total = 0.0
+        for a, b in pairwise(knots):
+            s_a = 1.0
+            for t, s in zip(times, surv, strict=True):
+                if t <= a:
+                    s_a = s
+            total += s_a * (b - a)
+        return total
+
+    var = 0.0
+    for u in times:
+        if u > tau:
+            break
+        y = sum(w[i] for i in range(n) if time[i] >= u)
+        d = sum(w[i] for i in range(n) if time[i] == u and event[i] == 1)
+        if d > 0 and y > d:
+            var += area(u) ** 2 * d / (y * (y - d))
+    return area(0.0), var**0.5
