@@ -7,6 +7,7 @@ event, treatment and covariate columns; nothing here knows about the simulator.
 from .balance import balance_table
 from .cox import CoxPH, CoxResult, fit_cox_arrays
 from .design import Design, design_matrix
+from .effects import adjusted_cox, naive_cox, psm, siptw
 from .exceptions import (
     ConvergenceWarning,
     EstimatorInputError,
@@ -14,8 +15,17 @@ from .exceptions import (
     SeparationError,
     SeparationWarning,
 )
+from .matching import Matching, match_pairs
 from .propensity import PropensityModel, fit_logistic, fit_propensity
+from .registry import (
+    Estimator,
+    available_estimators,
+    get_estimator,
+    register_estimator,
+    unregister_estimator,
+)
 from .result import EffectEstimate
+from .survival import KaplanMeier, kaplan_meier, kaplan_meier_by_arm, survival_summary
 from .weighting import iptw_weights
 
 __all__ = [
@@ -24,15 +34,30 @@ __all__ = [
     "CoxResult",
     "Design",
     "EffectEstimate",
+    "Estimator",
     "EstimatorInputError",
+    "KaplanMeier",
+    "Matching",
     "NoOverlapError",
     "PropensityModel",
     "SeparationError",
     "SeparationWarning",
+    "adjusted_cox",
+    "available_estimators",
     "balance_table",
     "design_matrix",
     "fit_cox_arrays",
     "fit_logistic",
     "fit_propensity",
+    "get_estimator",
     "iptw_weights",
+    "kaplan_meier",
+    "kaplan_meier_by_arm",
+    "match_pairs",
+    "naive_cox",
+    "psm",
+    "register_estimator",
+    "siptw",
+    "survival_summary",
+    "unregister_estimator",
 ]
