@@ -23,8 +23,10 @@ MAX_ITER = 1
 SINGULAR = 2
 NONFINITE = 3
 
+DIRECT_P = 3  # up to this many covariates the information uses running second moments
 
-@njit(cache=True)
+
+@njit(cache=True, error_model="numpy")
 def _tie_groups(time: np.ndarray, strata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Tie groups of sorted data: starts (G + 1,) with n appended, new-stratum flags (G,)."""
     n = time.shape[0]
@@ -41,9 +43,10 @@ def _tie_groups(time: np.ndarray, strata: np.ndarray) -> tuple[np.ndarray, np.nd
     return starts[: g + 1], newstrat[:g]
 
 
-@njit(cache=True)
-def _risk(X: np.ndarray, w: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Linear predictor eta - max(eta) (n,) and weighted relative risk w exp(.) (n,)."""
+@njit(cache=True, error_model="numpy")
+def _risk(X: np.ndarray, w: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                   np.ndarray]:
+    """eta - max(eta), exp(eta - max(eta)) and weighted risk w exp(eta - max(eta)), each (n,)."""
     n, p = X.shape
     eta = np.empty(n)
     top = -np.inf
@@ -53,16 +56,51 @@ def _risk(X: np.ndarray, w: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, n
             s += X[i, j] * beta[j]
         eta[i] = s
         top = max(top, s)
+    expeta = np.empty(n)
     risk = np.empty(n)
     for i in range(n):
         eta[i] -= top
-        risk[i] = w[i] * np.exp(eta[i])
-    return eta, risk
+        expeta[i] = np.exp(eta[i])
+        risk[i] = w[i] * expeta[i]
+    return eta, expeta, risk
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
+def _linear_predictor(X: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, float]:
+    """eta = X beta (n,) and max(eta)."""
+    n, p = X.shape
+    eta = np.empty(n)
+    top = -np.inf
+    for i in range(n):
+        s = 0.0
+        for j in range(p):
+            s += X[i, j] * beta[j]
+        eta[i] = s
+        top = max(top, s)
+    return eta, top
+
+
+@njit(cache=True, error_model="numpy")
+def _weighted_gram(A: np.ndarray, c: np.ndarray, m: int) -> np.ndarray:
+    """sum_{i < m} c_i a_i a_i' (p, p) as one BLAS product."""
+    head = A[:m]
+    return head.T @ (head * c[:m].reshape(m, 1))
+
+
+@njit(cache=True, error_model="numpy")
 def _cox_pass(X, w, event, starts, newstrat, beta, efron, u, imat):
     """Weighted log partial likelihood at ``beta``; fills score ``u`` and information ``imat``.
+
+    One sweep in the kernels' row order gives, for every Efron term k of every tie
+    group, the weight ``wt`` (mean weight of the tied events; their total for
+    Breslow), the denominator ``den`` and the risk-set mean ``xbar``.  The information
+    ``sum wt ((S2 - f D2) / den - xbar xbar')`` is built in one of two equal ways:
+
+    - p <= DIRECT_P: running second moments S2 (O(p^2) per row, all in registers);
+    - larger p: ``X' diag(r_i H_i) X - XBAR' diag(wt) XBAR`` where ``H_i`` sums
+      ``c_ik wt / den`` over the terms whose risk set holds row i (c = 1 - k/d for the
+      tied events themselves in Efron's k-th term, else 1), i.e. a backward sweep and
+      two BLAS products instead of O(p^2) scalar work per row and per event.
 
     Parameters
     ----------
@@ -76,68 +114,102 @@ def _cox_pass(X, w, event, starts, newstrat, beta, efron, u, imat):
     -------
     float : log partial likelihood.
     """
-    p = X.shape[1]
-    eta, risk = _risk(X, w, beta)
+    n, p = X.shape
+    ng = starts.shape[0] - 1
+    direct = p <= DIRECT_P
+    m = 0 if direct else n  # per-term / per-group buffers only for the Gram form
+    xbar = np.empty((m, p))
+    twt = np.empty(m)
+    haz = np.zeros(0 if direct else ng)
+    hazd = np.zeros(0 if direct else ng)
+    s1 = np.zeros(p)
+    d1 = np.zeros(p)
+    xb = np.zeros(p)
+    s2 = np.zeros((p, p))
+    d2 = np.zeros((p, p))
+    risk, top = _linear_predictor(X, beta)  # eta now, weighted relative risk after the sweep
     u[:] = 0.0
     imat[:, :] = 0.0
-    s1 = np.zeros(p)
-    s2 = np.zeros((p, p))
-    d1 = np.zeros(p)
-    d2 = np.zeros((p, p))
-    xb = np.empty(p)
     s0 = 0.0
     loglik = 0.0
-    for g in range(starts.shape[0] - 1):
+    nt = 0
+    for g in range(ng):
         if newstrat[g]:
             s0 = 0.0
             s1[:] = 0.0
-            s2[:, :] = 0.0
+            if direct:
+                s2[:, :] = 0.0
         nd = 0
         deadwt = 0.0
         d0 = 0.0
-        d1[:] = 0.0
-        d2[:, :] = 0.0
         for i in range(starts[g], starts[g + 1]):
-            r = risk[i]
+            eta = risk[i] - top
+            r = w[i] * np.exp(eta)
+            risk[i] = r
             s0 += r
             for j in range(p):
                 rx = r * X[i, j]
                 s1[j] += rx
-                for k in range(j + 1):
-                    s2[j, k] += rx * X[i, k]
+                if direct:
+                    for k in range(j + 1):
+                        s2[j, k] += rx * X[i, k]
             if event[i]:
                 nd += 1
                 deadwt += w[i]
-                loglik += w[i] * eta[i]
+                loglik += w[i] * eta
                 d0 += r
                 for j in range(p):
                     u[j] += w[i] * X[i, j]
-                    if efron:
-                        rx = r * X[i, j]
-                        d1[j] += rx
-                        for k in range(j + 1):
-                            d2[j, k] += rx * X[i, k]
         if nd == 0:
             continue
         nterm = nd if efron else 1
+        if nterm > 1:  # the tied events' own sums, for Efron's down-weighting
+            d1[:] = 0.0
+            d2[:, :] = 0.0
+            for i in range(starts[g], starts[g + 1]):
+                if event[i]:
+                    for j in range(p):
+                        rx = risk[i] * X[i, j]
+                        d1[j] += rx
+                        if direct:
+                            for k in range(j + 1):
+                                d2[j, k] += rx * X[i, k]
         wt = deadwt / nterm
-        for m in range(nterm):
-            f = m / nterm
+        for t in range(nterm):
+            f = t / nterm
             den = s0 - f * d0
+            inv = 1.0 / den
             loglik -= wt * np.log(den)
             for j in range(p):
-                xb[j] = (s1[j] - f * d1[j]) / den
+                xb[j] = (s1[j] - f * d1[j]) * inv
                 u[j] -= wt * xb[j]
-            for j in range(p):
-                for k in range(j + 1):
-                    imat[j, k] += wt * ((s2[j, k] - f * d2[j, k]) / den - xb[j] * xb[k])
+            if direct:
+                for j in range(p):
+                    for k in range(j + 1):
+                        imat[j, k] += wt * (inv * (s2[j, k] - f * d2[j, k]) - xb[j] * xb[k])
+            else:
+                haz[g] += wt * inv
+                hazd[g] += (1.0 - f) * wt * inv
+                twt[nt] = wt
+                xbar[nt] = xb
+                nt += 1
+    if not direct:
+        cum = 0.0  # c_i = r_i H_i, overwriting risk; ascending time within stratum
+        for g in range(ng - 1, -1, -1):
+            for i in range(starts[g], starts[g + 1]):
+                risk[i] *= cum + (hazd[g] if event[i] else haz[g])
+            cum = 0.0 if newstrat[g] else cum + haz[g]
+        full = _weighted_gram(X, risk, n) - _weighted_gram(xbar, twt, nt)
+        for j in range(p):
+            for k in range(j + 1):
+                imat[j, k] = 0.5 * (full[j, k] + full[k, j])
     for j in range(p):
         for k in range(j):
             imat[k, j] = imat[j, k]
     return loglik
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _cholesky(a: np.ndarray) -> tuple[np.ndarray, bool]:
     """Lower Cholesky factor of a symmetric matrix; ok=False if a pivot is below
     ``CHOL_TOL`` times the largest diagonal element (not positive definite)."""
@@ -164,7 +236,7 @@ def _cholesky(a: np.ndarray) -> tuple[np.ndarray, bool]:
     return low, True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _chol_solve(low: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Solve (L L') x = b for x given the lower Cholesky factor L."""
     p = low.shape[0]
@@ -183,7 +255,7 @@ def _chol_solve(low: np.ndarray, b: np.ndarray) -> np.ndarray:
     return x
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _chol_inverse(low: np.ndarray) -> np.ndarray:
     """Inverse of L L' from its lower Cholesky factor (symmetric result)."""
     p = low.shape[0]
@@ -201,7 +273,7 @@ def _chol_inverse(low: np.ndarray) -> np.ndarray:
     return inv
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _newton(X, w, event, starts, newstrat, beta0, efron, tol, max_iter):
     """Newton-Raphson with step halving, stopping rule as R survival's coxph.
 
@@ -248,7 +320,7 @@ def _newton(X, w, event, starts, newstrat, beta0, efron, tol, max_iter):
     return beta, loglik, u, imat, max_iter, MAX_ITER
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _score_residuals(X, w, event, starts, newstrat, beta, efron):
     """Score residuals r (n, p), unweighted: ``sum_i w_i r_i`` is the score at ``beta``.
 
@@ -260,7 +332,7 @@ def _score_residuals(X, w, event, starts, newstrat, beta, efron):
     the group's Efron-term means.
     """
     n, p = X.shape
-    eta, risk = _risk(X, w, beta)
+    _, expeta, risk = _risk(X, w, beta)
     ng = starts.shape[0] - 1
     haz = np.zeros(ng)  # sum_k dH_k
     hazd = np.zeros(ng)  # sum_k (1 - k/d) dH_k, for the tied events themselves
@@ -273,11 +345,11 @@ def _score_residuals(X, w, event, starts, newstrat, beta, efron):
     for g in range(ng):
         if newstrat[g]:
             s0 = 0.0
-            s1[:] = 0.0
+            for j in range(p):
+                s1[j] = 0.0
         nd = 0
         deadwt = 0.0
         d0 = 0.0
-        d1[:] = 0.0
         for i in range(starts[g], starts[g + 1]):
             r = risk[i]
             s0 += r
@@ -304,12 +376,14 @@ def _score_residuals(X, w, event, starts, newstrat, beta, efron):
                 xhaz[g, j] += dh * xbar
                 xhazd[g, j] += (1.0 - f) * dh * xbar
                 xmean[g, j] += xbar / nterm
+        for j in range(p):
+            d1[j] = 0.0
     resid = np.empty((n, p))
     cumh = 0.0
     cumxh = np.zeros(p)
     for g in range(ng - 1, -1, -1):  # ascending time within stratum
         for i in range(starts[g], starts[g + 1]):
-            e = np.exp(eta[i])
+            e = expeta[i]
             if event[i]:
                 h = cumh + hazd[g]
                 for j in range(p):
@@ -321,7 +395,8 @@ def _score_residuals(X, w, event, starts, newstrat, beta, efron):
                     resid[i, j] = -e * (X[i, j] * h - (cumxh[j] + xhaz[g, j]))
         if newstrat[g]:
             cumh = 0.0
-            cumxh[:] = 0.0
+            for j in range(p):
+                cumxh[j] = 0.0
         else:
             cumh += haz[g]
             for j in range(p):
@@ -329,33 +404,41 @@ def _score_residuals(X, w, event, starts, newstrat, beta, efron):
     return resid
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _meat(resid, w, cluster, n_clusters):
-    """Sum over clusters of (sum_i w_i r_i)(sum_i w_i r_i)'; cluster codes in [0, n_clusters)."""
+    """sum over clusters of (sum_i w_i r_i)(sum_i w_i r_i)'.
+
+    ``cluster`` holds codes in [0, n_clusters); empty means one row per cluster.
+    """
     n, p = resid.shape
-    sums = np.zeros((n_clusters, p))
-    for i in range(n):
-        c = cluster[i]
-        for j in range(p):
-            sums[c, j] += w[i] * resid[i, j]
     meat = np.zeros((p, p))
-    for c in range(n_clusters):
-        for j in range(p):
-            for k in range(j + 1):
-                meat[j, k] += sums[c, j] * sums[c, k]
+    if cluster.shape[0] == 0:
+        for i in range(n):
+            for j in range(p):
+                for k in range(j + 1):
+                    meat[j, k] += w[i] * w[i] * resid[i, j] * resid[i, k]
+    else:
+        sums = np.zeros((n_clusters, p))
+        for i in range(n):
+            for j in range(p):
+                sums[cluster[i], j] += w[i] * resid[i, j]
+        for c in range(n_clusters):
+            for j in range(p):
+                for k in range(j + 1):
+                    meat[j, k] += sums[c, j] * sums[c, k]
     for j in range(p):
         for k in range(j):
             meat[k, j] = meat[j, k]
     return meat
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sandwich(bread, meat):
     """bread @ meat @ bread for small symmetric p x p matrices."""
     return bread @ meat @ bread
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _cox_fit(time, event, X, w, strata, cluster, n_clusters, order, efron, robust, tol,
              max_iter, beta0):
     """Fit a (weighted, stratified) Cox model; every input in the caller's row order.
@@ -400,11 +483,5 @@ def _cox_fit(time, event, X, w, strata, cluster, n_clusters, order, efron, robus
     if not robust:
         return beta, loglik, u, imat, var, var.copy(), step, n_iter, status
     resid = _score_residuals(xs, ws, es, starts, newstrat, beta, efron)
-    if cluster.shape[0] == 0:
-        cl = np.arange(n)
-        n_cl = n
-    else:
-        cl = cluster[order]
-        n_cl = n_clusters
-    meat = _meat(resid, ws, cl, n_cl)
+    meat = _meat(resid, ws, cluster[order] if cluster.shape[0] else cluster, n_clusters)
     return beta, loglik, u, imat, var, _sandwich(var, meat), step, n_iter, status

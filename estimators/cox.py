@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+from scipy.special import ndtr, ndtri
 
 from . import _kernels as k
 from ._validation import check_events, check_frame, check_times, check_weights, float_column
@@ -85,8 +85,9 @@ def _check_options(ties: object, tol: object, max_iter: object) -> None:
 
 
 def _float_array(x: object, param: str, ndim: int) -> np.ndarray:
+    """C-contiguous float64 array (one kernel specialisation whatever the input layout)."""
     try:
-        a = np.asarray(x, dtype=np.float64)
+        a = np.ascontiguousarray(x, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise EstimatorInputError(f"{param} must be numeric: {err}") from None
     if a.ndim != ndim:
@@ -109,7 +110,7 @@ def _codes(x: object, param: str, n: int) -> np.ndarray:
             f"{param} must be a 1-d array of integer codes, got dtype {a.dtype}, shape {a.shape}"
         )
     _check_length(a, param, n)
-    return a.astype(np.int64, copy=False)
+    return np.ascontiguousarray(a, dtype=np.int64)
 
 
 def _check_design(X: np.ndarray, n: int, names: Sequence[str]) -> None:
@@ -199,7 +200,7 @@ def _fit(time, event, X, weights, strata, cluster, robust, ties, tol, max_iter, 
     ev = _float_array(event, "event", 1)
     _check_length(ev, "event", n)
     ev = check_events(ev, "event")
-    x = np.ascontiguousarray(_float_array(X, "X", 2))
+    x = _float_array(X, "X", 2)
     names = tuple(names) if names is not None else tuple(f"X[:, {j}]" for j in range(x.shape[1]))
     _check_design(x, n, names)
     p = x.shape[1]
@@ -369,13 +370,9 @@ class CoxPH:
         return self
 
     def _store(self, res: CoxResult, names: list[str], robust: bool) -> None:
-        idx = pd.Index(names, name="covariate")
         self.result_ = res
         self.robust_ = robust
-        self.params_ = pd.Series(res.params, index=idx, name="coef")
-        self.standard_errors_ = pd.Series(res.se, index=idx, name="se(coef)")
-        self.model_standard_errors_ = pd.Series(res.model_se, index=idx, name="model se(coef)")
-        self.variance_matrix_ = pd.DataFrame(res.cov, index=idx, columns=idx)
+        self._index = pd.Index(names, name="covariate")
         self.log_likelihood_ = res.loglik
         self.n_iter_ = res.n_iter
         self.converged_ = res.converged
@@ -383,32 +380,65 @@ class CoxPH:
         self.warnings_ = res.warnings
         self.n_ = res.n
         self.events_ = res.events
-        z = norm.ppf(1.0 - self.alpha / 2.0)
-        pct = f"{100 * (1 - self.alpha):g}%"
-        lo, hi = res.params - z * res.se, res.params + z * res.se
-        self.confidence_intervals_ = pd.DataFrame(
-            {f"{pct} lower-bound": lo, f"{pct} upper-bound": hi}, index=idx
-        )
-        zval = res.params / res.se
-        self.summary = pd.DataFrame(
-            {
-                "coef": res.params,
-                "exp(coef)": np.exp(res.params),
-                "se(coef)": res.se,
-                f"coef lower {pct}": lo,
-                f"coef upper {pct}": hi,
-                f"exp(coef) lower {pct}": np.exp(lo),
-                f"exp(coef) upper {pct}": np.exp(hi),
-                "z": zval,
-                "p": 2.0 * norm.sf(np.abs(zval)),
-            },
-            index=idx,
-        )
+
+    # pandas views of ``result_``, built on access (fits in loops pay nothing for them)
+    @property
+    def params_(self) -> pd.Series:
+        """Log hazard ratios, indexed by design column."""
+        return pd.Series(self.result_.params, index=self._index, name="coef")
+
+    @property
+    def standard_errors_(self) -> pd.Series:
+        """SEs from ``variance_matrix_`` (robust when robust / clustered)."""
+        return pd.Series(self.result_.se, index=self._index, name="se(coef)")
+
+    @property
+    def model_standard_errors_(self) -> pd.Series:
+        """Model-based SEs (inverse information), whatever ``robust``."""
+        return pd.Series(self.result_.model_se, index=self._index, name="model se(coef)")
+
+    @property
+    def variance_matrix_(self) -> pd.DataFrame:
+        """Covariance of ``params_`` (robust when robust / clustered, else model-based)."""
+        return pd.DataFrame(self.result_.cov, index=self._index, columns=self._index)
 
     @property
     def hazard_ratios_(self) -> pd.Series:
         """exp(params_)."""
         return np.exp(self.params_).rename("exp(coef)")
+
+    def _bounds(self) -> tuple[str, np.ndarray, np.ndarray]:
+        z = ndtri(1.0 - self.alpha / 2.0)
+        b, se = self.result_.params, self.result_.se
+        return f"{100 * (1 - self.alpha):g}%", b - z * se, b + z * se
+
+    @property
+    def confidence_intervals_(self) -> pd.DataFrame:
+        """Wald confidence limits for the log hazard ratios (level 1 - alpha)."""
+        pct, lo, hi = self._bounds()
+        return pd.DataFrame({f"{pct} lower-bound": lo, f"{pct} upper-bound": hi},
+                            index=self._index)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """coef, exp(coef), se(coef), confidence limits on both scales, z and p."""
+        pct, lo, hi = self._bounds()
+        b, se = self.result_.params, self.result_.se
+        z = b / se
+        return pd.DataFrame(
+            {
+                "coef": b,
+                "exp(coef)": np.exp(b),
+                "se(coef)": se,
+                f"coef lower {pct}": lo,
+                f"coef upper {pct}": hi,
+                f"exp(coef) lower {pct}": np.exp(lo),
+                f"exp(coef) upper {pct}": np.exp(hi),
+                "z": z,
+                "p": 2.0 * ndtr(-np.abs(z)),
+            },
+            index=self._index,
+        )
 
     def __repr__(self) -> str:
         if not hasattr(self, "result_"):

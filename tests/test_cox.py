@@ -332,3 +332,22 @@ def test_converged_fit_emits_no_warning():
         warnings.simplefilter("error")
         res = fit_cox_arrays(*arrays(df), weights=df["w"].to_numpy(), robust=True)
     assert res.converged and res.warnings == ()
+
+
+def test_input_layouts_and_dtypes_share_one_compiled_kernel():
+    """Strided, integer, boolean or list inputs must not trigger a new numba specialisation."""
+    from estimators import _kernels
+
+    df = cohort(grid=1.0)
+    t, e, X = arrays(df)
+    base = fit_cox_arrays(t, e, X, weights=df["w"].to_numpy(), strata=df["site"].to_numpy(),
+                          cluster=df["pair"].to_numpy())
+    wide = np.asfortranarray(np.c_[X, X])  # strided columns, Fortran order
+    again = fit_cox_arrays(
+        np.repeat(t, 2)[::2], (e == 1).tolist(), wide[:, :2],
+        weights=np.repeat(df["w"].to_numpy(), 2)[::2],
+        strata=df["site"].to_numpy(dtype=np.int32), cluster=df["pair"].to_numpy(dtype=np.uint16),
+    )
+    np.testing.assert_allclose(again.params, base.params, rtol=1e-12)
+    np.testing.assert_allclose(again.se, base.se, rtol=1e-12)
+    assert len(_kernels._cox_fit.signatures) == 1

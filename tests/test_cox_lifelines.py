@@ -50,7 +50,7 @@ def lifelines_fit(df, covs, strata, **kw) -> CoxPHFitter:
 
 
 @settings(max_examples=20)
-@given(seed=st.integers(0, 2**31), n=st.integers(40, 160), p=st.integers(1, 3),
+@given(seed=st.integers(0, 2**31), n=st.integers(40, 160), p=st.integers(1, 6),
        n_strata=st.integers(1, 3))
 def test_matches_lifelines_without_ties(seed, n, p, n_strata):
     df = untied_frame(seed, n, p, n_strata)

@@ -23,13 +23,15 @@ make_data <- function(n, seed, grid, n_strata = 1, n_clusters = n) {
   lp <- -0.5 * trt + 0.03 * (age - 65) + 0.2 * x3 + 0.3 * s1
   t_event <- rexp(n, 0.06 * exp(lp))
   t_cens <- runif(n, 6, 48)
+  w <- round(runif(n, 0.3, 3), 3)
+  cl <- sample.int(n_clusters, n, replace = TRUE) - 1L
+  x4 <- rbinom(n, 1, 0.3)  # drawn last: earlier columns do not depend on them
+  x5 <- rnorm(n)
   data.frame(
     time = pmax(ceiling(pmin(t_event, t_cens) / grid), 1) * grid,  # months, tied on the grid
     status = as.integer(t_event <= t_cens),
-    trt = trt, age = age, x3 = x3,
-    w = round(runif(n, 0.3, 3), 3),
-    cl = sample.int(n_clusters, n, replace = TRUE) - 1L,
-    s1 = s1, s2 = s2
+    trt = trt, age = age, x3 = x3, x4 = x4, x5 = x5,
+    w = w, cl = cl, s1 = s1, s2 = s2
   )
 }
 
@@ -60,7 +62,14 @@ cases <- list(
        rhs = "trt + age", weights = TRUE, cluster = FALSE, strata = c("s1", "s2"),
        n_strata = 2, resid = FALSE),
   list(name = "efron_unweighted", n = 200, seed = 18, grid = 1, ties = "efron",
-       rhs = "trt + age + x3", weights = FALSE, cluster = FALSE, strata = NULL, resid = TRUE)
+       rhs = "trt + age + x3", weights = FALSE, cluster = FALSE, strata = NULL, resid = TRUE),
+  # p > 3: the engine forms the information from BLAS Gram products instead
+  list(name = "efron_five_covariates_strata_cluster", n = 400, seed = 19, grid = 1,
+       ties = "efron", rhs = "trt + age + x3 + x4 + x5", weights = TRUE, cluster = TRUE,
+       n_clusters = 100, strata = "s1", n_strata = 2, resid = TRUE),
+  list(name = "breslow_five_covariates_weighted", n = 300, seed = 20, grid = 2,
+       ties = "breslow", rhs = "trt + age + x3 + x4 + x5", weights = TRUE, cluster = FALSE,
+       strata = NULL, resid = FALSE)
 )
 
 fit_case <- function(cs) {
