@@ -286,7 +286,8 @@ def _observe(a, death, progressed, t_prog, uu, ee, F, lost_b, nz_lost, S, out_f,
     rate = S[S_LOST_RATE]
     c_lost = math.inf
     if rate > 0.0:
-        rate *= math.exp(_dot(lost_b, nz_lost, F))
+        if nz_lost.size > 0:
+            rate *= math.exp(_dot(lost_b, nz_lost, F))
         if a == 1:
             rate *= S[S_LOST_HR_TRT]
         c_lost = ee[4] / rate

@@ -20,6 +20,7 @@ built-in scenarios ship theirs; others go to the user cache directory.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -42,6 +43,7 @@ from .streams import as_seed_sequence, chunk_streams
 CALIBRATION_VERSION = 1
 _SHIPPED = Path(__file__).parent / "data" / "calibrations.json"
 _MEMORY: dict[str, Calibration] = {}
+_KEYS: dict[str, str] = {}
 
 
 # ---- the super-population --------------------------------------------------------------
@@ -348,6 +350,13 @@ class Calibration:
 
 def calibration_key(sc: Scenario) -> str:
     """Cache key: only the parameters calibration depends on (plus format versions)."""
+    fp = sc.fingerprint()
+    if fp not in _KEYS:
+        _KEYS[fp] = _calibration_key(sc)
+    return _KEYS[fp]
+
+
+def _calibration_key(sc: Scenario) -> str:
     d = sc.to_dict()
     relevant = {
         "covariates": d["covariates"],
@@ -357,8 +366,6 @@ def calibration_key(sc: Scenario) -> str:
         "population": [sc.calibration.population, sc.calibration.seed],
         "versions": [K.LAYOUT_VERSION, CALIBRATION_VERSION],
     }
-    import hashlib
-
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:24]
 
 

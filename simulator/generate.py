@@ -16,7 +16,7 @@ from .catalog import get_scenario
 from .features import AGE_GROUPS, ECOG_LEVELS, OS_REASONS, PFS_REASONS, RACES
 from .plan import Plan, build_plan
 from .scenario import Scenario
-from .streams import SeedLike, as_seed_sequence, chunk_streams
+from .streams import SeedLike, as_seed_sequence, chunk_generator, chunk_streams, n_chunks
 
 # Column name -> (row in the float or int8 output matrix, description).
 FLOAT_COLUMNS = {
@@ -123,10 +123,16 @@ def _check_n(n: object) -> int:
     return int(n)
 
 
+_PLANS: dict[str, Plan] = {}
+
+
 def plan_for(scenario: Scenario | str) -> Plan:
-    """Kernel plan of a scenario (calibrating it first if needed; cached)."""
+    """Kernel plan of a scenario (calibrating it first if needed; cached per scenario)."""
     sc = _resolve(scenario)
-    return build_plan(sc, calibrate(sc).solved)
+    key = sc.fingerprint()
+    if key not in _PLANS:
+        _PLANS[key] = build_plan(sc, calibrate(sc).solved)
+    return _PLANS[key]
 
 
 @contextmanager
@@ -168,28 +174,28 @@ def simulate_arrays(
     plan = plan_for(sc)
     floats = np.full((K.N_FLOAT_OUT, n), np.nan)
     ints = np.zeros((K.N_INT_OUT, n), dtype=np.int8)
-    gn, gu, ge = chunk_streams(root, n)
+    args = (
+        plan.age_table,
+        plan.chol,
+        plan.race_cum,
+        plan.S,
+        plan.coef_t,
+        plan.nz_t,
+        plan.B,
+        plan.nz_b,
+        plan.om,
+        plan.lost_b,
+        plan.nz_lost,
+        bool(potential_outcomes),
+        floats,
+        ints,
+    )
     with _threads(threads):
-        K._cohort(
-            gn,
-            gu,
-            ge,
-            n,
-            plan.age_table,
-            plan.chol,
-            plan.race_cum,
-            plan.S,
-            plan.coef_t,
-            plan.nz_t,
-            plan.B,
-            plan.nz_b,
-            plan.om,
-            plan.lost_b,
-            plan.nz_lost,
-            bool(potential_outcomes),
-            floats,
-            ints,
-        )
+        if n_chunks(n) == 1:  # one chunk: the serial kernel (no parallel-region overhead)
+            gens = (chunk_generator(root, 0, s) for s in range(3))
+            K._cohort_chunk(*gens, 0, n, *args)
+        else:
+            K._cohort(*chunk_streams(root, n), n, *args)
     return CohortArrays(floats=floats, ints=ints)
 
 

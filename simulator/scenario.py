@@ -22,6 +22,7 @@ what is allowed.  Scenarios round-trip through TOML (:func:`load_scenario`,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import tomllib
@@ -469,6 +470,10 @@ class Scenario:
 
     def fingerprint(self) -> str:
         """SHA-256 of every parameter except name and description (cache key)."""
+        return self._fingerprint
+
+    @functools.cached_property
+    def _fingerprint(self) -> str:
         d = self.to_dict()
         d.pop("name", None)
         d.pop("description", None)

@@ -1,0 +1,220 @@
+"""The ``rwesim`` command line.
+
+User errors (unknown scenario, bad parameter, unreadable file, ...) print one line on
+stderr and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .. import calibration
+from ..catalog import BUILTIN, get_scenario
+from ..generate import simulate as simulate_cohort
+from ..scenario import Scenario, load_scenario
+
+app = typer.Typer(
+    name="rwesim",
+    help="Synthetic HR+/HER2- MBC cohorts with known effects, and a benchmark of RWE estimators.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+ScenarioArg = Annotated[
+    str, typer.Argument(help="A built-in scenario name (see `rwesim scenarios`) or a TOML file.")
+]
+
+
+class UserError(Exception):
+    """An error the user can fix: reported in one line, exit status 2."""
+
+
+def user_errors(func):
+    """Turn ValueError / UserError / OSError into one line on stderr and exit status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (ValueError, UserError, OSError) as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def resolve_scenario(name_or_path: str) -> Scenario:
+    """A built-in scenario by name, or a scenario TOML file by path."""
+    if name_or_path in BUILTIN:
+        return get_scenario(name_or_path)
+    if name_or_path.endswith(".toml") or Path(name_or_path).exists():
+        return load_scenario(name_or_path)
+    return get_scenario(name_or_path)  # raises the unknown-name error
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"rwesim {version('rwesim')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    _version_flag: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """rwesim: simulate cohorts, compute true estimands, run simulation studies."""
+
+
+@app.command()
+@user_errors
+def scenarios() -> None:
+    """List the built-in scenarios with a one-line description."""
+    table = Table(show_header=True, header_style="bold", box=None)
+    table.add_column("scenario")
+    table.add_column("description", overflow="fold")
+    for name in BUILTIN:
+        table.add_row(name, get_scenario(name).description)
+    out.print(table)
+
+
+@app.command()
+@user_errors
+def show(
+    scenario: ScenarioArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
+    toml: Annotated[bool, typer.Option("--toml", help="Print the scenario as TOML.")] = False,
+) -> None:
+    """Show a scenario's parameters, its calibration and its computed true estimands."""
+    sc = resolve_scenario(scenario)
+    if toml:
+        sys.stdout.write(sc.to_toml())
+        return
+    cal = _calibrated(sc)
+    from .truth import truth
+
+    tr = truth(sc)
+    if as_json:
+        doc = {
+            "scenario": sc.name,
+            "description": sc.description,
+            "truth": {"pfs": tr.pfs.to_dict(), "os": tr.os.to_dict()},
+            "truth_population": tr.population,
+            "calibration": cal.to_json(),
+            "parameters": sc.to_dict(),
+        }
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    _print_show(sc, cal, tr)
+
+
+def _calibrated(sc: Scenario) -> calibration.Calibration:
+    key = calibration.calibration_key(sc)
+    if calibration._read_cache(key) is None:
+        err.print(
+            f"calibrating {sc.name!r} on {sc.calibration.population:,} patients (once; cached)"
+        )
+    return calibration.calibrate(sc)
+
+
+def _print_show(sc: Scenario, cal: calibration.Calibration, tr) -> None:
+    out.print(f"[bold]{sc.name}[/]: {sc.description}", highlight=False)
+    o, a = sc.outcomes, cal.achieved
+    t = Table(title="calibration (targets vs calibration population)", box=None)
+    for col in ("target", "asked", "achieved"):
+        t.add_column(col)
+    for outcome in ("pfs", "os"):
+        t.add_row(
+            f"{outcome} median control",
+            _fmt(getattr(o, f"{outcome}_median_control")),
+            _fmt(a.get(f"{outcome}_median_control")),
+        )
+        hr_key = f"{outcome}_hr_{o.hr_estimand.lower()}"
+        t.add_row(
+            f"{outcome} marginal HR ({o.hr_estimand})",
+            _fmt(getattr(o, f"{outcome}_hr")),
+            _fmt(a.get(hr_key)),
+        )
+        t.add_row(
+            f"{outcome} median treated",
+            _fmt(getattr(o, f"{outcome}_median_treated")),
+            _fmt(a.get(f"{outcome}_median_treated")),
+        )
+    t.add_row("treated fraction", _fmt(sc.treatment.fraction), _fmt(a.get("treated_fraction")))
+    out.print(t)
+    tt = Table(title=f"true estimands (population {tr.population:,}; ± Monte Carlo SE)", box=None)
+    tt.add_column("estimand")
+    tt.add_column("rwPFS")
+    tt.add_column("OS")
+    for key in tr.pfs.values:
+        tt.add_row(
+            key, *(f"{tr[x].values[key]:.4f} ± {tr[x].mcse[key]:.4f}" for x in ("pfs", "os"))
+        )
+    out.print(tt)
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+@app.command()
+@user_errors
+def simulate(
+    scenario: ScenarioArg,
+    n: Annotated[int, typer.Option("-n", "--n", help="Number of patients.")] = 1430,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (>= 0).")] = 1,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Output file: .parquet (default) or .csv.")
+    ] = Path("cohort.parquet"),
+    potential_outcomes: Annotated[
+        bool, typer.Option("--potential-outcomes", help="Add both uncensored potential outcomes.")
+    ] = False,
+    latent: Annotated[
+        bool, typer.Option("--latent", help="Add the unmeasured frailty and the true ECOG.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Simulate a cohort and write it to Parquet (or CSV)."""
+    sc = resolve_scenario(scenario)
+    if output.suffix not in (".parquet", ".csv"):
+        raise UserError(f"--output={output} is not allowed; use a .parquet or .csv file name")
+    if output.exists() and not force:
+        raise UserError(f"--output={output} exists; pass --force to overwrite it")
+    if not output.parent.exists():
+        raise UserError(f"--output={output}: directory {output.parent} does not exist")
+    _calibrated(sc)
+    df = simulate_cohort(sc, n, seed, potential_outcomes=potential_outcomes, latent=latent)
+    if output.suffix == ".csv":
+        df.to_csv(output, index=False)
+    else:
+        df.to_parquet(output, index=False)
+    treated = int(df["treated"].sum())
+    err.print(f"wrote {len(df):,} patients ({treated:,} treated) of {sc.name!r} to {output}")
+
+
+@app.command(name="calibrate")
+@user_errors
+def calibrate_cmd(
+    scenario: ScenarioArg,
+    force: Annotated[bool, typer.Option("--force", help="Recompute, ignoring caches.")] = False,
+) -> None:
+    """Solve a scenario's targets (cached) and print the solved parameters as JSON."""
+    sc = resolve_scenario(scenario)
+    cal = calibration.calibrate(sc, use_cache=not force) if force else _calibrated(sc)
+    sys.stdout.write(json.dumps(cal.to_json(), indent=2) + "\n")
