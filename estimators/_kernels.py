@@ -458,18 +458,24 @@ def _cox_fit(time, event, X, w, strata, cluster, n_clusters, order, efron, robus
     iterations, status.  Covariances are NaN when the information is singular.
     """
     n, p = X.shape
-    ts = time[order]
-    es = event[order]
-    ws = w[order]
-    ss = strata[order]
+    mean = np.zeros(p)  # centring keeps exp() and the information well conditioned
+    for i in range(n):
+        for j in range(p):
+            mean[j] += X[i, j]
+    mean /= n
+    ts = np.empty(n)
+    es = np.empty(n, dtype=np.int8)
+    ws = np.empty(n)
+    ss = np.empty(n, dtype=np.int64)
     xs = np.empty((n, p))
-    for j in range(p):
-        mean = 0.0
-        for i in range(n):
-            mean += X[i, j]
-        mean /= n
-        for i in range(n):
-            xs[i, j] = X[order[i], j] - mean
+    for i in range(n):  # one gather loop: overlapping cache misses
+        o = order[i]
+        ts[i] = time[o]
+        es[i] = event[o]
+        ws[i] = w[o]
+        ss[i] = strata[o]
+        for j in range(p):
+            xs[i, j] = X[o, j] - mean[j]
     starts, newstrat = _tie_groups(ts, ss)
     beta, loglik, u, imat, n_iter, status = _newton(
         xs, ws, es, starts, newstrat, beta0, efron, tol, max_iter
