@@ -3,8 +3,8 @@
 Layout shared by every kernel: rows are sorted by stratum, then by time
 *descending*.  A *tie group* is a run of rows with the same stratum and time; the
 risk set of a group is every row from the start of its stratum to the end of the
-group, so risk-set sums are running sums.  One pass over the rows costs
-O(n p^2); no kernel loops over risk sets.
+group, so risk-set sums are running sums: a likelihood pass costs O(n p) plus
+O(n p^2) for the information, and no kernel loops over risk sets.
 
 Weighted Efron ties follow R ``survival`` (coxfit6.c): the ``d`` tied events of a
 group share their mean weight, and the k-th of the ``d`` Efron terms
@@ -44,28 +44,6 @@ def _tie_groups(time: np.ndarray, strata: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 @njit(cache=True, error_model="numpy")
-def _risk(X: np.ndarray, w: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                                   np.ndarray]:
-    """eta - max(eta), exp(eta - max(eta)) and weighted risk w exp(eta - max(eta)), each (n,)."""
-    n, p = X.shape
-    eta = np.empty(n)
-    top = -np.inf
-    for i in range(n):
-        s = 0.0
-        for j in range(p):
-            s += X[i, j] * beta[j]
-        eta[i] = s
-        top = max(top, s)
-    expeta = np.empty(n)
-    risk = np.empty(n)
-    for i in range(n):
-        eta[i] -= top
-        expeta[i] = np.exp(eta[i])
-        risk[i] = w[i] * expeta[i]
-    return eta, expeta, risk
-
-
-@njit(cache=True, error_model="numpy")
 def _linear_predictor(X: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, float]:
     """eta = X beta (n,) and max(eta)."""
     n, p = X.shape
@@ -78,6 +56,17 @@ def _linear_predictor(X: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, floa
         eta[i] = s
         top = max(top, s)
     return eta, top
+
+
+@njit(cache=True, error_model="numpy")
+def _risk(X: np.ndarray, w: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Relative risk exp(eta - max eta) and weighted risk w exp(eta - max eta), each (n,)."""
+    rel, top = _linear_predictor(X, beta)
+    risk = np.empty(rel.shape[0])
+    for i in range(rel.shape[0]):
+        rel[i] = np.exp(rel[i] - top)
+        risk[i] = w[i] * rel[i]
+    return rel, risk
 
 
 @njit(cache=True, error_model="numpy")
@@ -332,7 +321,7 @@ def _score_residuals(X, w, event, starts, newstrat, beta, efron):
     the group's Efron-term means.
     """
     n, p = X.shape
-    _, expeta, risk = _risk(X, w, beta)
+    expeta, risk = _risk(X, w, beta)
     ng = starts.shape[0] - 1
     haz = np.zeros(ng)  # sum_k dH_k
     hazd = np.zeros(ng)  # sum_k (1 - k/d) dH_k, for the tied events themselves
