@@ -402,6 +402,11 @@ def _write_cache(cal: Calibration) -> None:
         pass  # a read-only home is not an error: the result stays in memory
 
 
+def remember(cal: Calibration) -> None:
+    """Put a calibration computed elsewhere (e.g. in a parent process) in the memory cache."""
+    _MEMORY[cal.key] = cal
+
+
 def calibrate(sc: Scenario, *, use_cache: bool = True) -> Calibration:
     """Solved parameters for ``sc`` (from cache when available).
 

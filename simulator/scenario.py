@@ -321,6 +321,24 @@ class Outcomes:
         for outcome in ("pfs", "os"):
             self._check_effect(outcome)
 
+    @staticmethod
+    def _fill_missing(data: dict[str, Any]) -> dict[str, Any]:
+        """TOML has no null: alternatives left out of a table are None, not their defaults.
+
+        Giving one of ``x_hr`` / ``x_median_treated`` / ``gamma_x`` switches the other two
+        off; giving raw ``scales`` switches off the control medians.
+        """
+        out = dict(data)
+        for outcome in ("pfs", "os"):
+            group = (f"{outcome}_hr", f"{outcome}_median_treated", f"gamma_{outcome}")
+            if any(k in out for k in group):
+                for k in group:
+                    out.setdefault(k, None)
+        if "scales" in out:
+            out.setdefault("pfs_median_control", None)
+            out.setdefault("os_median_control", None)
+        return out
+
     def _check_effect(self, outcome: str) -> None:
         p = "outcomes"
         hr = getattr(self, f"{outcome}_hr")
@@ -557,6 +575,8 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     if not isinstance(data, dict):
         raise ValueError(f"{prefix or 'scenario'} must be a table (mapping), got {data!r}")
     hints = _hints(cls)
+    if hasattr(cls, "_fill_missing"):
+        data = cls._fill_missing(data)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in data if k not in names]
     if unknown:

@@ -21,6 +21,10 @@ from .. import calibration
 from ..catalog import BUILTIN, get_scenario
 from ..generate import simulate as simulate_cohort
 from ..scenario import Scenario, load_scenario
+from .design import Study, load_study, study_from_dict
+from .report import summary_markdown, summary_rich, summary_table
+from .runner import parse_shard, run_study
+from .store import Store
 
 app = typer.Typer(
     name="rwesim",
@@ -29,8 +33,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+# Piped output (files, CI logs) gets a wide console instead of rich's 80-column default.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 ScenarioArg = Annotated[
     str, typer.Argument(help="A built-in scenario name (see `rwesim scenarios`) or a TOML file.")
@@ -218,3 +223,144 @@ def calibrate_cmd(
     sc = resolve_scenario(scenario)
     cal = calibration.calibrate(sc, use_cache=not force) if force else _calibrated(sc)
     sys.stdout.write(json.dumps(cal.to_json(), indent=2) + "\n")
+
+
+# ---- simulation studies -----------------------------------------------------------------
+def _study_from_args(target: str, reps, n, seed, estimators, outcomes) -> Study:
+    """A study from a study TOML file, or a one-scenario study from a scenario name/file."""
+    if target.endswith(".toml") and Path(target).is_file() and _is_study_file(Path(target)):
+        study = load_study(target)
+        changes = {k: v for k, v in (("reps", reps), ("seed", seed)) if v is not None}
+        if n:
+            changes["sample_sizes"] = tuple(n)
+        if estimators:
+            changes["estimators"] = tuple(estimators)
+        if outcomes:
+            changes["outcomes"] = tuple(outcomes)
+        return study_from_dict({**study.to_dict(), **changes}) if changes else study
+    resolve_scenario(target)  # a clear error for an unknown name or a bad file
+    return study_from_dict(
+        {
+            "name": Path(target).stem if target.endswith(".toml") else target,
+            "scenarios": (target,),
+            "sample_sizes": tuple(n) if n else (1430,),
+            "reps": 1000 if reps is None else reps,
+            "seed": 20_240_601 if seed is None else seed,
+            **({"estimators": tuple(estimators)} if estimators else {}),
+            **({"outcomes": tuple(outcomes)} if outcomes else {}),
+        }
+    )
+
+
+def _is_study_file(path: Path) -> bool:
+    import tomllib
+
+    try:
+        return "study" in tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path} is not valid TOML: {exc}") from None
+
+
+@app.command()
+@user_errors
+def run(
+    target: Annotated[str, typer.Argument(help="A scenario (name or TOML) or a study TOML file.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Results directory.")],
+    reps: Annotated[int | None, typer.Option("--reps", help="Replicates per condition.")] = None,
+    n: Annotated[
+        list[int] | None, typer.Option("-n", "--n", help="Patients per replicate (repeatable).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Study seed (>= 0).")] = None,
+    estimators: Annotated[
+        list[str] | None, typer.Option("--estimator", "-e", help="Estimator (repeatable).")
+    ] = None,
+    outcomes: Annotated[
+        list[str] | None, typer.Option("--outcome", help="pfs and/or os (repeatable).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-w", help="Local worker processes (default: all cores)."),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786."),
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option("--shard", help="Run only slice i of N (i/N), e.g. for SLURM arrays."),
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an unfinished run.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Discard a previous run in the directory.")
+    ] = False,
+) -> None:
+    """Run a simulation study: replicates x estimators x outcomes, streamed to Parquet."""
+    study = _study_from_args(target, reps, n, seed, estimators, outcomes)
+    report = run_study(
+        study,
+        output,
+        workers=workers,
+        scheduler=scheduler,
+        shard=parse_shard(shard) if shard else None,
+        resume=resume,
+        overwrite=overwrite,
+    )
+    rate = report.replicates_per_second
+    err.print(
+        f"{report.replicates_run} replicates in {report.seconds:.1f} s ({rate:.0f}/s); "
+        f"{'complete' if report.complete else 'partial (resume or run the other shards)'}"
+    )
+    if report.complete:
+        _print_summary(Store(Path(output)), None, None)
+
+
+@app.command()
+@user_errors
+def summarize(
+    directory: Annotated[Path, typer.Argument(help="A results directory written by `rwesim run`.")],
+    csv: Annotated[Path | None, typer.Option("--csv", help="Also write the table as CSV.")] = None,
+    markdown: Annotated[
+        Path | None, typer.Option("--markdown", help="Also write the table as Markdown.")
+    ] = None,
+) -> None:
+    """Performance measures (bias, coverage, ... with Monte Carlo SEs) of a finished run."""
+    _print_summary(_open_results(directory), csv, markdown)
+
+
+def _open_results(directory: Path) -> Store:
+    if not (directory / "run.json").is_file():
+        raise UserError(f"{directory} is not an rwesim results directory (no run.json)")
+    store = Store(directory)
+    store.check_foreign()
+    return store
+
+
+def _print_summary(store: Store, csv: Path | None, markdown: Path | None) -> None:
+    table = summary_table(store)
+    if table.empty:
+        raise UserError(f"{store.root} holds no finished replicates yet")
+    meta = store.read_meta()
+    if meta.get("status") != "complete":
+        err.print("[yellow]warning:[/] the run is not complete; the table covers finished chunks")
+    if csv:
+        table.to_csv(csv, index=False)
+    if markdown:
+        markdown.write_text(summary_markdown(table))
+    out.print(summary_rich(table, meta))
+
+
+@app.command()
+@user_errors
+def plot(
+    directory: Annotated[Path, typer.Argument(help="A results directory written by `rwesim run`.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Folder for the PNGs (default DIR/plots).")
+    ] = None,
+) -> None:
+    """Plots of a run: estimate distributions with the truths, zip plots, nested-loop plots."""
+    store = _open_results(directory)
+    from .plots import plot_study
+
+    paths = plot_study(store.root, output or store.root / "plots")
+    for p in paths:
+        out.print(str(p))

@@ -1,0 +1,202 @@
+"""A simulation study: a factorial grid of conditions x estimators x outcomes x replicates.
+
+A *condition* is one scenario (a built-in name or a TOML file, with the study's fixed
+``set`` changes and one combination of its ``vary`` grid applied) at one sample size.
+Every estimator is run on every replicate of every condition for every outcome and
+scored against its own estimand's truth (DESIGN.md section 3).
+
+Study TOML::
+
+    [study]
+    name = "confounding-by-size"
+    scenarios = ["flatiron"]            # names or paths to scenario TOML files
+    sample_sizes = [500, 1430]
+    reps = 1000
+    seed = 2024
+    estimators = ["siptw", "psm", "naive_cox", "adjusted_cox"]
+    outcomes = ["pfs", "os"]
+    covariates = ["age", "age_group", "ecog", ...]   # PS / adjustment covariates
+
+    [study.set]                          # applied to every scenario
+    "calibration.population" = 400000
+
+    [study.vary]                         # factorial grid over scenario parameters
+    "treatment.strength" = [0.5, 1.0, 2.0]
+
+    [study.estimator_options.adjusted_cox]
+    covariates = ["age", "ecog", "visceral", "liver_mets"]
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from estimators.registry import available_estimators
+
+from .. import _checks as ck
+from ..catalog import BUILTIN, get_scenario
+from ..scenario import Scenario, load_scenario
+
+OUTCOMES = {"pfs": ("pfs_months", "pfs_event"), "os": ("os_months", "os_event")}
+TREATMENT = "treated"
+# The true treatment model's covariates, as recorded: a correctly specified PS model.
+DEFAULT_COVARIATES = (
+    "age",
+    "age_group",
+    "ecog",
+    "visceral",
+    "bone_only",
+    "n_met_sites",
+    "de_novo",
+    "academic",
+    "race",
+)
+# Adjusted Cox: the PS covariates plus the organ sites that carry prognosis.
+DEFAULT_OPTIONS = {"adjusted_cox": {"covariates": [*DEFAULT_COVARIATES, "lung_mets", "liver_mets"]}}
+DEFAULT_ESTIMATORS = ("siptw", "psm", "naive_cox", "adjusted_cox")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One cell of the design grid."""
+
+    index: int
+    scenario: Scenario
+    n: int
+    label: str
+    factors: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated simulation-study specification (see module docstring for the TOML)."""
+
+    name: str = "study"
+    scenarios: tuple[str, ...] = ("flatiron",)
+    sample_sizes: tuple[int, ...] = (1430,)
+    reps: int = 1000
+    seed: int = 20_240_601
+    estimators: tuple[str, ...] = DEFAULT_ESTIMATORS
+    outcomes: tuple[str, ...] = ("pfs", "os")
+    covariates: tuple[str, ...] = DEFAULT_COVARIATES
+    set: dict[str, Any] = field(default_factory=dict)
+    vary: dict[str, list[Any]] = field(default_factory=dict)
+    estimator_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    chunk_reps: int = 25
+
+    def __post_init__(self) -> None:
+        ck.count(self.reps, "reps")
+        ck.count(self.chunk_reps, "chunk_reps")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed={self.seed!r} is not allowed; it must be an integer >= 0")
+        _nonempty(self.scenarios, "scenarios")
+        for n in _nonempty(self.sample_sizes, "sample_sizes"):
+            ck.count(n, "sample_sizes[]")
+        known = available_estimators()
+        for e in _nonempty(self.estimators, "estimators"):
+            if e not in known:
+                raise ValueError(f"estimators: unknown estimator {e!r}; available: {list(known)}")
+        for o in _nonempty(self.outcomes, "outcomes"):
+            ck.choice(o, "outcomes[]", tuple(OUTCOMES))
+        for e in self.estimator_options:
+            if e not in self.estimators:
+                raise ValueError(
+                    f"estimator_options[{e!r}]: {e!r} is not among the study's estimators "
+                    f"{list(self.estimators)}"
+                )
+        for key, values in self.vary.items():
+            if not isinstance(values, list | tuple) or not values:
+                raise ValueError(f"vary[{key!r}]={values!r} is not allowed; give a non-empty list")
+        self.conditions()  # validates scenarios and every grid change
+
+    def options_for(self, estimator: str) -> dict[str, Any]:
+        """Keyword options of one estimator (study's, else the built-in defaults)."""
+        opts = dict(DEFAULT_OPTIONS.get(estimator, {}))
+        opts.update(self.estimator_options.get(estimator, {}))
+        return opts
+
+    def covariates_for(self, estimator: str) -> list[str]:
+        """Covariate columns passed to an estimator."""
+        return list(self.options_for(estimator).get("covariates", self.covariates))
+
+    def conditions(self) -> list[Condition]:
+        """The factorial grid: scenario x vary-combination x sample size, in a fixed order."""
+        keys = list(self.vary)
+        combos = list(itertools.product(*(self.vary[k] for k in keys))) or [()]
+        out: list[Condition] = []
+        for name in self.scenarios:
+            base = _load(name)
+            if self.set:
+                base = base.replace(**self.set)
+            for combo in combos:
+                factors = dict(zip(keys, combo, strict=True))
+                sc = base.replace(**factors) if factors else base
+                for n in self.sample_sizes:
+                    label = ", ".join(
+                        [sc.name, f"n={n}", *(f"{k}={v}" for k, v in factors.items())]
+                    )
+                    out.append(Condition(len(out), sc, int(n), label, factors))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (the ``[study]`` table)."""
+        return {
+            "name": self.name,
+            "scenarios": list(self.scenarios),
+            "sample_sizes": list(self.sample_sizes),
+            "reps": self.reps,
+            "seed": self.seed,
+            "estimators": list(self.estimators),
+            "outcomes": list(self.outcomes),
+            "covariates": list(self.covariates),
+            "set": dict(self.set),
+            "vary": {k: list(v) for k, v in self.vary.items()},
+            "estimator_options": {k: dict(v) for k, v in self.estimator_options.items()},
+            "chunk_reps": self.chunk_reps,
+        }
+
+
+def _nonempty(xs: Sequence[Any], param: str) -> Sequence[Any]:
+    if isinstance(xs, str) or not isinstance(xs, Sequence) or len(xs) == 0:
+        raise ValueError(f"{param}={xs!r} is not allowed; give a non-empty list")
+    return xs
+
+
+def _load(name: str) -> Scenario:
+    if name in BUILTIN:
+        return get_scenario(name)
+    if name.endswith(".toml") or Path(name).exists():
+        return load_scenario(name)
+    return get_scenario(name)
+
+
+def study_from_dict(d: dict[str, Any]) -> Study:
+    """Build and validate a study from the ``[study]`` table."""
+    allowed = {f for f in Study.__dataclass_fields__}
+    unknown = [k for k in d if k not in allowed]
+    if unknown:
+        raise ValueError(f"study has unknown parameter(s) {unknown}; allowed: {sorted(allowed)}")
+    conv = dict(d)
+    for k in ("scenarios", "sample_sizes", "estimators", "outcomes", "covariates"):
+        if k in conv and isinstance(conv[k], list):
+            conv[k] = tuple(conv[k])
+    return Study(**conv)
+
+
+def load_study(path: str | Path) -> Study:
+    """Read a study TOML file (its ``[study]`` table)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"study file {str(path)!r} does not exist")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"study file {path} is not valid TOML: {exc}") from None
+    if "study" not in data:
+        raise ValueError(f"study file {path} has no [study] table")
+    return study_from_dict(data["study"])

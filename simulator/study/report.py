@@ -1,0 +1,113 @@
+"""Performance tables of a results directory: pandas, terminal (rich) and Markdown."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+from rich import box
+from rich.console import Group
+from rich.table import Table
+
+from .performance import summarize
+from .store import Store
+
+ESTIMATOR_NAMES = {
+    "siptw": "sIPTW",
+    "psm": "PSM",
+    "naive_cox": "naive Cox",
+    "adjusted_cox": "adjusted Cox",
+}
+OUTCOME_NAMES = {"pfs": "rwPFS", "os": "OS"}
+
+
+def summary_table(store: Store, alpha: float = 0.05) -> pd.DataFrame:
+    """Performance measures per condition x outcome x estimator, with condition labels."""
+    results = store.read_results()
+    if results.empty:
+        return pd.DataFrame()
+    table = summarize(results, store.truths(), alpha=alpha)
+    labels = {c["index"]: c["label"] for c in store.read_meta()["conditions"]}
+    table.insert(1, "label", table["condition"].map(labels))
+    order = {name: i for i, name in enumerate(ESTIMATOR_NAMES)}
+    table["_o"] = table["estimator"].map(lambda e: order.get(e, len(order)))
+    return (
+        table.sort_values(["condition", "outcome", "_o"], ascending=[True, False, True])
+        .drop(columns="_o")
+        .reset_index(drop=True)
+    )
+
+
+def _pm(x: float, se: float, digits: int = 3) -> str:
+    if not math.isfinite(x):
+        return "-"
+    return f"{x:.{digits}f} ({se:.{digits}f})"
+
+
+def display_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Formatted cells: estimate (Monte Carlo SE)."""
+    rows = []
+    for r in table.itertuples(index=False):
+        rows.append(
+            {
+                "condition": r.label,
+                "outcome": OUTCOME_NAMES.get(r.outcome, r.outcome),
+                "estimator": ESTIMATOR_NAMES.get(r.estimator, r.estimator),
+                "estimand": r.estimand,
+                "true HR": f"{math.exp(r.theta):.3f}",
+                "bias log-HR": _pm(r.bias, r.bias_mcse, 4),
+                "rel. bias HR %": _pm(r.rel_bias_hr, r.rel_bias_hr_mcse, 1),
+                "EmpSE": _pm(r.empse, r.empse_mcse),
+                "ModSE": _pm(r.modse, r.modse_mcse),
+                "rel. err ModSE %": _pm(r.relerr_modse, r.relerr_modse_mcse, 1),
+                "coverage": _pm(r.coverage, r.coverage_mcse),
+                "power": _pm(r.power, r.power_mcse),
+                "n_sim": str(r.n_sim),
+                "failed/nonconv": f"{r.n_failed}/{r.n_nonconverged}",
+            }
+        )
+    return rows
+
+
+TERMINAL = (
+    "outcome",
+    "estimator",
+    "estimand",
+    "true HR",
+    "bias log-HR",
+    "EmpSE",
+    "ModSE",
+    "coverage",
+    "power",
+    "failed/nonconv",
+)
+
+
+def summary_rich(table: pd.DataFrame, meta: dict[str, Any]) -> Group:
+    """Compact tables for the terminal, one per condition (CSV / Markdown carry every measure)."""
+    study = meta["study"]
+    rows = display_rows(table)
+    tables = []
+    for label in dict.fromkeys(r["condition"] for r in rows):
+        t = Table(title=label, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+        for col in TERMINAL:
+            t.add_column(col, justify="left" if col in TERMINAL[:3] else "right")
+        for r in rows:
+            if r["condition"] == label:
+                t.add_row(*(r[c] for c in TERMINAL))
+        tables.append(t)
+    head = (
+        f"[bold]{study['name']}[/]: estimate (Monte Carlo SE) over {study['reps']} replicates "
+        "per condition; each estimator against its own estimand's truth"
+    )
+    return Group(head, *tables)
+
+
+def summary_markdown(table: pd.DataFrame) -> str:
+    """The table as GitHub Markdown."""
+    rows = display_rows(table)
+    head = list(rows[0])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r[h] for h in head) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
