@@ -215,6 +215,7 @@ def _adjustment_matrix(sc: Scenario, pop: cal.Population) -> np.ndarray:
     trans = (o.progression, o.death, o.post_progression_death)
     names = sorted({k for t in trans for k, v in t.log_hr.items() if v}, key=INDEX.get)
     cols = [pop.feats[:, INDEX[k]].astype(np.float64) for k in names]
+    cols = [c for c in cols if c.min() < c.max()]  # constant in a subgroup (e.g. visceral)
     if any(t.frailty_log_hr for t in trans):
         cols.append(pop.frailty)
     return np.column_stack(cols) if cols else np.empty((pop.n, 0))
