@@ -22,22 +22,7 @@ from simulator import (
 
 BASE = get_scenario("flatiron")
 
-# Finding (see the report): Scenario.to_dict() omits None, so an effect target given as a
-# treated median or a raw gamma comes back from TOML with the default HR target as well,
-# and the scenario is rejected ("give exactly one of ..."). Strict xfail: remove the mark
-# once fixed.
-NONE_TARGET_BUG = pytest.mark.xfail(
-    strict=True, raises=ValueError, reason="to_dict drops None effect targets (report F1)"
-)
-
-
-def _builtin_params():
-    for name in scenario_names():
-        marks = [NONE_TARGET_BUG] if name == "po25-rct" else []
-        yield pytest.param(name, marks=marks, id=name)
-
-
-BUILTINS = list(_builtin_params())
+BUILTINS = scenario_names()
 
 
 @pytest.mark.parametrize("name", BUILTINS)
@@ -60,7 +45,7 @@ def test_builtin_save_and_load(tmp_path, name):
     assert load_scenario(str(path)) == sc  # str paths work too
 
 
-@pytest.mark.parametrize("name", [p for p in BUILTINS if not p.marks])
+@pytest.mark.parametrize("name", BUILTINS)
 def test_builtin_replace_without_changes_is_an_equal_copy(name):
     sc = get_scenario(name)
     copy = sc.replace()
@@ -85,7 +70,11 @@ def _mode_params():
         lambda: scenario_from_dict({"outcomes": {"scales": [0.05, 0.005, 0.03], "pfs_hr": None,
                                                  "gamma_pfs": -0.5, "os_hr": None,
                                                  "gamma_os": -0.3}}),
-        id="raw-scales-and-gammas", marks=NONE_TARGET_BUG,
+        id="raw-scales-and-gammas",
+    )
+    yield pytest.param(
+        lambda: get_scenario("po25-rct").replace(**{"outcomes.os_median_treated": 40.0}),
+        id="median-targets",
     )
 
 
@@ -270,3 +259,11 @@ def test_flatiron_variants_differ_only_where_documented(name, changed):
     diff.pop(("name",)), diff.pop(("description",))
     assert diff == changed
     assert set(variant) == set(base)
+
+
+def test_toml_alternative_targets_switch_the_default_off():
+    # TOML has no null: giving a treated median (or raw gamma) means "no HR target"
+    sc = scenario_from_toml("[outcomes]\npfs_median_treated = 20.0\ngamma_os = -0.3\n")
+    assert sc.outcomes.pfs_hr is None and sc.outcomes.pfs_median_treated == 20.0
+    assert sc.outcomes.os_hr is None and sc.outcomes.gamma_os == -0.3
+    assert scenario_from_toml(sc.to_toml()) == sc
