@@ -117,3 +117,20 @@ def test_between_strata_covariate_has_no_information(case, ties):
     assert not res.converged
     unstratified = fit_cox_arrays(d["time"], d["event"], X, ties=ties)
     assert unstratified.converged
+
+
+@given(case=cases, ties=ties, extra=st.integers(1, 40))
+def test_stratum_without_events_changes_nothing(case, ties, extra):
+    """Rows of an event-free stratum are in no risk set and have zero score residuals."""
+    d = {**data(**case), "strata": np.zeros(case["n"], dtype=np.int64)}
+    rng = np.random.default_rng(case["seed"] + 1)
+    more = {
+        "time": rng.uniform(0.5, 50.0, extra),
+        "event": np.zeros(extra, dtype=np.int64),
+        "X": rng.normal(0, 3, (extra, 3)),
+        "weights": rng.uniform(0.2, 5.0, extra),
+        "strata": np.full(extra, 7),
+        "cluster": rng.integers(0, 5, extra),
+    }
+    both = {k: np.concatenate([d[k], more[k]]) for k in d}
+    assert_same_fit(fit(d, ties=ties), fit(both, ties=ties))
