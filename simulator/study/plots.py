@@ -12,6 +12,7 @@ leaves them out of the measures, and how many were left out is printed in the fi
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ def _need_columns(df: pd.DataFrame, param: str, columns: Sequence[str]) -> None:
         raise ValueError(f"{param} is missing column(s) {missing}; it needs {list(columns)}")
 
 
-def _for_outcome(df: pd.DataFrame, param: str, outcome: str) -> pd.DataFrame:
+def _for_outcome(df: pd.DataFrame, outcome: str) -> pd.DataFrame:
     """Rows of one outcome; ValueError naming the outcomes ``df`` holds otherwise."""
     ck.choice(outcome, "outcome", sorted(df["outcome"].unique()))
     return df[df["outcome"] == outcome]
@@ -150,13 +151,30 @@ def _theta(truths: pd.DataFrame, condition: int, outcome: str, estimand: str) ->
 
 
 def _grid(fig: Figure, k: int, *, sharex: bool = False) -> list[Axes]:
-    """``k`` panels in up to two columns (unused cells removed)."""
+    """``k`` panels in up to two columns (unused cells removed, inner tick labels hidden)."""
     ncols = 1 if k == 1 else 2
     nrows = math.ceil(k / ncols)
     axes = list(fig.subplots(nrows, ncols, squeeze=False, sharex=sharex, sharey=True).ravel())
     for ax in axes[k:]:
         ax.remove()
+    for i, ax in enumerate(axes[:k]):
+        ax.tick_params(labelbottom=not sharex or i + ncols >= k, labelleft=i % ncols == 0)
     return axes[:k]
+
+
+def _label_outer(axes: Sequence[Axes], xlabel: str | None, ylabel: str) -> None:
+    """Axis labels on the left column (y) and on panels with nothing below them (x)."""
+    ncols = 1 if len(axes) == 1 else 2
+    for i, ax in enumerate(axes):
+        if i % ncols == 0:
+            ax.set_ylabel(ylabel)
+        if xlabel is not None and i + ncols >= len(axes):
+            ax.set_xlabel(xlabel)
+
+
+def _wrap(text: str, inches: float, fontsize: float = 8) -> str:
+    """Wrap a note to a width in inches (about 0.55 em per character)."""
+    return textwrap.fill(text, width=max(40, int(inches * 72 / (0.55 * fontsize))))
 
 
 # ---- 1. distributions of the estimates ----------------------------------------------------
@@ -186,12 +204,16 @@ def estimate_distributions(
     """
     _need_columns(results, "results", RESULT_COLUMNS)
     _need_columns(truths, "truths", TRUTH_COLUMNS)
-    rows = _for_outcome(results, "results", outcome)
+    rows = _for_outcome(results, outcome)
     refs = _condition_list(conditions, rows)
     fig = _new_figure(6.4 if len(refs) == 1 else 11.5, 0.6 + 3.9 * math.ceil(len(refs) / 2))
-    for ax, (index, label) in zip(_grid(fig, len(refs)), refs, strict=True):
+    axes = _grid(fig, len(refs))
+    for i, (ax, (index, label)) in enumerate(zip(axes, refs, strict=True)):
         _distribution_panel(ax, rows[rows["condition"] == index], truths, index, outcome)
         ax.set_title(label, fontsize=10)
+        if i % 2 == 1 or len(refs) == 1:
+            ax.secondary_yaxis("right", functions=(np.exp, _safe_log)).set_ylabel("HR")
+    _label_outer(axes, None, "log-HR estimate")
     fig.suptitle(f"{OUTCOME_NAMES.get(outcome, outcome)}: log-HR estimates by estimator")
     fig.legend(
         handles=_truth_legend(), loc="outside lower center", ncols=4, fontsize=8, frameon=False
@@ -248,7 +270,8 @@ def _distribution_panel(
         ax.hlines(
             theta, i - 0.42, i + 0.42, colors=colour, linewidths=3, zorder=5, gid=f"own-truth:{est}"
         )
-        ticks.append(f"{_display(est)}\n{estimand}, n={v.size}")
+        versus = f" vs {SCORED_AGAINST[estimand]}" if estimand in SCORED_AGAINST else ""
+        ticks.append(f"{_display(est)}\n{estimand}{versus}, n={v.size}")
         if failed or nonconv:
             notes.append(f"{_display(est)}: {_excluded(failed, nonconv)}")
     for estimand in ESTIMANDS:
@@ -265,10 +288,13 @@ def _distribution_panel(
             )
     ax.set_xticks(range(len(order)), ticks, fontsize=8)
     ax.set_xlim(-0.6, len(order) - 0.4)
-    ax.set_ylabel("log-HR estimate")
-    ax.secondary_yaxis("right", functions=(np.exp, np.log)).set_ylabel("HR")
-    ax.set_xlabel("excluded fits: " + ("; ".join(notes) if notes else "none"), fontsize=8)
+    note = "excluded fits: " + ("; ".join(notes) if notes else "none")
+    ax.set_xlabel(_wrap(note, 4.8), fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+
+
+def _safe_log(hr: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(hr, 1e-300, None))
 
 
 def _truth_legend() -> list[Line2D]:
@@ -305,16 +331,18 @@ def zip_plot(
     """
     _need_columns(results, "results", RESULT_COLUMNS)
     _need_columns(truths, "truths", TRUTH_COLUMNS)
-    rows = _for_outcome(results, "results", outcome)
+    rows = _for_outcome(results, outcome)
     index, label = _condition_ref(condition, sorted(rows["condition"].unique()), "condition")
     rows = rows[rows["condition"] == index]
     order = _estimators(rows["estimator"].unique())
     fig = _new_figure(5.2 if len(order) == 1 else 10.5, 0.8 + 3.6 * math.ceil(len(order) / 2))
-    for ax, est in zip(_grid(fig, len(order), sharex=True), order, strict=True):
+    axes = _grid(fig, len(order), sharex=True)
+    for ax, est in zip(axes, order, strict=True):
         g = rows[rows["estimator"] == est]
         estimand = str(g["estimand"].iloc[0])
         _zip_panel(ax, g, _theta(truths, index, outcome, estimand))
-        ax.set_title(f"{_display(est)} ({estimand})\n{ax.get_title()}", fontsize=9)
+        ax.set_title(f"{_display(est)} ({estimand}), {ax.get_title()}", fontsize=9)
+    _label_outer(axes, "log-HR, 95% CI", "centile of |z|")
     fig.suptitle(f"{OUTCOME_NAMES.get(outcome, outcome)}, {label}: zip plot of 95% CIs")
     fig.legend(
         handles=_zip_legend(), loc="outside lower center", ncols=4, fontsize=8, frameon=False
@@ -336,6 +364,7 @@ def _zip_panel(ax: Axes, rows: pd.DataFrame, theta: float) -> None:
     tail = f"; excluded {excluded}" if excluded else ""
     if n == 0 or not math.isfinite(theta):
         ax.set_title(f"no usable fits{tail}" if n == 0 else "no truth for this estimand")
+        ax.set_ylim(0, 102)
         return
     est, se = kept["log_hr"].to_numpy(float), kept["se"].to_numpy(float)
     lo, hi = kept["ci_low"].to_numpy(float), kept["ci_high"].to_numpy(float)
@@ -362,11 +391,10 @@ def _zip_panel(ax: Axes, rows: pd.DataFrame, theta: float) -> None:
     ax.axhline(95, color="black", ls=":", lw=1, gid="centile95")
     ax.axvline(theta, color="black", lw=1.2, gid="theta")
     ax.autoscale_view()
-    ax.set_ylim(0, 100)
-    ax.set_xlabel("log-HR, 95% CI")
-    ax.set_ylabel("centile of |z|")
+    ax.set_ylim(0, 102)  # room for the line at centile 100
+    ax.set_yticks(range(0, 101, 20))
     ax.set_title(
-        f"coverage {100 * c:.1f}% (MC 95% CI {100 * low:.1f} to {100 * high:.1f}); n={n}{tail}"
+        f"n={n}{tail}\ncoverage {100 * c:.1f}% (MC 95% CI {100 * low:.1f} to {100 * high:.1f})"
     )
 
 
@@ -425,7 +453,7 @@ def nested_loop_plot(
             "n_nonconverged",
         ),
     )
-    rows = _for_outcome(summary, "summary", outcome)
+    rows = _for_outcome(summary, outcome)
     levels = _factor_table(conditions, sorted(rows["condition"].unique()))
     names = _factor_order(levels, order)
     levels = levels.sort_values(names, key=lambda s: s.map(_level_key), kind="stable")
@@ -438,7 +466,19 @@ def nested_loop_plot(
         squeeze=False,
         gridspec_kw={"height_ratios": [7] + [1.1] * len(varying)},
     )[:, 0]
-    _measure_panel(axes[0], rows, list(levels.index), measure)
+    note = _measure_panel(axes[0], rows, list(levels.index), measure)
+    axes[0].set_title(
+        _wrap(f"error bars: ±1.96 Monte Carlo SE; {note}", fig.get_figwidth() - 1.8),
+        fontsize=8,
+        loc="left",
+    )
+    fig.legend(
+        *axes[0].get_legend_handles_labels(),
+        loc="outside lower center",
+        ncols=6,
+        fontsize=8,
+        frameon=False,
+    )
     for ax, f in zip(axes[1:], varying, strict=True):
         _factor_panel(ax, levels[f], f)
     _separators(axes, levels[varying[0]] if varying else None)
@@ -492,42 +532,38 @@ def _fmt(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def _measure_panel(ax: Axes, rows: pd.DataFrame, order: list[int], measure: str) -> None:
+def _measure_panel(ax: Axes, rows: pd.DataFrame, order: list[int], measure: str) -> str:
+    """Step line and +-1.96 MCSE error bars per estimator; returns the excluded-fits note."""
     edges = np.arange(len(order) + 1) - 0.5
-    x = np.arange(len(order))
     estimators = _estimators(rows["estimator"].unique())
+    offsets = 0.5 * (np.arange(len(estimators)) - (len(estimators) - 1) / 2) / len(estimators)
     notes = []
-    for est in estimators:
+    for est, dx in zip(estimators, offsets, strict=True):
         g = rows[rows["estimator"] == est].set_index("condition").reindex(order)
         y, s = g[measure].to_numpy(float), g[f"{measure}_mcse"].to_numpy(float)
         colour = _colour(est, estimators)
         ax.stairs(
-            y + Z95 * s,
-            edges,
-            baseline=y - Z95 * s,
-            fill=True,
-            color=colour,
-            alpha=0.15,
-            lw=0,
-            gid=f"band:{est}",
-        )
-        ax.stairs(
             y, edges, baseline=None, color=colour, lw=1.6, label=_display(est), gid=f"measure:{est}"
         )
-        ax.plot(x, y, "o", ms=3, color=colour)
+        ax.errorbar(
+            np.arange(len(order)) + dx,
+            y,
+            yerr=Z95 * s,
+            fmt="o",
+            ms=3,
+            color=colour,
+            elinewidth=1,
+            capsize=2,
+            gid=f"mcse:{est}",
+        )
         failed, nonconv = int(g["n_failed"].sum()), int(g["n_nonconverged"].sum())
         if failed or nonconv:
             notes.append(f"{_display(est)} {_excluded(failed, nonconv)}")
     if measure in REFERENCE:
         ax.axhline(REFERENCE[measure], color="0.2", ls="--", lw=1, gid="reference")
     ax.set_ylabel(MEASURE_LABELS[measure])
-    ax.set_title(
-        "shaded: ±1.96 Monte Carlo SE; excluded fits: " + ("; ".join(notes) if notes else "none"),
-        fontsize=8,
-        loc="left",
-    )
-    ax.legend(fontsize=8, ncols=min(4, len(estimators)), loc="best")
     ax.grid(axis="y", alpha=0.3)
+    return "excluded fits: " + ("; ".join(notes) if notes else "none")
 
 
 def _factor_panel(ax: Axes, values: pd.Series, name: str) -> None:
@@ -575,19 +611,31 @@ def plot_study(store_dir: str | Path, out_dir: str | Path) -> list[Path]:
     summary = summarize(results, truths)
     done = set(results["condition"].unique())
     conditions = [c for c in meta["conditions"] if c["index"] in done]
-    outcomes = [o for o in OUTCOME_NAMES if o in set(results["outcome"])]
+    present = set(results["outcome"])
+    outcomes = [o for o in OUTCOME_NAMES if o in present] + sorted(present - set(OUTCOME_NAMES))
     out = Path(out_dir)
     paths = []
     for outcome in outcomes:
-        figures = {
-            f"{outcome}-distributions": estimate_distributions(results, truths, conditions, outcome)
-        }
-        for c in conditions:
-            figures[f"{outcome}-zip-c{c['index']:04d}"] = zip_plot(results, truths, c, outcome)
+        jobs = [
+            (
+                f"{outcome}-distributions",
+                lambda o=outcome: estimate_distributions(results, truths, conditions, o),
+            )
+        ]
+        jobs += [
+            (
+                f"{outcome}-zip-c{c['index']:04d}",
+                lambda c=c, o=outcome: zip_plot(results, truths, c, o),
+            )
+            for c in conditions
+        ]
         if len(conditions) > 1:
-            for measure in ("bias", "coverage"):
-                figures[f"{outcome}-nested-{measure}"] = nested_loop_plot(
-                    summary, conditions, measure, outcome
+            jobs += [
+                (
+                    f"{outcome}-nested-{m}",
+                    lambda m=m, o=outcome: nested_loop_plot(summary, conditions, m, o),
                 )
-        paths += [save_figure(fig, out / f"{name}.png") for name, fig in figures.items()]
+                for m in ("bias", "coverage")
+            ]
+        paths += [save_figure(make(), out / f"{name}.png") for name, make in jobs]
     return paths
