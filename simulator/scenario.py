@@ -97,7 +97,12 @@ class EcogMissingness:
         if self.mechanism == "mcar" and (
             self.age_log_or or self.academic_log_or or self.ecog_log_or
         ):
-            raise ValueError(f"{p}.mechanism='mcar' does not allow non-zero log odds ratios")
+            ors = ("age_log_or", "academic_log_or", "ecog_log_or")
+            name = next(n for n in ors if getattr(self, n))
+            raise ValueError(
+                f"{p}.{name}={getattr(self, name)!r} is not allowed with mechanism 'mcar'; "
+                "log odds ratios need mechanism 'mar' or 'mnar'"
+            )
         if self.mechanism == "mar" and self.ecog_log_or:
             raise ValueError(
                 f"{p}.ecog_log_or={self.ecog_log_or!r} is not allowed with mechanism 'mar' "
@@ -206,7 +211,8 @@ class Treatment:
         check_feature_names(self.coefficients, f"{p}.coefficients")
         if self.arm_means and self.coefficients:
             raise ValueError(
-                f"{p}: give either arm_means (coefficients solved) or coefficients (raw), not both"
+                f"{p}: give either {p}.arm_means (coefficients solved) or {p}.coefficients "
+                f"(raw), not both (got coefficients={self.coefficients!r})"
             )
         _freeze(self, "arm_means", {k: self._arm_pair(k, v) for k, v in self.arm_means.items()})
         _freeze(
@@ -345,7 +351,7 @@ class Outcomes:
         med = getattr(self, f"{outcome}_median_treated")
         gamma = getattr(self, f"gamma_{outcome}")
         given = [
-            n
+            f"{p}.{n}={v!r}"
             for n, v in (
                 (f"{outcome}_hr", hr),
                 (f"{outcome}_median_treated", med),
@@ -356,7 +362,7 @@ class Outcomes:
         if len(given) != 1:
             raise ValueError(
                 f"{p}: give exactly one of {outcome}_hr, {outcome}_median_treated, "
-                f"gamma_{outcome} (got {given or 'none'})"
+                f"gamma_{outcome} (got {', '.join(given) or 'none'})"
             )
         if hr is not None:
             ck.positive(hr, f"{p}.{outcome}_hr")
@@ -364,7 +370,8 @@ class Outcomes:
             ck.positive(med, f"{p}.{outcome}_median_treated", " months")
             if self.scales is not None:
                 raise ValueError(
-                    f"{p}.{outcome}_median_treated needs calibrated scales, not raw scales"
+                    f"{p}.{outcome}_median_treated={med!r} is not allowed with raw {p}.scales; "
+                    f"give {outcome}_hr or gamma_{outcome} instead"
                 )
         if gamma is not None:
             ck.number(gamma, f"{p}.gamma_{outcome}")
