@@ -98,12 +98,12 @@ def _for_outcome(df: pd.DataFrame, outcome: str) -> pd.DataFrame:
     return df[df["outcome"] == outcome]
 
 
-def _condition_ref(c: Any, available: Sequence[int], param: str = "conditions") -> tuple[int, str]:
+def _condition_ref(c: Any, available: Sequence[int], param: str) -> tuple[int, str]:
     """(index, label) of a condition given as an int or a run.json condition dict."""
     index = c.get("index") if isinstance(c, Mapping) else c
     if isinstance(index, bool) or not isinstance(index, int | np.integer) or index not in available:
         raise ValueError(
-            f"{param}: condition {index!r} is not allowed; the results hold conditions "
+            f"{param}={index!r} is not allowed: no such condition; the results hold conditions "
             f"{sorted(int(a) for a in available)}"
         )
     label = c.get("label") if isinstance(c, Mapping) else None
@@ -227,7 +227,7 @@ def _condition_list(conditions: Any, rows: pd.DataFrame) -> list[tuple[int, str]
     if not conditions:
         raise ValueError("conditions=[] is not allowed; give at least one condition")
     available = sorted(rows["condition"].unique())
-    return [_condition_ref(c, available) for c in conditions]
+    return [_condition_ref(c, available, f"conditions[{i}]") for i, c in enumerate(conditions)]
 
 
 def _distribution_panel(
@@ -501,10 +501,12 @@ def _factor_table(conditions: Any, available: Sequence[int]) -> pd.DataFrame:
             "(dicts with index, scenario, n, factors)"
         )
     records = {}
-    for c in conditions:
+    for i, c in enumerate(conditions):
         if not isinstance(c, Mapping):
-            raise ValueError(f"conditions: {c!r} is not allowed; give run.json condition dicts")
-        index, _ = _condition_ref(c, available)
+            raise ValueError(
+                f"conditions[{i}]={c!r} is not allowed; give run.json condition entries (dicts)"
+            )
+        index, _ = _condition_ref(c, available, f"conditions[{i}]")
         records[index] = {
             "scenario": c.get("scenario", "?"),
             **dict(c.get("factors") or {}),
