@@ -216,7 +216,11 @@ def estimate_distributions(
     _label_outer(axes, None, "log-HR estimate")
     fig.suptitle(f"{OUTCOME_NAMES.get(outcome, outcome)}: log-HR estimates by estimator")
     fig.legend(
-        handles=_truth_legend(), loc="outside lower center", ncols=4, fontsize=8, frameon=False
+        handles=_truth_legend(),
+        loc="outside lower center",
+        ncols=2 if len(refs) == 1 else 4,
+        fontsize=8,
+        frameon=False,
     )
     return fig
 
