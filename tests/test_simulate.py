@@ -28,6 +28,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 import pytest
+import sim_scenarios
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -282,6 +283,27 @@ def test_ecog_unknown_share():
     known = df[df["ecog"] != "unknown"]
     recorded = known["ecog"].astype(str).map({"0": 0, "1": 1, "2+": 2})
     assert (recorded == known["ecog_true"]).all()  # a recorded ECOG is the true one
+
+
+@pytest.mark.parametrize("make", [
+    sim_scenarios.every_option,  # MNAR ECOG, frailty in the treatment model
+    lambda: sim_scenarios.small(name="bounded-ps", **{"treatment.strength": 3.0,
+                                                      "treatment.ps_bounds": [0.1, 0.9]}),
+], ids=["every-option", "bounded-ps"])
+def test_solved_intercepts_hit_the_targets(make):
+    """Treated fraction and (MNAR) ECOG-unknown share are solved on a small calibration
+    population (N), so their SE is sqrt(p (1 - p) (1 / n + 1 / N))."""
+    sc = make()
+    df = simulator.simulate(sc, N_STAT, 12, latent=True)
+    big_n = sc.calibration.population
+    for what, x, p in (("treated", df["treated"] == 1, sc.treatment.fraction),
+                       ("unknown", df["ecog"] == "unknown", sc.covariates.ecog_missing.share)):
+        _within(x.mean(), p, math.sqrt(p * (1 - p) * (1 / len(df) + 1 / big_n)), what)
+    lo, hi = sc.treatment.ps_bounds
+    assert df["ps_true"].between(lo, hi).all()
+    if sc.covariates.ecog_missing.ecog_log_or > 0:  # MNAR: the sicker, the more often unknown
+        share = [(df.loc[df["ecog_true"] == k, "ecog"] == "unknown").mean() for k in range(3)]
+        assert share[0] + 0.05 < share[1] < share[2] - 0.05
 
 
 def _lung_liver_shares(cov) -> tuple[float, float]:
