@@ -99,6 +99,15 @@ def test_kish_ess_and_by_arm():
     assert ess_by_arm(w, a) == pytest.approx({"treated": 16 / 10, "control": 2.0})
 
 
+@given(w=arrays(np.float64, st.integers(1, 50), elements=st.floats(0.01, 100)))
+def test_weight_summary_percentiles_match_numpy(w):
+    s = weight_summary(w)
+    expected = np.percentile(w, [1, 5, 25, 50, 75, 95, 99])
+    got = [s[k] for k in ("p1", "p5", "p25", "p50", "p75", "p95", "p99")]
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert (s["min"], s["max"]) == (w.min(), w.max())
+
+
 def test_weight_summary():
     w = np.arange(1.0, 102.0)
     s = weight_summary(w)
