@@ -207,9 +207,10 @@ def survival_summary(
     Returns
     -------
     DataFrame
-        Index ``arm`` (0 = control, 1 = treated); columns ``n``, ``events``
-        (weighted), ``median``, ``median_ci_low``, ``median_ci_high``, ``surv_<t>`` for
-        each ``t`` in ``at`` and, with ``tau``, ``rmst`` and ``rmst_se``.
+        Index ``arm`` (0 = control, 1 = treated); columns ``n`` and ``events`` (sums
+        of weights: head counts when unweighted), ``median``, ``median_ci_low``,
+        ``median_ci_high``, ``surv_<t>`` for each ``t`` in ``at`` and, with ``tau``,
+        ``rmst`` and ``rmst_se``.
     """
     for t in at:
         if not (isinstance(t, int | float) and np.isfinite(t) and t >= 0):
