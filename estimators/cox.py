@@ -366,13 +366,13 @@ class CoxPH:
             None if cluster_col is None else _cluster_codes(df, cluster_col),
             robust, self.ties, self.tol, self.max_iter, None, names=design.names,
         )
-        self._store(res, list(design.names), robust or cluster_col is not None)
+        self._store(res, design.names, robust or cluster_col is not None)
         return self
 
-    def _store(self, res: CoxResult, names: list[str], robust: bool) -> None:
+    def _store(self, res: CoxResult, names: Sequence[str], robust: bool) -> None:
         self.result_ = res
         self.robust_ = robust
-        self._index = pd.Index(names, name="covariate")
+        self._names = tuple(names)
         self.log_likelihood_ = res.loglik
         self.n_iter_ = res.n_iter
         self.converged_ = res.converged
@@ -382,6 +382,10 @@ class CoxPH:
         self.events_ = res.events
 
     # pandas views of ``result_``, built on access (fits in loops pay nothing for them)
+    @property
+    def _index(self) -> pd.Index:
+        return pd.Index(self._names, name="covariate")
+
     @property
     def params_(self) -> pd.Series:
         """Log hazard ratios, indexed by design column."""
