@@ -446,8 +446,9 @@ def _sandwich(bread, meat):
 
 
 @njit(cache=True, error_model="numpy")
-def _cox_fit(time, event, X, w, strata, cluster, n_clusters, order, efron, robust, tol,
-             max_iter, beta0):
+def _cox_fit(
+    time, event, X, w, strata, cluster, n_clusters, order, efron, robust, tol, max_iter, beta0
+):
     """Fit a (weighted, stratified) Cox model; every input in the caller's row order.
 
     Parameters

@@ -77,8 +77,9 @@ def _check_options(ties: object, tol: object, max_iter: object) -> None:
         raise EstimatorInputError(f"ties={ties!r} is not allowed; use one of {TIES}")
     if not (isinstance(tol, numbers.Real) and not isinstance(tol, bool) and 0.0 < tol < 1.0):
         raise EstimatorInputError(f"tol={tol!r} is not allowed; it must be a number in (0, 1)")
-    if not (isinstance(max_iter, numbers.Integral) and not isinstance(max_iter, bool)
-            and max_iter >= 1):
+    if not (
+        isinstance(max_iter, numbers.Integral) and not isinstance(max_iter, bool) and max_iter >= 1
+    ):
         raise EstimatorInputError(
             f"max_iter={max_iter!r} is not allowed; it must be an integer >= 1"
         )
@@ -185,12 +186,25 @@ def fit_cox_arrays(
         Non-convergence or divergence (monotone likelihood) gives
         ``converged=False`` and warning strings, and emits ConvergenceWarning.
     """
-    return _fit(time, event, X, weights, strata, cluster, robust, ties, tol, max_iter, init,
-                names=None)
+    return _fit(
+        time, event, X, weights, strata, cluster, robust, ties, tol, max_iter, init, names=None
+    )
 
 
-def _fit(time, event, X, weights, strata, cluster, robust, ties, tol, max_iter, init,
-         names: Sequence[str] | None) -> CoxResult:
+def _fit(
+    time,
+    event,
+    X,
+    weights,
+    strata,
+    cluster,
+    robust,
+    ties,
+    tol,
+    max_iter,
+    init,
+    names: Sequence[str] | None,
+) -> CoxResult:
     """Validate, sort, run the kernel, package; ``names`` label covariates in messages."""
     _check_options(ties, tol, max_iter)
     t = check_times(_float_array(time, "time", 1), "time")
@@ -221,8 +235,18 @@ def _fit(time, event, X, weights, strata, cluster, robust, ties, tol, max_iter, 
         raise EstimatorInputError(f"init must be {p} finite values (one per column of X)")
     order = _sort_order(t, s)
     beta, loglik, u, _, var, cov, step, n_iter, status = k._cox_fit(
-        t, ev, x, w, np.zeros(n, dtype=np.int64) if s is None else s, cl, n_cl, order,
-        ties == "efron", bool(robust) or cluster is not None, float(tol), int(max_iter),
+        t,
+        ev,
+        x,
+        w,
+        np.zeros(n, dtype=np.int64) if s is None else s,
+        cl,
+        n_cl,
+        order,
+        ties == "efron",
+        bool(robust) or cluster is not None,
+        float(tol),
+        int(max_iter),
         beta0.copy(),
     )
     msgs = _diagnose(status, n_iter, step, beta, tol, max_iter, names)
@@ -246,21 +270,27 @@ def _fit(time, event, X, weights, strata, cluster, robust, ties, tol, max_iter, 
 def _diagnose(status, n_iter, step, beta, tol, max_iter, names) -> tuple[str, ...]:
     """Warning strings for a fit (empty when it converged to a finite maximum)."""
     if status == k.MAX_ITER:
-        return (f"Cox fit did not converge in max_iter={max_iter} Newton iterations "
-                f"(relative log-likelihood change still > tol={tol}); estimates unreliable",)
+        return (
+            f"Cox fit did not converge in max_iter={max_iter} Newton iterations "
+            f"(relative log-likelihood change still > tol={tol}); estimates unreliable",
+        )
     if status == k.SINGULAR:
-        return (f"Cox information matrix is singular at iteration {n_iter} (collinear "
-                "covariates, no variation within risk sets, or a diverging coefficient); "
-                "estimates unreliable",)
+        return (
+            f"Cox information matrix is singular at iteration {n_iter} (collinear "
+            "covariates, no variation within risk sets, or a diverging coefficient); "
+            "estimates unreliable",
+        )
     if status == k.NONFINITE:
         return ("Cox log partial likelihood is not finite at the initial values (init)",)
     # R's check: a further Newton step still moves a coefficient -> likelihood is monotone
     bad = np.abs(step) > np.sqrt(tol) * np.maximum(1.0, np.abs(beta))
     if bad.any():
         which = ", ".join(repr(names[j]) for j in np.flatnonzero(bad))
-        return (f"Cox coefficient(s) {which} diverge to +/-inf (monotone likelihood, e.g. no "
-                "events in one group): the log-likelihood converged but the estimate and its "
-                "SE are meaningless",)
+        return (
+            f"Cox coefficient(s) {which} diverge to +/-inf (monotone likelihood, e.g. no "
+            "events in one group): the log-likelihood converged but the estimate and its "
+            "SE are meaningless",
+        )
     return ()
 
 
@@ -303,8 +333,9 @@ class CoxPH:
     >>> cph.summary
     """
 
-    def __init__(self, ties: str = "efron", tol: float = 1e-9, max_iter: int = 50,
-                 alpha: float = 0.05) -> None:
+    def __init__(
+        self, ties: str = "efron", tol: float = 1e-9, max_iter: int = 50, alpha: float = 0.05
+    ) -> None:
         _check_options(ties, tol, max_iter)
         if not (isinstance(alpha, numbers.Real) and 0.0 < alpha < 1.0):
             raise EstimatorInputError(f"alpha={alpha!r} is not allowed; it must be in (0, 1)")
@@ -347,8 +378,15 @@ class CoxPH:
         if not isinstance(robust, bool | np.bool_):
             raise EstimatorInputError(f"robust={robust!r} is not allowed; use True or False")
         strata_cols = [strata] if isinstance(strata, str) else list(strata or [])
-        check_frame(df, duration_col=duration_col, event_col=event_col, covariates=covariates,
-                    weights_col=weights_col, cluster_col=cluster_col, strata=strata_cols)
+        check_frame(
+            df,
+            duration_col=duration_col,
+            event_col=event_col,
+            covariates=covariates,
+            weights_col=weights_col,
+            cluster_col=cluster_col,
+            strata=strata_cols,
+        )
         used = {duration_col, event_col, weights_col, cluster_col, *strata_cols}
         if covariates is None:
             covariates = [c for c in df.columns if c not in used]
@@ -364,7 +402,12 @@ class CoxPH:
             None if weights_col is None else float_column(df, weights_col, "weights_col"),
             None if strata is None else _strata_codes(df, strata),
             None if cluster_col is None else _cluster_codes(df, cluster_col),
-            robust, self.ties, self.tol, self.max_iter, None, names=design.names,
+            robust,
+            self.ties,
+            self.tol,
+            self.max_iter,
+            None,
+            names=design.names,
         )
         self._store(res, design.names, robust or cluster_col is not None)
         return self
@@ -420,8 +463,7 @@ class CoxPH:
     def confidence_intervals_(self) -> pd.DataFrame:
         """Wald confidence limits for the log hazard ratios (level 1 - alpha)."""
         pct, lo, hi = self._bounds()
-        return pd.DataFrame({f"{pct} lower-bound": lo, f"{pct} upper-bound": hi},
-                            index=self._index)
+        return pd.DataFrame({f"{pct} lower-bound": lo, f"{pct} upper-bound": hi}, index=self._index)
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -448,8 +490,10 @@ class CoxPH:
         if not hasattr(self, "result_"):
             return f"CoxPH(ties={self.ties!r}) (not fitted)"
         flag = "" if self.converged_ else ", NOT CONVERGED"
-        return (f"CoxPH(ties={self.ties!r}, n={self.n_}, events={self.events_}, "
-                f"loglik={self.log_likelihood_:.4f}{flag})")
+        return (
+            f"CoxPH(ties={self.ties!r}, n={self.n_}, events={self.events_}, "
+            f"loglik={self.log_likelihood_:.4f}{flag})"
+        )
 
 
 def _cox_derivatives(time, event, X, weights, strata, beta, ties):
@@ -459,8 +503,17 @@ def _cox_derivatives(time, event, X, weights, strata, beta, ties):
     starts, newstrat = k._tie_groups(t[order], s[order])
     u = np.empty(x.shape[1])
     imat = np.empty((x.shape[1], x.shape[1]))
-    ll = k._cox_pass(x[order], w[order], e[order], starts, newstrat,
-                     np.asarray(beta, dtype=np.float64), ties == "efron", u, imat)
+    ll = k._cox_pass(
+        x[order],
+        w[order],
+        e[order],
+        starts,
+        newstrat,
+        np.asarray(beta, dtype=np.float64),
+        ties == "efron",
+        u,
+        imat,
+    )
     return ll, u, imat
 
 
@@ -469,8 +522,15 @@ def _cox_score_residuals(time, event, X, weights, strata, beta, ties):
     t, x, w, e, s = _prepare(time, event, X, weights, strata)
     order = _sort_order(t, s)
     starts, newstrat = k._tie_groups(t[order], s[order])
-    r = k._score_residuals(x[order], w[order], e[order], starts, newstrat,
-                           np.asarray(beta, dtype=np.float64), ties == "efron")
+    r = k._score_residuals(
+        x[order],
+        w[order],
+        e[order],
+        starts,
+        newstrat,
+        np.asarray(beta, dtype=np.float64),
+        ties == "efron",
+    )
     out = np.empty_like(r)
     out[order] = r
     return out

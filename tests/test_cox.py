@@ -27,24 +27,30 @@ def cohort(n: int = 300, seed: int = 0, grid: float | None = None) -> pd.DataFra
     time = np.minimum(t_event, t_cens)
     if grid is not None:
         time = np.ceil(time / grid) * grid
-    return pd.DataFrame({
-        "pfs_months": time,
-        "pfs_event": (t_event <= t_cens).astype(int),
-        "treated": treated,
-        "age": age,
-        "ecog": ecog,
-        "w": rng.uniform(0.3, 3.0, n),
-        "pair": rng.integers(0, n // 3, n),
-        "site": rng.integers(0, 3, n),
-    })
+    return pd.DataFrame(
+        {
+            "pfs_months": time,
+            "pfs_event": (t_event <= t_cens).astype(int),
+            "treated": treated,
+            "age": age,
+            "ecog": ecog,
+            "w": rng.uniform(0.3, 3.0, n),
+            "pair": rng.integers(0, n // 3, n),
+            "site": rng.integers(0, 3, n),
+        }
+    )
 
 
 def arrays(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return (df["pfs_months"].to_numpy(), df["pfs_event"].to_numpy(),
-            df[["treated", "age"]].to_numpy(dtype=float))
+    return (
+        df["pfs_months"].to_numpy(),
+        df["pfs_event"].to_numpy(),
+        df[["treated", "age"]].to_numpy(dtype=float),
+    )
 
 
 # ---------------------------------------------------------------------------- API
+
 
 def test_public_names_exported():
     assert {"CoxPH", "CoxResult", "fit_cox_arrays"} <= set(estimators.__all__)
@@ -52,12 +58,18 @@ def test_public_names_exported():
 
 def test_coxph_attributes_are_consistent():
     df = cohort()
-    cph = CoxPH().fit(df, "pfs_months", "pfs_event", covariates=["treated", "age", "ecog"],
-                      weights_col="w", robust=True)
+    cph = CoxPH().fit(
+        df,
+        "pfs_months",
+        "pfs_event",
+        covariates=["treated", "age", "ecog"],
+        weights_col="w",
+        robust=True,
+    )
     names = ["treated", "age", "ecog[1]", "ecog[2+]"]
     assert list(cph.params_.index) == names
     assert list(cph.variance_matrix_.columns) == names
-    np.testing.assert_allclose(cph.standard_errors_ ** 2, np.diag(cph.variance_matrix_))
+    np.testing.assert_allclose(cph.standard_errors_**2, np.diag(cph.variance_matrix_))
     assert not np.allclose(cph.standard_errors_, cph.model_standard_errors_)
     s = cph.summary
     z = norm.ppf(0.975)
@@ -65,8 +77,7 @@ def test_coxph_attributes_are_consistent():
     np.testing.assert_allclose(s["p"], 2 * norm.sf(np.abs(s["z"])))
     np.testing.assert_allclose(s["exp(coef)"], np.exp(cph.params_))
     np.testing.assert_allclose(s["coef lower 95%"], cph.params_ - z * cph.standard_errors_)
-    np.testing.assert_allclose(cph.confidence_intervals_["95% upper-bound"],
-                               s["coef upper 95%"])
+    np.testing.assert_allclose(cph.confidence_intervals_["95% upper-bound"], s["coef upper 95%"])
     np.testing.assert_allclose(s["exp(coef) upper 95%"], np.exp(s["coef upper 95%"]))
     assert cph.converged_ and cph.warnings_ == ()
     assert cph.n_ == len(df) and cph.events_ == df["pfs_event"].sum()
@@ -100,10 +111,18 @@ def test_mle_maximises_the_partial_likelihood():
 
 def test_covariates_none_means_all_other_columns():
     df = cohort()[["pfs_months", "pfs_event", "treated", "age", "w", "pair", "site"]]
-    a = CoxPH().fit(df, "pfs_months", "pfs_event", weights_col="w", cluster_col="pair",
-                    strata="site")
-    b = CoxPH().fit(df, "pfs_months", "pfs_event", covariates=["treated", "age"],
-                    weights_col="w", cluster_col="pair", strata="site")
+    a = CoxPH().fit(
+        df, "pfs_months", "pfs_event", weights_col="w", cluster_col="pair", strata="site"
+    )
+    b = CoxPH().fit(
+        df,
+        "pfs_months",
+        "pfs_event",
+        covariates=["treated", "age"],
+        weights_col="w",
+        cluster_col="pair",
+        strata="site",
+    )
     assert list(a.params_.index) == ["treated", "age"]
     pd.testing.assert_series_equal(a.params_, b.params_)
 
@@ -111,10 +130,24 @@ def test_covariates_none_means_all_other_columns():
 def test_dataframe_and_array_paths_agree():
     df = cohort(grid=1.0)
     t, e, X = arrays(df)
-    cph = CoxPH(ties="breslow").fit(df, "pfs_months", "pfs_event", ["treated", "age"],
-                                    weights_col="w", cluster_col="pair", strata="site")
-    res = fit_cox_arrays(t, e, X, weights=df["w"].to_numpy(), strata=df["site"].to_numpy(),
-                         cluster=df["pair"].to_numpy(), ties="breslow")
+    cph = CoxPH(ties="breslow").fit(
+        df,
+        "pfs_months",
+        "pfs_event",
+        ["treated", "age"],
+        weights_col="w",
+        cluster_col="pair",
+        strata="site",
+    )
+    res = fit_cox_arrays(
+        t,
+        e,
+        X,
+        weights=df["w"].to_numpy(),
+        strata=df["site"].to_numpy(),
+        cluster=df["pair"].to_numpy(),
+        ties="breslow",
+    )
     np.testing.assert_allclose(cph.params_.to_numpy(), res.params, rtol=1e-12)
     np.testing.assert_allclose(cph.standard_errors_.to_numpy(), res.se, rtol=1e-12)
 
@@ -141,8 +174,7 @@ def test_model_based_is_default():
 def test_strata_from_several_columns_and_string_labels():
     df = cohort(grid=2.0)
     df["region"] = np.where(df["pair"] % 2 == 0, "north", "south")
-    cph = CoxPH().fit(df, "pfs_months", "pfs_event", ["treated", "age"],
-                      strata=["site", "region"])
+    cph = CoxPH().fit(df, "pfs_months", "pfs_event", ["treated", "age"], strata=["site", "region"])
     codes = df["site"].to_numpy() * 2 + (df["region"] == "south").to_numpy()
     res = fit_cox_arrays(*arrays(df), strata=codes)
     np.testing.assert_allclose(cph.params_.to_numpy(), res.params, rtol=1e-12)
@@ -157,6 +189,7 @@ def test_init_is_used():
 
 
 # ---------------------------------------------------------------------- bad input
+
 
 def _good() -> dict:
     rng = np.random.default_rng(5)
@@ -199,8 +232,11 @@ BAD_ARRAYS = {  # case: (argument, how to spoil it, expected message)
     "X_1d": ("X", lambda a: a[:, 0], r"X must be 2-dimensional"),
     "X_no_columns": ("X", lambda a: a[:, :0], r"X has 0 columns"),
     "X_length": ("X", lambda a: a[:-2], r"X has 38 rows but time has 40"),
-    "X_constant": ("X", lambda a: np.c_[a, np.full(len(a), 3.0)],
-                   r"covariate 'X\[:, 2\]' is constant"),
+    "X_constant": (
+        "X",
+        lambda a: np.c_[a, np.full(len(a), 3.0)],
+        r"covariate 'X\[:, 2\]' is constant",
+    ),
     "strata_float": ("strata", lambda a: a + 0.5, r"strata must be a 1-d array of integer codes"),
     "strata_length": ("strata", lambda a: a[:-1], r"strata has 39 rows"),
     "cluster_float": ("cluster", lambda a: a.astype(float), r"cluster must be a 1-d array of int"),
@@ -238,10 +274,15 @@ def test_bad_options_raise(option, match):
         fit_cox_arrays(**_good(), **option)
 
 
-@pytest.mark.parametrize(("option", "match"), [
-    ({"ties": "exact"}, r"ties='exact'"), ({"tol": 2.0}, r"tol=2\.0"),
-    ({"max_iter": -1}, r"max_iter=-1"), ({"alpha": 1.5}, r"alpha=1\.5"),
-])
+@pytest.mark.parametrize(
+    ("option", "match"),
+    [
+        ({"ties": "exact"}, r"ties='exact'"),
+        ({"tol": 2.0}, r"tol=2\.0"),
+        ({"max_iter": -1}, r"max_iter=-1"),
+        ({"alpha": 1.5}, r"alpha=1\.5"),
+    ],
+)
 def test_bad_constructor_options_raise(option, match):
     with pytest.raises(EstimatorInputError, match=match):
         CoxPH(**option)
@@ -253,45 +294,72 @@ def _df_nan(col):
         df[col] = df[col].astype(object if col in ("pair",) else float)
         df.loc[3, col] = np.nan
         return df
+
     return make
 
 
 BAD_FRAMES = {
     "not_a_frame": (lambda: cohort(60).to_numpy(), {}, r"df must be a pandas DataFrame"),
-    "missing_duration": (lambda: cohort(60), {"duration_col": "os_months"},
-                         r"duration_col='os_months' is not a column of df"),
-    "missing_covariate": (lambda: cohort(60), {"covariates": ["treated", "bmi"]},
-                          r"covariates='bmi' is not a column"),
+    "missing_duration": (
+        lambda: cohort(60),
+        {"duration_col": "os_months"},
+        r"duration_col='os_months' is not a column of df",
+    ),
+    "missing_covariate": (
+        lambda: cohort(60),
+        {"covariates": ["treated", "bmi"]},
+        r"covariates='bmi' is not a column",
+    ),
     "missing_weights": (lambda: cohort(60), {"weights_col": "iptw"}, r"weights_col='iptw' is not"),
     "missing_strata": (lambda: cohort(60), {"strata": ["site", "x"]}, r"strata='x' is not"),
     "empty_covariates": (lambda: cohort(60), {"covariates": []}, r"covariates is empty"),
-    "string_covariates": (lambda: cohort(60), {"covariates": "age"},
-                          r"covariates='age' must be a list"),
-    "constant_named": (lambda: cohort(60).assign(age=70.0), {"covariates": ["treated", "age"]},
-                       r"covariate 'age' is constant"),
-    "nan_covariate": (_df_nan("age"), {"covariates": ["treated", "age"]},
-                      r"covariate 'age' contains NaN or inf"),
+    "string_covariates": (
+        lambda: cohort(60),
+        {"covariates": "age"},
+        r"covariates='age' must be a list",
+    ),
+    "constant_named": (
+        lambda: cohort(60).assign(age=70.0),
+        {"covariates": ["treated", "age"]},
+        r"covariate 'age' is constant",
+    ),
+    "nan_covariate": (
+        _df_nan("age"),
+        {"covariates": ["treated", "age"]},
+        r"covariate 'age' contains NaN or inf",
+    ),
     "nan_duration": (_df_nan("pfs_months"), {}, r"duration_col='pfs_months' contains NaN"),
-    "text_event": (lambda: cohort(60).assign(pfs_event="yes"), {},
-                   r"event_col='pfs_event' must be numeric"),
+    "text_event": (
+        lambda: cohort(60).assign(pfs_event="yes"),
+        {},
+        r"event_col='pfs_event' must be numeric",
+    ),
     "nan_strata": (_df_nan("site"), {"strata": "site"}, r"strata column 'site' has missing"),
     "nan_cluster": (_df_nan("pair"), {"cluster_col": "pair"}, r"cluster_col='pair' has missing"),
     "robust_text": (lambda: cohort(60), {"robust": "yes"}, r"robust='yes' is not allowed"),
-    "single_level_category": (lambda: cohort(60).assign(ecog="1"), {"covariates": ["ecog"]},
-                              r"X has 0 columns"),
+    "single_level_category": (
+        lambda: cohort(60).assign(ecog="1"),
+        {"covariates": ["ecog"]},
+        r"X has 0 columns",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FRAMES))
 def test_bad_frames_raise(case):
     make, kwargs, match = BAD_FRAMES[case]
-    args = {"duration_col": "pfs_months", "event_col": "pfs_event",
-            "covariates": ["treated", "age"], **kwargs}
+    args = {
+        "duration_col": "pfs_months",
+        "event_col": "pfs_event",
+        "covariates": ["treated", "age"],
+        **kwargs,
+    }
     with pytest.raises(EstimatorInputError, match=match):
         CoxPH().fit(make(), **args)
 
 
 # ------------------------------------------------------------------ non-convergence
+
 
 def _no_events_in_treated() -> pd.DataFrame:
     df = cohort(200, seed=3)
@@ -302,8 +370,9 @@ def _no_events_in_treated() -> pd.DataFrame:
 def test_monotone_likelihood_warns_not_raises():
     df = _no_events_in_treated()
     with pytest.warns(ConvergenceWarning, match=r"'treated'.*diverge"):
-        cph = CoxPH().fit(df, "pfs_months", "pfs_event", ["treated", "age"], weights_col="w",
-                          robust=True)
+        cph = CoxPH().fit(
+            df, "pfs_months", "pfs_event", ["treated", "age"], weights_col="w", robust=True
+        )
     assert not cph.converged_
     assert len(cph.warnings_) == 1 and "monotone likelihood" in cph.warnings_[0]
     assert cph.params_["treated"] < -10  # running off to -inf
@@ -340,13 +409,22 @@ def test_input_layouts_and_dtypes_share_one_compiled_kernel():
 
     df = cohort(grid=1.0)
     t, e, X = arrays(df)
-    base = fit_cox_arrays(t, e, X, weights=df["w"].to_numpy(), strata=df["site"].to_numpy(),
-                          cluster=df["pair"].to_numpy())
+    base = fit_cox_arrays(
+        t,
+        e,
+        X,
+        weights=df["w"].to_numpy(),
+        strata=df["site"].to_numpy(),
+        cluster=df["pair"].to_numpy(),
+    )
     wide = np.asfortranarray(np.c_[X, X])  # strided columns, Fortran order
     again = fit_cox_arrays(
-        np.repeat(t, 2)[::2], (e == 1).tolist(), wide[:, :2],
+        np.repeat(t, 2)[::2],
+        (e == 1).tolist(),
+        wide[:, :2],
         weights=np.repeat(df["w"].to_numpy(), 2)[::2],
-        strata=df["site"].to_numpy(dtype=np.int32), cluster=df["pair"].to_numpy(dtype=np.uint16),
+        strata=df["site"].to_numpy(dtype=np.int32),
+        cluster=df["pair"].to_numpy(dtype=np.uint16),
     )
     np.testing.assert_allclose(again.params, base.params, rtol=1e-12)
     np.testing.assert_allclose(again.se, base.se, rtol=1e-12)

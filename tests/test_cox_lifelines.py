@@ -40,26 +40,50 @@ def untied_frame(seed: int, n: int, p: int, n_strata: int) -> pd.DataFrame:
 
 
 def lifelines_fit(df, covs, strata, **kw) -> CoxPHFitter:
-    cols = [*covs, "months", "event", "w", *(["cl"] if "cluster_col" in kw else []),
-            *(["s"] if strata else [])]
+    cols = [
+        *covs,
+        "months",
+        "event",
+        "w",
+        *(["cl"] if "cluster_col" in kw else []),
+        *(["s"] if strata else []),
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # lifelines' advice to use robust with weights
-        return CoxPHFitter().fit(df[cols], "months", "event", weights_col="w",
-                                 strata=["s"] if strata else None, fit_options=FIT_OPTIONS,
-                                 **kw)
+        return CoxPHFitter().fit(
+            df[cols],
+            "months",
+            "event",
+            weights_col="w",
+            strata=["s"] if strata else None,
+            fit_options=FIT_OPTIONS,
+            **kw,
+        )
 
 
 @settings(max_examples=20)
-@given(seed=st.integers(0, 2**31), n=st.integers(40, 160), p=st.integers(1, 6),
-       n_strata=st.integers(1, 3))
+@given(
+    seed=st.integers(0, 2**31),
+    n=st.integers(40, 160),
+    p=st.integers(1, 6),
+    n_strata=st.integers(1, 3),
+)
 def test_matches_lifelines_without_ties(seed, n, p, n_strata):
     df = untied_frame(seed, n, p, n_strata)
     assert df["months"].nunique() == n and df["event"].sum() > 0
     covs = [f"x{j}" for j in range(p)]
     strata = "s" if n_strata > 1 else None
     ours = {
-        kind: CoxPH().fit(df, "months", "event", covariates=covs, weights_col="w", strata=strata,
-                          robust=kind == "robust", cluster_col="cl" if kind == "cluster" else None)
+        kind: CoxPH().fit(
+            df,
+            "months",
+            "event",
+            covariates=covs,
+            weights_col="w",
+            strata=strata,
+            robust=kind == "robust",
+            cluster_col="cl" if kind == "cluster" else None,
+        )
         for kind in ("model", "robust", "cluster")
     }
     theirs = {
@@ -70,10 +94,15 @@ def test_matches_lifelines_without_ties(seed, n, p, n_strata):
     for kind, cph in ours.items():
         ref = theirs[kind]
         assert cph.converged_
-        np.testing.assert_allclose(cph.params_.to_numpy(), ref.params_.to_numpy(), rtol=0,
-                                   atol=COEF_ATOL)
-        np.testing.assert_allclose(cph.standard_errors_.to_numpy(),
-                                   ref.standard_errors_.to_numpy(), rtol=SE_RTOL)
-        np.testing.assert_allclose(cph.model_standard_errors_.to_numpy(),
-                                   theirs["model"].standard_errors_.to_numpy(), rtol=SE_RTOL)
+        np.testing.assert_allclose(
+            cph.params_.to_numpy(), ref.params_.to_numpy(), rtol=0, atol=COEF_ATOL
+        )
+        np.testing.assert_allclose(
+            cph.standard_errors_.to_numpy(), ref.standard_errors_.to_numpy(), rtol=SE_RTOL
+        )
+        np.testing.assert_allclose(
+            cph.model_standard_errors_.to_numpy(),
+            theirs["model"].standard_errors_.to_numpy(),
+            rtol=SE_RTOL,
+        )
         np.testing.assert_allclose(cph.log_likelihood_, ref.log_likelihood_, rtol=1e-10)

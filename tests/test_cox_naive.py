@@ -36,8 +36,12 @@ def random_data(seed: int, n: int, n_times: int, n_strata: int, p: int, weighted
 # p up to 6 covers both ways the kernel forms the information (running moments for
 # p <= DIRECT_P, BLAS Gram products above)
 data_args = st.tuples(
-    st.integers(0, 2**31), st.integers(8, 60), st.integers(2, 30), st.integers(1, 3),
-    st.integers(1, 6), st.booleans(),
+    st.integers(0, 2**31),
+    st.integers(8, 60),
+    st.integers(2, 30),
+    st.integers(1, 3),
+    st.integers(1, 6),
+    st.booleans(),
 )
 
 
@@ -72,22 +76,38 @@ def test_score_residuals_match_naive_and_sum_to_score(args, ties, beta_seed):
     atol = RTOL * (1.0 + np.abs(d["X"]).max()) * len(d["time"])
     np.testing.assert_allclose(r, cox_score_residuals_naive(*common), rtol=RTOL, atol=atol)
     w = np.ones(len(d["time"])) if d["weights"] is None else d["weights"]
-    np.testing.assert_allclose(w @ r, _cox_derivatives(*common)[1], rtol=RTOL,
-                               atol=RTOL * _scale(d))
+    np.testing.assert_allclose(
+        w @ r, _cox_derivatives(*common)[1], rtol=RTOL, atol=RTOL * _scale(d)
+    )
 
 
 @settings(max_examples=25)
-@given(seed=st.integers(0, 2**31), n=st.integers(60, 100), n_strata=st.integers(1, 3),
-       p=st.sampled_from([2, 5]), ties=st.sampled_from(["efron", "breslow"]),
-       clustered=st.booleans())
+@given(
+    seed=st.integers(0, 2**31),
+    n=st.integers(60, 100),
+    n_strata=st.integers(1, 3),
+    p=st.sampled_from([2, 5]),
+    ties=st.sampled_from(["efron", "breslow"]),
+    clustered=st.booleans(),
+)
 def test_sandwich_matches_naive(seed, n, n_strata, p, ties, clustered):
     d = random_data(seed, n, n_times=15, n_strata=n_strata, p=p, weighted=True)
     cluster = d["cluster"] if clustered else None
-    res = fit_cox_arrays(d["time"], d["event"], d["X"], weights=d["weights"],
-                         strata=d["strata"], cluster=cluster, robust=True, ties=ties)
-    naive = cox_sandwich_naive(d["time"], d["event"], d["X"], d["weights"], d["strata"],
-                               cluster, res.params, ties)
+    res = fit_cox_arrays(
+        d["time"],
+        d["event"],
+        d["X"],
+        weights=d["weights"],
+        strata=d["strata"],
+        cluster=cluster,
+        robust=True,
+        ties=ties,
+    )
+    naive = cox_sandwich_naive(
+        d["time"], d["event"], d["X"], d["weights"], d["strata"], cluster, res.params, ties
+    )
     np.testing.assert_allclose(res.cov, naive, rtol=1e-8, atol=1e-12 * np.abs(naive).max())
-    _, _, info = cox_derivatives_naive(d["time"], d["event"], d["X"], d["weights"],
-                                       d["strata"], res.params, ties)
+    _, _, info = cox_derivatives_naive(
+        d["time"], d["event"], d["X"], d["weights"], d["strata"], res.params, ties
+    )
     np.testing.assert_allclose(res.model_se, np.sqrt(np.diag(np.linalg.inv(info))), rtol=1e-8)

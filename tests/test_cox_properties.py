@@ -37,19 +37,22 @@ def data(seed: int, n: int, tied: bool, n_strata: int):
     }
 
 
-cases = st.fixed_dictionaries({
-    "seed": st.integers(0, 2**31),
-    "n": st.integers(60, 250),
-    "tied": st.booleans(),
-    "n_strata": st.integers(1, 3),
-})
+cases = st.fixed_dictionaries(
+    {
+        "seed": st.integers(0, 2**31),
+        "n": st.integers(60, 250),
+        "tied": st.booleans(),
+        "n_strata": st.integers(1, 3),
+    }
+)
 ties = st.sampled_from(["efron", "breslow"])
 
 
 def fit(d, **kw):
     args = {**d, **kw}
-    res = fit_cox_arrays(args.pop("time"), args.pop("event"), args.pop("X"), robust=True,
-                         **args, **FIT)
+    res = fit_cox_arrays(
+        args.pop("time"), args.pop("event"), args.pop("X"), robust=True, **args, **FIT
+    )
     assert res.converged
     return res
 

@@ -44,20 +44,29 @@ def test_coxph_matches_r(name):
     case = CASES[name]
     df = _frame(case)
     cph = CoxPH(ties=case["ties"]).fit(
-        df, "time", "status", covariates=case["covariates"],
+        df,
+        "time",
+        "status",
+        covariates=case["covariates"],
         weights_col="w" if case["weights"] else None,
         cluster_col="cl" if case["cluster"] else None,
-        strata=case["strata"] or None, robust=True,
+        strata=case["strata"] or None,
+        robust=True,
     )
     assert cph.converged_
-    np.testing.assert_allclose(cph.params_.to_numpy(), _expected(case, "coef"), rtol=0,
-                               atol=TOL)
-    np.testing.assert_allclose(cph.model_standard_errors_.to_numpy(),
-                               _expected(case, "model_se"), rtol=TOL)
-    np.testing.assert_allclose(cph.standard_errors_.to_numpy(), _expected(case, "robust_se"),
-                               rtol=TOL)
-    np.testing.assert_allclose(cph.variance_matrix_.to_numpy(), _expected(case, "robust_var"),
-                               rtol=TOL, atol=TOL * np.abs(_expected(case, "robust_var")).max())
+    np.testing.assert_allclose(cph.params_.to_numpy(), _expected(case, "coef"), rtol=0, atol=TOL)
+    np.testing.assert_allclose(
+        cph.model_standard_errors_.to_numpy(), _expected(case, "model_se"), rtol=TOL
+    )
+    np.testing.assert_allclose(
+        cph.standard_errors_.to_numpy(), _expected(case, "robust_se"), rtol=TOL
+    )
+    np.testing.assert_allclose(
+        cph.variance_matrix_.to_numpy(),
+        _expected(case, "robust_var"),
+        rtol=TOL,
+        atol=TOL * np.abs(_expected(case, "robust_var")).max(),
+    )
     assert cph.log_likelihood_ == pytest.approx(case["loglik"], rel=1e-10)
 
 
@@ -66,9 +75,14 @@ def test_arrays_model_based_matches_r(name):
     case = CASES[name]
     df = _frame(case)
     strata = df.groupby(case["strata"]).ngroup().to_numpy() if case["strata"] else None
-    res = fit_cox_arrays(df["time"], df["status"], df[case["covariates"]].to_numpy(float),
-                         weights=df["w"].to_numpy() if case["weights"] else None,
-                         strata=strata, ties=case["ties"])
+    res = fit_cox_arrays(
+        df["time"],
+        df["status"],
+        df[case["covariates"]].to_numpy(float),
+        weights=df["w"].to_numpy() if case["weights"] else None,
+        strata=strata,
+        ties=case["ties"],
+    )
     naive_var = _expected(case, "naive_var")
     np.testing.assert_allclose(res.cov, naive_var, rtol=TOL, atol=TOL * np.abs(naive_var).max())
     np.testing.assert_allclose(res.se, _expected(case, "model_se"), rtol=TOL)
@@ -81,8 +95,14 @@ def test_score_residuals_match_r(name):
     df = _frame(case)
     strata = df.groupby(case["strata"]).ngroup().to_numpy() if case["strata"] else None
     X = df[case["covariates"]].to_numpy(float)
-    r = _cox_score_residuals(df["time"], df["status"], X,
-                             df["w"].to_numpy() if case["weights"] else None, strata,
-                             _expected(case, "coef"), case["ties"])
+    r = _cox_score_residuals(
+        df["time"],
+        df["status"],
+        X,
+        df["w"].to_numpy() if case["weights"] else None,
+        strata,
+        _expected(case, "coef"),
+        case["ties"],
+    )
     expected = np.asarray(case["score_resid"], dtype=float).reshape(X.shape)
     np.testing.assert_allclose(r, expected, rtol=0, atol=TOL * np.abs(expected).max())
