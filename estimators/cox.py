@@ -57,6 +57,9 @@ class CoxResult:
         Why ``converged`` is False (empty when it is True).
     n, events : int
         Rows and events (unweighted counts).
+    diverging : tuple of int
+        Columns whose coefficient runs off to +/-inf (monotone likelihood) while the
+        log-likelihood itself converged; empty otherwise.
     """
 
     params: np.ndarray
@@ -70,6 +73,17 @@ class CoxResult:
     warnings: tuple[str, ...]
     n: int
     events: int
+    diverging: tuple[int, ...] = ()
+
+    def converged_for(self, column: int) -> bool:
+        """True when the fit is reliable for coefficient ``column``.
+
+        A coefficient of another column diverging (e.g. a rare category with no events,
+        R's "coefficient may be infinite") leaves the others at their converged values.
+        """
+        if self.converged:
+            return True
+        return bool(self.diverging) and column not in self.diverging
 
 
 def _check_options(ties: object, tol: object, max_iter: object) -> None:
@@ -152,6 +166,7 @@ def fit_cox_arrays(
     tol: float = 1e-9,
     max_iter: int = 50,
     init: np.ndarray | None = None,
+    names: Sequence[str] | None = None,
 ) -> CoxResult:
     """Fit a Cox proportional-hazards model on arrays (fast path).
 
@@ -179,6 +194,8 @@ def fit_cox_arrays(
         Maximum Newton-Raphson iterations.
     init : array (p,), optional
         Starting coefficients (default 0).
+    names : sequence of str, optional
+        Column names of ``X`` used in messages (default ``"X[:, j]"``).
 
     Returns
     -------
@@ -187,7 +204,7 @@ def fit_cox_arrays(
         ``converged=False`` and warning strings, and emits ConvergenceWarning.
     """
     return _fit(
-        time, event, X, weights, strata, cluster, robust, ties, tol, max_iter, init, names=None
+        time, event, X, weights, strata, cluster, robust, ties, tol, max_iter, init, names=names
     )
 
 
@@ -249,7 +266,7 @@ def _fit(
         int(max_iter),
         beta0.copy(),
     )
-    msgs = _diagnose(status, n_iter, step, beta, tol, max_iter, names)
+    msgs, diverging = _diagnose(status, n_iter, step, beta, tol, max_iter, names)
     for m in msgs:
         warnings.warn(m, ConvergenceWarning, stacklevel=3)
     return CoxResult(
@@ -264,34 +281,40 @@ def _fit(
         warnings=msgs,
         n=n,
         events=int(ev.sum()),
+        diverging=diverging,
     )
 
 
-def _diagnose(status, n_iter, step, beta, tol, max_iter, names) -> tuple[str, ...]:
-    """Warning strings for a fit (empty when it converged to a finite maximum)."""
+def _diagnose(
+    status, n_iter, step, beta, tol, max_iter, names
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """(warning strings, diverging columns) of a fit; both empty at a finite maximum."""
     if status == k.MAX_ITER:
-        return (
+        msg = (
             f"Cox fit did not converge in max_iter={max_iter} Newton iterations "
-            f"(relative log-likelihood change still > tol={tol}); estimates unreliable",
+            f"(relative log-likelihood change still > tol={tol}); estimates unreliable"
         )
+        return (msg,), ()
     if status == k.SINGULAR:
-        return (
+        msg = (
             f"Cox information matrix is singular at iteration {n_iter} (collinear "
             "covariates, no variation within risk sets, or a diverging coefficient); "
-            "estimates unreliable",
+            "estimates unreliable"
         )
+        return (msg,), ()
     if status == k.NONFINITE:
-        return ("Cox log partial likelihood is not finite at the initial values (init)",)
+        return ("Cox log partial likelihood is not finite at the initial values (init)",), ()
     # R's check: a further Newton step still moves a coefficient -> likelihood is monotone
-    bad = np.abs(step) > np.sqrt(tol) * np.maximum(1.0, np.abs(beta))
-    if bad.any():
-        which = ", ".join(repr(names[j]) for j in np.flatnonzero(bad))
-        return (
+    bad = np.flatnonzero(np.abs(step) > np.sqrt(tol) * np.maximum(1.0, np.abs(beta)))
+    if bad.size:
+        which = ", ".join(repr(names[j]) for j in bad)
+        msg = (
             f"Cox coefficient(s) {which} diverge to +/-inf (monotone likelihood, e.g. no "
-            "events in one group): the log-likelihood converged but the estimate and its "
-            "SE are meaningless",
+            "events in one group): the log-likelihood converged but those estimates and "
+            "their SEs are meaningless"
         )
-    return ()
+        return (msg,), tuple(int(j) for j in bad)
+    return (), ()
 
 
 def _strata_codes(df: pd.DataFrame, strata: str | Sequence[str]) -> np.ndarray:

@@ -104,7 +104,7 @@ def _estimate(
         n=fit.n,
         events=fit.events,
         ess=ess,
-        converged=converged and fit.converged,
+        converged=converged and fit.converged_for(0),
         warnings=extra_warnings + fit.warnings,
         diagnostics=diagnostics,
     )
@@ -304,4 +304,5 @@ def adjusted_cox(
     X = np.empty((a.size, design.X.shape[1] + 1))
     X[:, 0] = a
     X[:, 1:] = design.X
-    return _estimate("adjusted_cox", "conditional", fit_cox_arrays(t, e, X, ties=ties))
+    fit = fit_cox_arrays(t, e, X, ties=ties, names=(treatment, *design.names))
+    return _estimate("adjusted_cox", "conditional", fit)

@@ -17,7 +17,9 @@ from cohorts import COVARIATES, confounded_cohort
 from lifelines import CoxPHFitter
 from scipy.stats import norm
 
+import estimators
 from estimators import (
+    ConvergenceWarning,
     EffectEstimate,
     EstimatorInputError,
     NoOverlapError,
@@ -227,3 +229,35 @@ def test_zero_matched_pairs_raise(cohort):
 def test_constant_covariate_raises_in_adjusted_cox(cohort):
     with pytest.raises(EstimatorInputError, match=r"\['flat'\] are constant"):
         adjusted_cox(cohort.assign(flat=2.0), *ARGS, ["age", "flat"])
+
+
+def test_diverging_nuisance_coefficient_does_not_flag_the_treatment_estimate():
+    """A rare covariate level without events (monotone likelihood in *its* coefficient) is
+    R's "coefficient may be infinite" warning; the treatment estimate stays valid."""
+    rng = np.random.default_rng(5)
+    n = 400
+    a = rng.integers(0, 2, n)
+    time = rng.exponential(1 / np.exp(-0.5 * a))
+    event = (rng.random(n) < 0.8).astype(int)
+    rare = np.zeros(n)
+    rare[:12] = 1
+    event[:12] = 0  # no events in the rare level: its log-HR runs off to -inf
+    df = pd.DataFrame({"t": time, "e": event, "a": a, "rare": rare})
+    with pytest.warns(ConvergenceWarning):
+        res = estimators.adjusted_cox(df, "t", "e", "a", ["rare"])
+    assert res.converged
+    assert any("'rare'" in w for w in res.warnings)
+    ref = estimators.naive_cox(df.iloc[12:], "t", "e", "a")
+    # without the event-free rows the treatment estimate is (almost) the same
+    assert res.log_hr == pytest.approx(ref.log_hr, abs=0.02)
+
+
+def test_diverging_treatment_coefficient_is_not_converged():
+    rng = np.random.default_rng(6)
+    n = 300
+    a = rng.integers(0, 2, n)
+    df = pd.DataFrame({"t": rng.exponential(size=n), "e": (a == 1).astype(int), "a": a,
+                       "x": rng.normal(size=n)})
+    with pytest.warns(ConvergenceWarning):
+        res = estimators.adjusted_cox(df, "t", "e", "a", ["x"])
+    assert not res.converged
