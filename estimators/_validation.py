@@ -12,7 +12,8 @@ from .exceptions import EstimatorInputError
 
 def _describe(values: np.ndarray, bad: np.ndarray) -> str:
     i = int(np.flatnonzero(bad)[0])
-    return f"{int(bad.sum())} bad value(s), first at row {i}: {values[i]!r}"
+    value = values[i].item() if hasattr(values[i], "item") else values[i]
+    return f"{int(bad.sum())} bad value(s), first at row {i}: {value!r}"
 
 
 def check_frame(df: object, **columns: str | Sequence[str] | None) -> None:

@@ -97,6 +97,25 @@ def bone_only_probability(cov: Covariates) -> float:
     return min(1.0, cov.bone_only / base)
 
 
+def _organ_shares(cov: Covariates) -> dict[str, float]:
+    """Population shares of lung and liver metastases.
+
+    'Both' needs two sites: a visceral patient with a single site drawn as 'both' is
+    split between lung only and liver only in proportion to their shares (the kernel's
+    rule), so lung = v * p_lung + p_both * [P(v, >= 2 sites) + P(v, 1 site) * share].
+    """
+    p_lung, p_liver, p_both = cov.visceral_pattern
+    v = cov.visceral
+    v_single = max(0.0, cov.sites[0] - single_nonvisceral_share(cov))  # P(visceral, 1 site)
+    single = p_lung + p_liver
+    to_lung = p_lung / single if single > 0 else 1.0
+    to_liver = p_liver / single if single > 0 else 1.0
+    return {
+        "lung": v * p_lung + p_both * (v - v_single + v_single * to_lung),
+        "liver": v * p_liver + p_both * (v - v_single + v_single * to_liver),
+    }
+
+
 def population_feature_means(sc: Scenario) -> dict[str, float]:
     """Population means of the features that follow directly from the covariate model.
 
@@ -104,7 +123,6 @@ def population_feature_means(sc: Scenario) -> dict[str, float]:
     depend on the solved missingness model).
     """
     cov = sc.covariates
-    pattern = cov.visceral_pattern
     k = cov.dfi_shape
     scale = cov.dfi_median_years / math.log(2.0) ** (1.0 / k)
     means = {
@@ -120,8 +138,7 @@ def population_feature_means(sc: Scenario) -> dict[str, float]:
         "de_novo": cov.de_novo,
         "dfi_lt2": (1.0 - cov.de_novo) * (1.0 - math.exp(-((2.0 / scale) ** k))),
         "academic": cov.academic,
-        "lung": cov.visceral * (pattern[0] + pattern[2]),
-        "liver": cov.visceral * (pattern[1] + pattern[2]),
+        **_organ_shares(cov),
     }
     for i, race in enumerate(RACES[1:], start=1):
         means[f"race_{race}"] = cov.race[i]

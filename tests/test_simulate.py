@@ -38,13 +38,40 @@ from simulator.covariates import population_feature_means, single_nonvisceral_sh
 
 # ---- the column contract (DESIGN.md section 2) -------------------------------------------
 COLUMNS = [
-    "treated", "pfs_months", "pfs_event", "os_months", "os_event", "ps_true", "age", "ecog",
-    "visceral", "lung_mets", "liver_mets", "bone_only", "n_met_sites", "de_novo", "dfi_years",
-    "academic", "race", "entry_month", "age_group", "pfs_reason", "os_reason",
+    "treated",
+    "pfs_months",
+    "pfs_event",
+    "os_months",
+    "os_event",
+    "ps_true",
+    "age",
+    "ecog",
+    "visceral",
+    "lung_mets",
+    "liver_mets",
+    "bone_only",
+    "n_met_sites",
+    "de_novo",
+    "dfi_years",
+    "academic",
+    "race",
+    "entry_month",
+    "age_group",
+    "pfs_reason",
+    "os_reason",
 ]
 FLOATS = ["pfs_months", "os_months", "ps_true", "age", "dfi_years", "entry_month"]
-INDICATORS = ["treated", "pfs_event", "os_event", "visceral", "lung_mets", "liver_mets",
-              "bone_only", "de_novo", "academic"]
+INDICATORS = [
+    "treated",
+    "pfs_event",
+    "os_event",
+    "visceral",
+    "lung_mets",
+    "liver_mets",
+    "bone_only",
+    "de_novo",
+    "academic",
+]
 CATEGORIES = {
     "ecog": ["0", "1", "2+", "unknown"],
     "race": ["white", "black", "asian", "hispanic", "other", "not_documented"],
@@ -137,11 +164,14 @@ def digest(df):
         out[col] = hashlib.sha256(data.tobytes()).hexdigest()
     return out
 """
-CHILD = DIGEST + """
+CHILD = (
+    DIGEST
+    + """
 import json, simulator
 df = simulator.simulate("flatiron", N_PATIENTS, seed=77, potential_outcomes=True, latent=True)
 print(json.dumps(digest(df)))
 """
+)
 
 
 def _digest(df: pd.DataFrame) -> dict[str, str]:
@@ -153,11 +183,18 @@ def _digest(df: pd.DataFrame) -> dict[str, str]:
 def test_another_process_with_one_thread_gives_the_same_cohort():
     env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
     code = CHILD.replace("N_PATIENTS", str(N_MULTI))
-    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
-                         text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     child = json.loads(out.stdout.strip().splitlines()[-1])
-    here = _digest(simulator.simulate("flatiron", N_MULTI, seed=77, potential_outcomes=True,
-                                      latent=True))
+    here = _digest(
+        simulator.simulate("flatiron", N_MULTI, seed=77, potential_outcomes=True, latent=True)
+    )
     assert child == here
     assert len(set(here.values())) == len(here)  # the digest really covers each column
 
@@ -248,8 +285,12 @@ def test_treated_fraction_and_per_arm_targets():
     df = cohort("flatiron", N_STAT, 31)
     big_n = sc.calibration.population
     f = sc.treatment.fraction
-    _within(df["treated"].mean(), f, math.sqrt(f * (1 - f) * (1 / len(df) + 1 / big_n)),
-            "treated fraction")
+    _within(
+        df["treated"].mean(),
+        f,
+        math.sqrt(f * (1 - f) * (1 / len(df) + 1 / big_n)),
+        "treated fraction",
+    )
     feats = _features(df)
     checked = 0
     for arm, col in ((1, 0), (0, 1)):
@@ -285,19 +326,26 @@ def test_ecog_unknown_share():
     assert (recorded == known["ecog_true"]).all()  # a recorded ECOG is the true one
 
 
-@pytest.mark.parametrize("make", [
-    sim_scenarios.every_option,  # MNAR ECOG, frailty in the treatment model
-    lambda: sim_scenarios.small(name="bounded-ps", **{"treatment.strength": 3.0,
-                                                      "treatment.ps_bounds": [0.1, 0.9]}),
-], ids=["every-option", "bounded-ps"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        sim_scenarios.every_option,  # MNAR ECOG, frailty in the treatment model
+        lambda: sim_scenarios.small(
+            name="bounded-ps", **{"treatment.strength": 3.0, "treatment.ps_bounds": [0.1, 0.9]}
+        ),
+    ],
+    ids=["every-option", "bounded-ps"],
+)
 def test_solved_intercepts_hit_the_targets(make):
     """Treated fraction and (MNAR) ECOG-unknown share are solved on a small calibration
     population (N), so their SE is sqrt(p (1 - p) (1 / n + 1 / N))."""
     sc = make()
     df = simulator.simulate(sc, N_STAT, 12, latent=True)
     big_n = sc.calibration.population
-    for what, x, p in (("treated", df["treated"] == 1, sc.treatment.fraction),
-                       ("unknown", df["ecog"] == "unknown", sc.covariates.ecog_missing.share)):
+    for what, x, p in (
+        ("treated", df["treated"] == 1, sc.treatment.fraction),
+        ("unknown", df["ecog"] == "unknown", sc.covariates.ecog_missing.share),
+    ):
         _within(x.mean(), p, math.sqrt(p * (1 - p) * (1 / len(df) + 1 / big_n)), what)
     lo, hi = sc.treatment.ps_bounds
     assert df["ps_true"].between(lo, hi).all()
@@ -349,17 +397,9 @@ def test_population_marginals():
         _within(float(np.mean(x)), p, math.sqrt(p * (1 - p) / n), what)
 
 
-def _population_mean_params():
-    for name in population_feature_means(simulator.get_scenario("flatiron")):
-        marks = []
-        if name in ("lung", "liver"):
-            # Finding (report F3): population_feature_means ignores the reassignment of
-            # single-site "both" patients, so check_arm_means uses wrong lung / liver means.
-            marks = [pytest.mark.xfail(strict=True, reason="lung/liver population mean (F3)")]
-        yield pytest.param(name, marks=marks, id=name)
-
-
-@pytest.mark.parametrize("feature", list(_population_mean_params()))
+@pytest.mark.parametrize(
+    "feature", list(population_feature_means(simulator.get_scenario("flatiron")))
+)
 def test_population_feature_means_match_the_cohort(feature):
     """The means check_arm_means relies on are the cohort's means (age: 0.05-year grid error
     of the quadrature is far below 4 SE = 0.01 decades)."""
