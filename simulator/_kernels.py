@@ -237,9 +237,30 @@ def _dot(coef, nz, F):
 
 
 @njit(cache=True)
-def _propensity(F, frailty, coef_t, nz_t, S):
-    lp = S[S_T_INTERCEPT] + _dot(coef_t, nz_t, F) + S[S_T_FRAIL] * frailty
-    return S[S_PS_LO] + (S[S_PS_HI] - S[S_PS_LO]) * _expit(lp)
+def _linear_predictors(F, frailty, W, nz, om, S, lp):
+    """Treatment logit and the three transitions' linear predictors in one pass.
+
+    W (4, N_FEATURES) holds the treatment coefficients then the three transitions'; ``nz``
+    the union of their non-zero columns (ascending).  Four independent accumulators run
+    in one loop; each adds its terms in ascending feature order, exactly like a dense
+    dot product (zero coefficients add exact zeros).  Returns the true propensity score
+    and fills lp (3,).
+    """
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    for k in nz:
+        f = F[k]
+        s0 += W[0, k] * f
+        s1 += W[1, k] * f
+        s2 += W[2, k] * f
+        s3 += W[3, k] * f
+    lp[0] = s1 + om[0, O_FRAIL] * frailty
+    lp[1] = s2 + om[1, O_FRAIL] * frailty
+    lp[2] = s3 + om[2, O_FRAIL] * frailty
+    logit = S[S_T_INTERCEPT] + s0 + S[S_T_FRAIL] * frailty
+    return S[S_PS_LO] + (S[S_PS_HI] - S[S_PS_LO]) * _expit(logit)
 
 
 @njit(cache=True)
@@ -331,12 +352,6 @@ def _store_covariates(cov, out_f, out_i, i):
 
 
 @njit(cache=True)
-def _linear_predictors(F, frailty, B, nz_b, om, lp):
-    for k in range(3):
-        lp[k] = _dot(B[k], nz_b[k], F) + om[k, O_FRAIL] * frailty
-
-
-@njit(cache=True)
 def _cohort_chunk(
     gn,
     gu,
@@ -347,10 +362,8 @@ def _cohort_chunk(
     chol,
     race_cum,
     S,
-    coef_t,
-    nz_t,
-    B,
-    nz_b,
+    W,
+    nz,
     om,
     lost_b,
     nz_lost,
@@ -364,10 +377,8 @@ def _cohort_chunk(
         _draw(gn, gu, ge, zn, uu, ee)
         _covariates(zn, uu, ee, age_table, chol, race_cum, S, cov)
         _features(cov, F)
-        frailty = cov[C_FRAILTY]
-        ps = _propensity(F, frailty, coef_t, nz_t, S)
+        ps = _linear_predictors(F, cov[C_FRAILTY], W, nz, om, S, lp)
         a = 1 if uu[6] < ps else 0
-        _linear_predictors(F, frailty, B, nz_b, om, lp)
         _, death, progressed, t_prog = _potential(ee[1], ee[2], ee[3], lp, float(a), om)
         if potential:
             p0, o0, _, _ = _potential(ee[1], ee[2], ee[3], lp, 0.0, om)
@@ -390,10 +401,8 @@ def _cohort(
     chol,
     race_cum,
     S,
-    coef_t,
-    nz_t,
-    B,
-    nz_b,
+    W,
+    nz,
     om,
     lost_b,
     nz_lost,
@@ -416,10 +425,8 @@ def _cohort(
             chol,
             race_cum,
             S,
-            coef_t,
-            nz_t,
-            B,
-            nz_b,
+            W,
+            nz,
             om,
             lost_b,
             nz_lost,
@@ -441,8 +448,8 @@ def _population_chunk(
     chol,
     race_cum,
     S,
-    B,
-    nz_b,
+    W,
+    nz,
     om,
     feats,
     u_treat,
@@ -458,7 +465,7 @@ def _population_chunk(
         _covariates(zn, uu, ee, age_table, chol, race_cum, S, cov)
         _features(cov, F)
         frailty[i] = cov[C_FRAILTY]
-        _linear_predictors(F, cov[C_FRAILTY], B, nz_b, om, lpi)
+        _linear_predictors(F, cov[C_FRAILTY], W, nz, om, S, lpi)
         for k in range(N_FEATURES):
             feats[i, k] = F[k]
         for k in range(3):
@@ -478,8 +485,8 @@ def _population(
     chol,
     race_cum,
     S,
-    B,
-    nz_b,
+    W,
+    nz,
     om,
     feats,
     u_treat,
@@ -508,8 +515,8 @@ def _population(
             chol,
             race_cum,
             S,
-            B,
-            nz_b,
+            W,
+            nz,
             om,
             feats,
             u_treat,

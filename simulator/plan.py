@@ -48,10 +48,8 @@ class Plan:
     chol: np.ndarray
     race_cum: np.ndarray
     S: np.ndarray
-    coef_t: np.ndarray
-    nz_t: np.ndarray
-    B: np.ndarray
-    nz_b: np.ndarray
+    W: np.ndarray  # (4, N_FEATURES): treatment log-odds, then the 3 transitions' log-HRs
+    nz: np.ndarray  # union of W's non-zero columns, ascending
     om: np.ndarray
     lost_b: np.ndarray
     nz_lost: np.ndarray
@@ -134,7 +132,7 @@ def build_plan(sc: Scenario, solved: Solved) -> Plan:
         [coef_vector(tr.log_hr) for tr in (o.progression, o.death, o.post_progression_death)]
     )
     lost_b = coef_vector(sc.censoring.lost_log_hr)
-    coef_t = np.ascontiguousarray(solved.treatment_coef, dtype=np.float64)
+    W = np.ascontiguousarray(np.vstack([solved.treatment_coef, B]), dtype=np.float64)
     table, _, _ = age_table(cov.age)
     race_cum = np.cumsum(cov.race)
     race_cum[-1] = 1.0
@@ -143,22 +141,9 @@ def build_plan(sc: Scenario, solved: Solved) -> Plan:
         chol=np.ascontiguousarray(np.linalg.cholesky(cov.correlation_matrix())),
         race_cum=race_cum,
         S=S,
-        coef_t=coef_t,
-        nz_t=_nonzero(coef_t),
-        B=np.ascontiguousarray(B),
-        nz_b=_nz_rows(B),
+        W=W,
+        nz=_nonzero(np.abs(W).sum(axis=0)),
         om=outcome_matrix(sc, solved.scales, solved.gamma_pfs, solved.gamma_os),
         lost_b=lost_b,
         nz_lost=_nonzero(lost_b),
     )
-
-
-def _nz_rows(B: np.ndarray) -> np.ndarray:
-    """Per-row non-zero indices, padded with indices of zero coefficients (adds exact zeros)."""
-    rows = [_nonzero(b) for b in B]
-    width = max(1, max(len(r) for r in rows))
-    out = np.zeros((len(rows), width), dtype=np.int64)
-    for k, r in enumerate(rows):
-        pad = np.setdiff1d(np.arange(N_FEATURES), r)[: width - len(r)]
-        out[k] = np.sort(np.concatenate([r, pad]))
-    return out

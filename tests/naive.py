@@ -225,8 +225,11 @@ def _naive_covariates(Z, U, E, plan):
     x = (za - S[K.S_AGE_Z0]) * S[K.S_AGE_INV_DZ]
     j = np.clip(np.floor(x).astype(np.int64), 0, table.size - 2)
     f = x - j
-    age = np.where(x <= 0, table[0], np.where(x >= table.size - 1, table[-1],
-                                              table[j] + f * (table[j + 1] - table[j])))
+    age = np.where(
+        x <= 0,
+        table[0],
+        np.where(x >= table.size - 1, table[-1], table[j] + f * (table[j + 1] - table[j])),
+    )
     ecog = np.where(ze <= S[K.S_ECOG_T1], 0, np.where(ze <= S[K.S_ECOG_T2], 1, 2))
     sites = np.where(zs <= S[K.S_SITES_T1], 1, np.where(zs <= S[K.S_SITES_T2], 2, 3))
     visceral = (zv > S[K.S_VISC_C]).astype(int)
@@ -256,20 +259,48 @@ def _naive_covariates(Z, U, E, plan):
         p_miss = 1.0 / (1.0 + _exp(-lp))
     ecog_obs = np.where(U[:, 5] < p_miss, 3, ecog)
     group = np.where(age < 50, 0, np.where(age < 65, 1, np.where(age < 75, 2, 3)))
-    return dict(age=age, age_group=group, ecog=ecog, ecog_obs=ecog_obs, visceral=visceral,
-                lung=lung, liver=liver, bone=bone, sites=sites, de_novo=de_novo, dfi=dfi,
-                academic=academic, race=race, frailty=Z[:, 4])
+    return dict(
+        age=age,
+        age_group=group,
+        ecog=ecog,
+        ecog_obs=ecog_obs,
+        visceral=visceral,
+        lung=lung,
+        liver=liver,
+        bone=bone,
+        sites=sites,
+        de_novo=de_novo,
+        dfi=dfi,
+        academic=academic,
+        race=race,
+        frailty=Z[:, 4],
+    )
 
 
 def _naive_features(c):
     cols = [
         (c["age"] - 65.0) / 10.0,
-        c["age_group"] == 1, c["age_group"] == 2, c["age_group"] == 3,
-        c["ecog"] == 1, c["ecog"] == 2,
-        c["ecog_obs"] == 1, c["ecog_obs"] == 2, c["ecog_obs"] == 3,
-        c["visceral"], c["lung"], c["liver"], c["bone"], c["sites"], c["de_novo"],
-        (c["de_novo"] == 0) & (c["dfi"] < 2.0), c["academic"],
-        c["race"] == 1, c["race"] == 2, c["race"] == 3, c["race"] == 4, c["race"] == 5,
+        c["age_group"] == 1,
+        c["age_group"] == 2,
+        c["age_group"] == 3,
+        c["ecog"] == 1,
+        c["ecog"] == 2,
+        c["ecog_obs"] == 1,
+        c["ecog_obs"] == 2,
+        c["ecog_obs"] == 3,
+        c["visceral"],
+        c["lung"],
+        c["liver"],
+        c["bone"],
+        c["sites"],
+        c["de_novo"],
+        (c["de_novo"] == 0) & (c["dfi"] < 2.0),
+        c["academic"],
+        c["race"] == 1,
+        c["race"] == 2,
+        c["race"] == 3,
+        c["race"] == 4,
+        c["race"] == 5,
     ]
     return np.column_stack([np.asarray(x, dtype=float) for x in cols])
 
@@ -310,10 +341,10 @@ def _naive_chunk(Z, U, E, plan, potential):
     S, om = plan.S, plan.om
     c = _naive_covariates(Z, U, E, plan)
     F = _naive_features(c)
-    lin = S[K.S_T_INTERCEPT] + _dense_dot(plan.coef_t, F) + S[K.S_T_FRAIL] * c["frailty"]
+    lin = S[K.S_T_INTERCEPT] + _dense_dot(plan.W[0], F) + S[K.S_T_FRAIL] * c["frailty"]
     ps = S[K.S_PS_LO] + (S[K.S_PS_HI] - S[K.S_PS_LO]) * (1.0 / (1.0 + _exp(-lin)))
     a = (U[:, 6] < ps).astype(int)
-    lp = [_dense_dot(plan.B[k], F) + om[k, 3] * c["frailty"] for k in range(3)]
+    lp = [_dense_dot(plan.W[k + 1], F) + om[k, 3] * c["frailty"] for k in range(3)]
     _, death, progressed, t_prog = _naive_outcomes(E, lp, a.astype(float), om)
     out = dict(c, treated=a, ps=ps)
     if potential:
@@ -352,11 +383,16 @@ def _naive_observe(a, death, progressed, t_prog, U, E, F, plan):
     c_pfs = np.where(next_first, c_next, c_os)
     pfs_event = t_event <= c_pfs
     return dict(
-        os=np.where(os_event, death, c_os), os_event=os_event.astype(int),
+        os=np.where(os_event, death, c_os),
+        os_event=os_event.astype(int),
         os_reason=np.where(os_event, K.R_DEATH, os_reason),
-        pfs=np.where(pfs_event, t_event, c_pfs), pfs_event=pfs_event.astype(int),
-        pfs_reason=np.where(pfs_event, np.where(prog_seen, K.R_PROGRESSION, K.R_DEATH),
-                            np.where(next_first, K.R_NEXT, os_reason)),
+        pfs=np.where(pfs_event, t_event, c_pfs),
+        pfs_event=pfs_event.astype(int),
+        pfs_reason=np.where(
+            pfs_event,
+            np.where(prog_seen, K.R_PROGRESSION, K.R_DEATH),
+            np.where(next_first, K.R_NEXT, os_reason),
+        ),
         entry=entry,
     )
 
