@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
+
+import numpy as np
 
 
 def _is_number(x: object) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
+    return isinstance(x, numbers.Real) and not isinstance(x, bool | np.bool_)
 
 
 def number(x: object, param: str) -> float:
@@ -62,7 +65,7 @@ def choice(x: object, param: str, allowed: Sequence[str]) -> str:
 
 
 def count(x: object, param: str) -> int:
-    """A positive integer."""
-    if isinstance(x, bool) or not isinstance(x, int) or x <= 0:
+    """A positive integer (Python or NumPy)."""
+    if isinstance(x, bool | np.bool_) or not isinstance(x, numbers.Integral) or x <= 0:
         raise ValueError(f"{param}={x!r} is not allowed; it must be a positive integer")
     return int(x)

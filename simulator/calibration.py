@@ -254,7 +254,9 @@ def _pfs_scales(sc, pop, med, share, x, width):
 
         new_ratio = _root(share_gap, log_ratio - width, log_ratio + width, xtol=1e-7)
         moved, log_ratio = abs(new_ratio - log_ratio), new_ratio
-        if moved < 1e-6:
+        # the share is a step function on a finite population: on small ones the ratio
+        # can hop between neighbouring steps, so the stopping rule scales with 1/n
+        if moved < 1e-6 * max(1.0, 1e6 / pop.n):
             break
     pfs_gap_final = lambda lc: math.log(_control_median(sc, pop, _pair(lc, log_ratio), 0) / med)  # noqa: E731
     return _root(pfs_gap_final, log_c - width, log_c + width), log_ratio

@@ -135,19 +135,24 @@ def plan_for(scenario: Scenario | str) -> Plan:
     return _PLANS[key]
 
 
+def _check_threads(threads: object) -> int | None:
+    top = numba.config.NUMBA_NUM_THREADS
+    if threads is None:
+        return None
+    if (
+        isinstance(threads, bool)
+        or not isinstance(threads, int | np.integer)
+        or not 1 <= threads <= top
+    ):
+        raise ValueError(f"threads={threads!r} is not allowed; use 1..{top} or None")
+    return int(threads)
+
+
 @contextmanager
 def _threads(threads: int | None) -> Iterator[None]:
     if threads is None:
         yield
         return
-    if (
-        isinstance(threads, bool)
-        or not isinstance(threads, int)
-        or not 1 <= threads <= numba.config.NUMBA_NUM_THREADS
-    ):
-        raise ValueError(
-            f"threads={threads!r} is not allowed; use 1..{numba.config.NUMBA_NUM_THREADS} or None"
-        )
     old = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
@@ -171,6 +176,7 @@ def simulate_arrays(
     sc = _resolve(scenario)
     n = _check_n(n)
     root = as_seed_sequence(seed)
+    threads = _check_threads(threads)
     plan = plan_for(sc)
     floats = np.full((K.N_FLOAT_OUT, n), np.nan)
     ints = np.zeros((K.N_INT_OUT, n), dtype=np.int8)

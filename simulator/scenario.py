@@ -25,6 +25,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import numbers
 import tomllib
 import types
 import typing
@@ -45,6 +46,57 @@ def _freeze(obj: object, name: str, value: object) -> None:
     object.__setattr__(obj, name, value)
 
 
+class FrozenMap(dict):
+    """A read-only dict (picklable, JSON/TOML-serialisable): scenario mappings can't be
+    changed in place — use :meth:`Scenario.replace`."""
+
+    def _immutable(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("scenario parameters are immutable; use Scenario.replace(...)")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _immutable
+    __ior__ = _immutable  # type: ignore[assignment]
+
+    def __reduce__(self):
+        return (FrozenMap, (dict(self),))
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(json.dumps(self, sort_keys=True, default=str))
+
+
+def _plain_number(x: Any) -> Any:
+    """NumPy / int numbers as Python float (bools and non-numbers unchanged)."""
+    if isinstance(x, numbers.Real) and not isinstance(x, bool | np.bool_):
+        return float(x)
+    return x
+
+
+def _canonical(obj: Any) -> None:
+    """Normalise a dataclass's fields in place: floats for float fields (1 == 1.0, so equal
+    scenarios get equal fingerprints), ints for int fields, tuples of floats, read-only
+    mappings with float (or tuple-of-float) values.  Non-numbers are left for validation."""
+    hints = _hints(type(obj))
+    for f in dataclasses.fields(obj):
+        v, tp = getattr(obj, f.name), _strip_optional(hints[f.name])
+        if tp is float:
+            v = _plain_number(v)
+        elif tp is int and isinstance(v, numbers.Integral) and not isinstance(v, bool):
+            v = int(v)
+        elif typing.get_origin(tp) is tuple and isinstance(v, list | tuple):
+            v = tuple(_plain_number(x) for x in v)
+        elif typing.get_origin(tp) is dict and isinstance(v, dict):
+            v = FrozenMap(
+                {
+                    str(k): (
+                        tuple(_plain_number(x) for x in x_)
+                        if isinstance(x_, list | tuple)
+                        else _plain_number(x_)
+                    )
+                    for k, x_ in v.items()
+                }
+            )
+        _freeze(obj, f.name, v)
+
+
 @dataclass(frozen=True)
 class AgeModel:
     """Population age distribution (years).
@@ -61,6 +113,7 @@ class AgeModel:
     max_age: float = 95.0
 
     def __post_init__(self) -> None:
+        _canonical(self)
         p = "covariates.age"
         _freeze(self, "band_shares", ck.shares(self.band_shares, f"{p}.band_shares", 4))
         ck.number(self.shape_mean, f"{p}.shape_mean")
@@ -89,6 +142,7 @@ class EcogMissingness:
     ecog_log_or: float = 0.0
 
     def __post_init__(self) -> None:
+        _canonical(self)
         p = "covariates.ecog_missing"
         ck.probability(self.share, f"{p}.share", open_high=True)
         ck.choice(self.mechanism, f"{p}.mechanism", ("mcar", "mar", "mnar"))
@@ -114,7 +168,11 @@ class EcogMissingness:
 class Covariates:
     """Population distribution of the baseline covariates.
 
-    Shares are population shares (both arms together).  ``correlation`` holds latent
+    Shares are population shares (both arms together).  ``visceral_pattern`` gives the
+    lung-only / liver-only / both split drawn among visceral patients; a patient drawn
+    "both" with a single metastatic site gets one organ (lung or liver in proportion to
+    their shares), so the realised share with both organs is somewhat lower.
+    ``correlation`` holds latent
     Gaussian-copula correlations between the components ``age``, ``ecog`` (true ECOG),
     ``sites`` (number of metastatic sites) and ``visceral``, keyed ``"age:ecog"`` etc.
     Bone-only disease is drawn among patients with a single non-visceral site, so it is
@@ -136,6 +194,7 @@ class Covariates:
     correlation: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _canonical(self)
         p = "covariates"
         _freeze(self, "ecog", ck.shares(self.ecog, f"{p}.ecog", 3))
         _freeze(
@@ -147,7 +206,6 @@ class Covariates:
             ck.probability(getattr(self, name), f"{p}.{name}")
         ck.positive(self.dfi_median_years, f"{p}.dfi_median_years", " years")
         ck.positive(self.dfi_shape, f"{p}.dfi_shape")
-        _freeze(self, "correlation", dict(self.correlation))
         self.correlation_matrix()  # validates keys, range and positive definiteness
 
     def correlation_matrix(self) -> np.ndarray:
@@ -203,6 +261,7 @@ class Treatment:
     frailty_log_or: float = 0.0
 
     def __post_init__(self) -> None:
+        _canonical(self)
         p = "treatment"
         ck.probability(self.fraction, f"{p}.fraction", open_low=True, open_high=True)
         ck.non_negative(self.strength, f"{p}.strength")
@@ -214,12 +273,10 @@ class Treatment:
                 f"{p}: give either {p}.arm_means (coefficients solved) or {p}.coefficients "
                 f"(raw), not both (got coefficients={self.coefficients!r})"
             )
-        _freeze(self, "arm_means", {k: self._arm_pair(k, v) for k, v in self.arm_means.items()})
-        _freeze(
-            self,
-            "coefficients",
-            {k: ck.number(v, f"{p}.coefficients[{k!r}]") for k, v in self.coefficients.items()},
-        )
+        pairs = {k: self._arm_pair(k, v) for k, v in self.arm_means.items()}
+        _freeze(self, "arm_means", FrozenMap(pairs))
+        for k, v in self.coefficients.items():
+            ck.number(v, f"{p}.coefficients[{k!r}]")
         lo, hi = self._bounds()
         if not lo < self.fraction < hi:
             raise ValueError(
@@ -262,6 +319,9 @@ class Transition:
     shape: float = 1.0
     log_hr: dict[str, float] = field(default_factory=dict)
     frailty_log_hr: float = 0.0
+
+    def __post_init__(self) -> None:
+        _canonical(self)
 
     def check(self, param: str) -> None:
         """Validate, naming parameters under ``param``."""
@@ -308,6 +368,7 @@ class Outcomes:
     gamma_os: float | None = None
 
     def __post_init__(self) -> None:
+        _canonical(self)
         p = "outcomes"
         for name in _TRANSITIONS:
             getattr(self, name).check(f"{p}.{name}")
@@ -403,6 +464,7 @@ class Censoring:
     visit_jitter_months: float = 0.0
 
     def __post_init__(self) -> None:
+        _canonical(self)
         p = "censoring"
         ck.non_negative(self.accrual_months, f"{p}.accrual_months", " months")
         ck.positive(self.followup_months, f"{p}.followup_months", " months")
@@ -415,6 +477,11 @@ class Censoring:
         ck.positive(self.next_therapy_hr_treated, f"{p}.next_therapy_hr_treated")
         ck.non_negative(self.visit_interval_months, f"{p}.visit_interval_months", " months")
         jitter = ck.non_negative(self.visit_jitter_months, f"{p}.visit_jitter_months", " months")
+        if jitter and not self.visit_interval_months:
+            raise ValueError(
+                f"{p}.visit_jitter_months={jitter!r} is not allowed without visits; "
+                f"set {p}.visit_interval_months > 0 or the jitter to 0"
+            )
         if jitter and jitter >= self.visit_interval_months / 2:
             raise ValueError(
                 f"{p}.visit_jitter_months={jitter!r} is not allowed; it must be < half of "
@@ -438,6 +505,7 @@ class CalibrationSettings:
     truth_batches: int = 20
 
     def __post_init__(self) -> None:
+        _canonical(self)
         p = "calibration"
         for name in ("population", "truth_population", "truth_batches"):
             ck.count(getattr(self, name), f"{p}.{name}")
@@ -468,6 +536,7 @@ class Scenario:
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
 
     def __post_init__(self) -> None:
+        _canonical(self)
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"name={self.name!r} is not allowed; it must be a non-empty string")
         for sec in _SECTIONS:
@@ -496,6 +565,9 @@ class Scenario:
     def fingerprint(self) -> str:
         """SHA-256 of every parameter except name and description (cache key)."""
         return self._fingerprint
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.description, self._fingerprint))
 
     @functools.cached_property
     def _fingerprint(self) -> str:

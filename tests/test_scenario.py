@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import sim_scenarios
 from hypothesis import given
@@ -56,20 +57,37 @@ def test_builtin_replace_without_changes_is_an_equal_copy(name):
 def _mode_params():
     yield pytest.param(sim_scenarios.every_option, id="every-option")
     yield pytest.param(
-        lambda: BASE.replace(**{"treatment.arm_means": {},
-                                "treatment.coefficients": {"age10": -0.4, "ecog_obs_2plus": -0.8}}),
+        lambda: BASE.replace(
+            **{
+                "treatment.arm_means": {},
+                "treatment.coefficients": {"age10": -0.4, "ecog_obs_2plus": -0.8},
+            }
+        ),
         id="raw-treatment-coefficients",
     )
     yield pytest.param(
-        lambda: BASE.replace(**{"outcomes.hr_estimand": "ATT", "treatment.ps_bounds": [0.05, 0.95],
-                                "covariates.ecog_missing.mechanism": "mar",
-                                "covariates.ecog_missing.academic_log_or": -0.5}),
+        lambda: BASE.replace(
+            **{
+                "outcomes.hr_estimand": "ATT",
+                "treatment.ps_bounds": [0.05, 0.95],
+                "covariates.ecog_missing.mechanism": "mar",
+                "covariates.ecog_missing.academic_log_or": -0.5,
+            }
+        ),
         id="att-bounded-mar",
     )
     yield pytest.param(
-        lambda: scenario_from_dict({"outcomes": {"scales": [0.05, 0.005, 0.03], "pfs_hr": None,
-                                                 "gamma_pfs": -0.5, "os_hr": None,
-                                                 "gamma_os": -0.3}}),
+        lambda: scenario_from_dict(
+            {
+                "outcomes": {
+                    "scales": [0.05, 0.005, 0.03],
+                    "pfs_hr": None,
+                    "gamma_pfs": -0.5,
+                    "os_hr": None,
+                    "gamma_os": -0.3,
+                }
+            }
+        ),
         id="raw-scales-and-gammas",
     )
     yield pytest.param(
@@ -106,18 +124,20 @@ def test_default_scenario_round_trips():
 def test_perturbed_scenarios_round_trip(
     pfs_median, os_median, pfs_hr, strength, lost, death_share, shape, rho, jitter
 ):
-    sc = BASE.replace(**{
-        "outcomes.pfs_median_control": pfs_median,
-        "outcomes.os_median_control": os_median,
-        "outcomes.pfs_hr": pfs_hr,
-        "treatment.strength": strength,
-        "censoring.lost_per_year": lost,
-        "outcomes.death_share": death_share,
-        "outcomes.death.shape": shape,
-        "covariates.correlation": {**BASE.covariates.correlation, "age:visceral": rho},
-        "censoring.visit_interval_months": 3.0,
-        "censoring.visit_jitter_months": jitter,
-    })
+    sc = BASE.replace(
+        **{
+            "outcomes.pfs_median_control": pfs_median,
+            "outcomes.os_median_control": os_median,
+            "outcomes.pfs_hr": pfs_hr,
+            "treatment.strength": strength,
+            "censoring.lost_per_year": lost,
+            "outcomes.death_share": death_share,
+            "outcomes.death.shape": shape,
+            "covariates.correlation": {**BASE.covariates.correlation, "age:visceral": rho},
+            "censoring.visit_interval_months": 3.0,
+            "censoring.visit_jitter_months": jitter,
+        }
+    )
     back = scenario_from_toml(sc.to_toml())
     assert back == sc
     assert back.fingerprint() == sc.fingerprint()
@@ -127,8 +147,9 @@ def test_perturbed_scenarios_round_trip(
 # ---- replace -------------------------------------------------------------------------------
 def test_replace_returns_a_changed_copy_and_leaves_the_original():
     before = BASE.to_toml()
-    sc = BASE.replace(**{"treatment.strength": 2.0, "outcomes.progression.shape": 1.4},
-                      name="stronger")
+    sc = BASE.replace(
+        **{"treatment.strength": 2.0, "outcomes.progression.shape": 1.4}, name="stronger"
+    )
     assert sc.treatment.strength == 2.0
     assert sc.outcomes.progression.shape == 1.4
     assert sc.name == "stronger"
@@ -167,11 +188,17 @@ def test_fingerprint_ignores_name_and_description():
     assert sc.fingerprint() == BASE.fingerprint()
 
 
-@pytest.mark.parametrize("change", [
-    {"outcomes.pfs_hr": 0.6}, {"treatment.strength": 1.5}, {"censoring.followup_months": 6.0},
-    {"calibration.seed": 1}, {"covariates.dfi_shape": 1.4},
-    {"outcomes.progression.log_hr": {**BASE.outcomes.progression.log_hr, "age10": -0.11}},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"outcomes.pfs_hr": 0.6},
+        {"treatment.strength": 1.5},
+        {"censoring.followup_months": 6.0},
+        {"calibration.seed": 1},
+        {"covariates.dfi_shape": 1.4},
+        {"outcomes.progression.log_hr": {**BASE.outcomes.progression.log_hr, "age10": -0.11}},
+    ],
+)
 def test_fingerprint_changes_with_any_parameter(change):
     assert BASE.replace(**change).fingerprint() != BASE.fingerprint()
 
@@ -182,11 +209,17 @@ def test_builtin_fingerprints_are_distinct():
 
 
 # ---- immutability --------------------------------------------------------------------------
-@pytest.mark.parametrize(("obj", "attr"), [
-    (BASE, "name"), (BASE.outcomes, "pfs_hr"), (BASE.covariates.age, "shape_mean"),
-    (BASE.treatment, "fraction"), (BASE.censoring, "lost_per_year"),
-    (BASE.calibration, "population"),
-])
+@pytest.mark.parametrize(
+    ("obj", "attr"),
+    [
+        (BASE, "name"),
+        (BASE.outcomes, "pfs_hr"),
+        (BASE.covariates.age, "shape_mean"),
+        (BASE.treatment, "fraction"),
+        (BASE.censoring, "lost_per_year"),
+        (BASE.calibration, "population"),
+    ],
+)
 def test_scenarios_are_frozen(obj, attr):
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(obj, attr, 1.0)
@@ -235,17 +268,23 @@ def test_po25_is_randomised_with_median_targets():
     assert o.pfs_hr is None and o.os_hr is None
 
 
-@pytest.mark.parametrize(("name", "changed"), [
-    ("null", {("outcomes", "pfs_hr"): 1.0, ("outcomes", "os_hr"): 1.0}),
-    ("strong-confounding", {("treatment", "strength"): 2.0}),
-    ("poor-overlap", {("treatment", "strength"): 3.5}),
-    ("unmeasured-confounding", {
-        ("treatment", "frailty_log_or"): -0.8,
-        ("outcomes", "progression", "frailty_log_hr"): 0.2,
-        ("outcomes", "death", "frailty_log_hr"): 0.6,
-        ("outcomes", "post_progression_death", "frailty_log_hr"): 0.4,
-    }),
-])
+@pytest.mark.parametrize(
+    ("name", "changed"),
+    [
+        ("null", {("outcomes", "pfs_hr"): 1.0, ("outcomes", "os_hr"): 1.0}),
+        ("strong-confounding", {("treatment", "strength"): 2.0}),
+        ("poor-overlap", {("treatment", "strength"): 3.5}),
+        (
+            "unmeasured-confounding",
+            {
+                ("treatment", "frailty_log_or"): -0.8,
+                ("outcomes", "progression", "frailty_log_hr"): 0.2,
+                ("outcomes", "death", "frailty_log_hr"): 0.6,
+                ("outcomes", "post_progression_death", "frailty_log_hr"): 0.4,
+            },
+        ),
+    ],
+)
 def test_flatiron_variants_differ_only_where_documented(name, changed):
     def flat(d, prefix=()):
         for k, v in d.items():
@@ -267,3 +306,48 @@ def test_toml_alternative_targets_switch_the_default_off():
     assert sc.outcomes.pfs_hr is None and sc.outcomes.pfs_median_treated == 20.0
     assert sc.outcomes.os_hr is None and sc.outcomes.gamma_os == -0.3
     assert scenario_from_toml(sc.to_toml()) == sc
+
+
+# ---- findings F-A, F-B, F-D, F-E, F-F (fixed) ------------------------------------------
+def test_equal_scenarios_have_equal_fingerprints():
+    sc = simulator.get_scenario("flatiron")
+    a, b = sc.replace(**{"outcomes.pfs_hr": 1}), sc.replace(**{"outcomes.pfs_hr": 1.0})
+    assert a == b and a.fingerprint() == b.fingerprint()
+    c = sc.replace(**{"covariates.correlation": {**sc.covariates.correlation, "age:ecog": 0}})
+    d = sc.replace(**{"covariates.correlation": {**sc.covariates.correlation, "age:ecog": 0.0}})
+    assert c.fingerprint() == d.fingerprint()
+
+
+def test_threads_validated_before_calibrating(monkeypatch):
+    monkeypatch.setattr("simulator.generate.calibrate", lambda *a, **k: 1 / 0)
+    sc = sim_scenarios.small(name="fresh", **{"outcomes.pfs_hr": 0.77})
+    with pytest.raises(ValueError, match="threads=0"):
+        simulator.simulate(sc, 10, 1, threads=0)
+
+
+def test_builtin_scenarios_cannot_be_mutated():
+    sc = simulator.get_scenario("flatiron")
+    with pytest.raises(TypeError, match="immutable"):
+        sc.covariates.correlation["age:ecog"] = 0.99
+    with pytest.raises(TypeError, match="immutable"):
+        sc.outcomes.progression.log_hr.update(age10=5.0)
+    assert simulator.get_scenario("flatiron").outcomes.progression.log_hr["age10"] == -0.10
+
+
+def test_scenarios_are_hashable_and_picklable():
+    import pickle
+
+    sc = simulator.get_scenario("flatiron")
+    assert len({sc, simulator.get_scenario("flatiron"), sc.replace(name="x")}) == 2
+    again = pickle.loads(pickle.dumps(sc))
+    assert again == sc and again.fingerprint() == sc.fingerprint()
+    with pytest.raises(TypeError):
+        again.treatment.arm_means["age10"] = (0.0, 0.0)
+
+
+def test_numpy_scalars_are_accepted_and_stored_as_python_numbers():
+    sc = simulator.get_scenario("flatiron").replace(
+        **{"calibration.population": np.int64(30_000), "treatment.strength": np.float32(2.0)}
+    )
+    assert type(sc.calibration.population) is int and type(sc.treatment.strength) is float
+    assert simulator.scenario_from_toml(sc.to_toml()) == sc

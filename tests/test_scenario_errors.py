@@ -264,7 +264,7 @@ STRUCTURE = [
           "censoring.visit_jitter_months=2.0", "half of visit_interval_months",
           id="jitter-above-half-interval"),
     _case({"censoring.visit_jitter_months": 0.5}, "censoring.visit_jitter_months=0.5",
-          "visit_interval_months (0.0)", id="jitter-without-visits"),
+          "without visits", id="jitter-without-visits"),
     _case({"calibration.population": 0}, "calibration.population=0", "positive integer",
           id="population-zero"),
     _case({"calibration.population": 1e6}, "calibration.population=1000000.0",
@@ -360,7 +360,7 @@ def test_failed_replace_leaves_original_untouched():
 
 
 def test_direct_construction_is_validated_too():
-    with pytest.raises(ValueError, match=r"outcomes\.pfs_hr=0 is not allowed; it must be > 0"):
+    with pytest.raises(ValueError, match=r"outcomes\.pfs_hr=0(\.0)? is not allowed; it must be > 0"):
         simulator.Outcomes(pfs_hr=0)
     with pytest.raises(ValueError, match=r"treatment must be a Treatment, got dict"):
         simulator.Scenario(treatment={"fraction": 0.5})

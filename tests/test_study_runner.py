@@ -121,7 +121,9 @@ def test_corrupt_run_json_is_refused(tmp_path):
 def test_unreachable_scheduler_is_a_clear_error(tmp_path):
     pytest.importorskip("distributed")
     with pytest.raises(ValueError, match="cannot reach the Dask scheduler"):
-        run_study(small_study(), tmp_path, scheduler="tcp://127.0.0.1:9", **QUIET)
+        run_study(
+            small_study(), tmp_path, scheduler="tcp://127.0.0.1:9", scheduler_timeout=1, **QUIET
+        )
 
 
 @pytest.mark.parametrize(

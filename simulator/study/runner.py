@@ -127,14 +127,14 @@ def _init_worker() -> None:
 
 @contextmanager
 def _executor(
-    workers: int | None, scheduler: str | None, given: Executor | None
+    workers: int | None, scheduler: str | None, given: Executor | None, timeout: float = 10.0
 ) -> Iterator[tuple[Executor | None, int]]:
     """(executor or None for in-process, parallel slots)."""
     if given is not None:
         yield given, max(1, workers or os.cpu_count() or 1)
         return
     if scheduler is not None:
-        with _dask(scheduler) as (ex, slots):
+        with _dask(scheduler, timeout) as (ex, slots):
             yield ex, slots
         return
     n = workers or os.cpu_count() or 1
@@ -147,13 +147,13 @@ def _executor(
 
 
 @contextmanager
-def _dask(address: str) -> Iterator[tuple[Executor, int]]:
+def _dask(address: str, timeout: float) -> Iterator[tuple[Executor, int]]:
     try:
         from distributed import Client
     except ImportError:
         raise ValueError("--scheduler needs dask.distributed: pip install 'rwesim[dask]'") from None
     try:
-        client = Client(address, timeout="10s")
+        client = Client(address, timeout=f"{timeout}s")
     except (OSError, TimeoutError) as exc:
         raise ValueError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from None
     try:
@@ -175,6 +175,7 @@ def run_study(
     overwrite: bool = False,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
+    scheduler_timeout: float = 10.0,
 ) -> RunReport:
     """Run (or resume) a study into ``out_dir``.
 
@@ -199,6 +200,8 @@ def run_study(
         Progress bar (default: when stderr is a terminal).
     log : callable, optional
         Receives one-line status messages (default: stderr).
+    scheduler_timeout : float
+        Seconds to wait for the Dask scheduler before giving up.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     if workers is not None and (
@@ -216,7 +219,7 @@ def run_study(
     start = time.perf_counter()
     reps = sum(c.reps[1] - c.reps[0] for c in todo)
     log(f"running {len(todo)} of {len(chunks)} chunks ({reps} replicates) into {store.root}")
-    with _executor(workers, scheduler, executor) as (ex, slots):
+    with _executor(workers, scheduler, executor, scheduler_timeout) as (ex, slots):
         if ex is not None and todo:
             _warm_up(todo[0])
         _execute(todo, ex, slots, store, _progress_bar(progress, reps))
