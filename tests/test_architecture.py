@@ -60,6 +60,7 @@ def test_importing_the_core_does_not_load_estimators():
     import subprocess
     import sys
 
-    code = "import simulator, sys; simulator.simulate('flatiron', 10, 1); print('estimators' in sys.modules)"
+    code = ("import simulator, sys; simulator.simulate('flatiron', 10, 1); "
+            "print('estimators' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "False"

@@ -360,7 +360,8 @@ def test_failed_replace_leaves_original_untouched():
 
 
 def test_direct_construction_is_validated_too():
-    with pytest.raises(ValueError, match=r"outcomes\.pfs_hr=0(\.0)? is not allowed; it must be > 0"):
+    message = r"outcomes\.pfs_hr=0(\.0)? is not allowed; it must be > 0"
+    with pytest.raises(ValueError, match=message):
         simulator.Outcomes(pfs_hr=0)
     with pytest.raises(ValueError, match=r"treatment must be a Treatment, got dict"):
         simulator.Scenario(treatment={"fraction": 0.5})
