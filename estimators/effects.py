@@ -120,6 +120,7 @@ def siptw(
     truncate: Sequence[float] | None = None,
     ties: str = "efron",
     propensity: PropensityModel | None = None,
+    balance: bool = True,
 ) -> EffectEstimate:
     """Stabilized inverse-probability-of-treatment-weighted Cox regression.
 
@@ -142,6 +143,9 @@ def siptw(
     ties : {"efron", "breslow"}
     propensity : PropensityModel, optional
         A PS already fitted to ``df`` on ``covariates`` (skips the fit).
+    balance : bool
+        Compute the balance table (SMDs) and weight summary; False skips them (a
+        simulation study's fast path; ``ess_by_arm`` is always there).
 
     Returns
     -------
@@ -165,9 +169,15 @@ def siptw(
         extra_warnings=model.warnings,
         converged=model.converged,
         diagnostics={
-            "balance": balance_table(model.design.X, a, model.names, w),
+            **(
+                {
+                    "balance": balance_table(model.design.X, a, model.names, w),
+                    "weights": weight_summary(w),
+                }
+                if balance
+                else {}
+            ),
             "ess_by_arm": ess_by_arm(w, a),
-            "weights": weight_summary(w),
             "analysis_weights": w,
             "propensity": model,
         },
@@ -185,6 +195,7 @@ def psm(
     random_state: int | np.random.Generator = 0,
     ties: str = "efron",
     propensity: PropensityModel | None = None,
+    balance: bool = True,
 ) -> EffectEstimate:
     """1:1 propensity-score matching, then Cox on treatment with pair-clustered SEs.
 
@@ -203,6 +214,8 @@ def psm(
         Seed for ``order="random"``.
     ties : {"efron", "breslow"}
     propensity : PropensityModel, optional
+    balance : bool
+        Compute the balance table after matching (False skips it).
 
     Returns
     -------
@@ -230,8 +243,11 @@ def psm(
             f"no events among the {rows.size} matched patients; a Cox fit needs at least one"
         )
     fit = fit_cox_arrays(t[rows], e[rows], a[rows, None], cluster=pair, ties=ties)
-    in_matched_set = np.zeros(a.size)
-    in_matched_set[rows] = 1.0
+    extra = {}
+    if balance:
+        in_matched_set = np.zeros(a.size)
+        in_matched_set[rows] = 1.0
+        extra["balance"] = balance_table(model.design.X, a, model.names, in_matched_set)
     return _estimate(
         "psm",
         "ATT",
@@ -239,7 +255,7 @@ def psm(
         extra_warnings=model.warnings,
         converged=model.converged,
         diagnostics={
-            "balance": balance_table(model.design.X, a, model.names, in_matched_set),
+            **extra,
             "pairs": m.n_pairs,
             "treated_unmatched": m.n_unmatched,
             "treated_unmatched_share": m.unmatched_share,

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from estimators.design import design_matrix
 from estimators.propensity import fit_propensity
 from estimators.registry import get_estimator
 
@@ -25,8 +26,10 @@ from ..generate import simulate
 from ..scenario import Scenario
 from .design import OUTCOMES, TREATMENT
 
-# estimators whose keyword ``propensity=`` accepts a PS fitted once per replicate
+# built-ins that accept a PS fitted once per replicate (``propensity=``) and can skip
+# their balance tables (``balance=False``), and the one that takes a prebuilt ``design=``
 _PS_SHARING = {"siptw", "psm"}
+_DESIGN_SHARING = {"adjusted_cox"}
 
 
 @dataclass(frozen=True)
@@ -61,29 +64,42 @@ def run_chunk(chunk: Chunk) -> pd.DataFrame:
         for rep in range(*chunk.reps):
             seed = replicate_seed(chunk.seed, chunk.condition, rep)
             df = simulate(chunk.scenario, chunk.n, seed)
-            ps = _shared_propensity(df, chunk)
+            shared = _shared_inputs(df, chunk)
             for outcome in chunk.outcomes:
                 for name in chunk.estimators:
-                    rows.append(_estimate(df, chunk, rep, outcome, name, ps))
+                    rows.append(_estimate(df, chunk, rep, outcome, name, shared))
     return pd.DataFrame(rows)
 
 
-def _shared_propensity(df: pd.DataFrame, chunk: Chunk):
-    """The PS model shared by sIPTW and PSM when they use the same covariates (or None)."""
+def _shared_inputs(df: pd.DataFrame, chunk: Chunk) -> dict[str, dict[str, Any]]:
+    """Per-estimator extra keyword arguments computed once per replicate (both outcomes).
+
+    sIPTW and PSM share one PS fit when they use the same covariates; adjusted Cox gets
+    its design matrix built once.  A failure here is left to each estimator to report.
+    """
+    shared: dict[str, dict[str, Any]] = {}
     users = [e for e in chunk.estimators if e in _PS_SHARING]
-    if not users or len({tuple(chunk.covariates[e]) for e in users}) != 1:
-        return None
-    try:
-        return fit_propensity(df, TREATMENT, chunk.covariates[users[0]])
-    except ValueError:
-        return None  # each estimator then fits (and reports) the failure itself
+    for name in users:
+        shared[name] = {"balance": False}
+    if users and len({tuple(chunk.covariates[e]) for e in users}) == 1:
+        try:
+            ps = fit_propensity(df, TREATMENT, chunk.covariates[users[0]])
+        except ValueError:
+            ps = None
+        if ps is not None:
+            for name in users:
+                shared[name]["propensity"] = ps
+    for name in (e for e in chunk.estimators if e in _DESIGN_SHARING):
+        try:
+            shared[name] = {"design": design_matrix(df, chunk.covariates[name])}
+        except ValueError:
+            pass
+    return shared
 
 
-def _estimate(df, chunk: Chunk, rep: int, outcome: str, name: str, ps) -> dict[str, Any]:
+def _estimate(df, chunk: Chunk, rep: int, outcome: str, name: str, shared) -> dict[str, Any]:
     time_col, event_col = OUTCOMES[outcome]
-    opts = dict(chunk.options.get(name, {}))
-    if ps is not None and name in _PS_SHARING:
-        opts["propensity"] = ps
+    opts = {**shared.get(name, {}), **chunk.options.get(name, {})}
     est = get_estimator(name)
     row: dict[str, Any] = {
         "condition": chunk.condition,

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -211,17 +211,25 @@ def run_study(
     spec = json.loads(json.dumps(study.to_dict()))
     store = open_store(out_dir, spec, resume=resume, overwrite=overwrite)
     conditions = study.conditions()
-    log(f"{study.name}: {len(conditions)} condition(s), {study.reps} replicates each; truths ...")
-    metas = [condition_meta(c) for c in conditions]
-    chunks = plan_chunks(study, conditions)
-    _start_or_check_meta(store, spec, metas, len(chunks))
-    todo = _select(chunks, shard, store.done())
-    start = time.perf_counter()
-    reps = sum(c.reps[1] - c.reps[0] for c in todo)
-    log(f"running {len(todo)} of {len(chunks)} chunks ({reps} replicates) into {store.root}")
     with _executor(workers, scheduler, executor, scheduler_timeout) as (ex, slots):
-        if ex is not None and todo:
-            _warm_up(todo[0])
+        if ex is not None:
+            # compile (or load) every kernel here first, then let the workers start and
+            # load theirs while this process computes the truths
+            warm_up()
+            warming = [ex.submit(warm_up) for _ in range(slots)]
+        log(
+            f"{study.name}: {len(conditions)} condition(s), {study.reps} replicates each; "
+            "truths ..."
+        )
+        metas = [condition_meta(c) for c in conditions]
+        chunks = plan_chunks(study, conditions)
+        _start_or_check_meta(store, spec, metas, len(chunks))
+        todo = _select(chunks, shard, store.done())
+        start = time.perf_counter()
+        reps = sum(c.reps[1] - c.reps[0] for c in todo)
+        log(f"running {len(todo)} of {len(chunks)} chunks ({reps} replicates) into {store.root}")
+        if ex is not None:
+            wait(warming)
         _execute(todo, ex, slots, store, _progress_bar(progress, reps))
     complete = store.done() >= {(c.condition, c.chunk) for c in chunks}
     if complete:
@@ -253,9 +261,12 @@ def _select(chunks: list[Chunk], shard, done) -> list[Chunk]:
     return [c for c in picked if (c.condition, c.chunk) not in done]
 
 
-def _warm_up(chunk: Chunk) -> None:
-    """Compile (and cache) every kernel in the parent before workers start."""
-    run_chunk(replace(chunk, reps=(chunk.reps[0], chunk.reps[0] + 1), n=min(chunk.n, 300)))
+def warm_up() -> None:
+    """Run one tiny replicate of every built-in estimator: compiles (or loads from the
+    numba cache) every kernel a study uses, so workers never compile concurrently."""
+    study = Study(name="warm-up", reps=1, chunk_reps=1, sample_sizes=(200,))
+    chunk = plan_chunks(study, study.conditions())[0]
+    run_chunk(chunk)
 
 
 def _execute(todo: list[Chunk], ex: Executor | None, slots: int, store: Store, bar) -> None:
