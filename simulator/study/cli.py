@@ -364,3 +364,27 @@ def plot(
     paths = plot_study(store.root, output or store.root / "plots")
     for p in paths:
         out.print(str(p))
+
+
+@app.command()
+@user_errors
+def validate(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Markdown report.")] = Path(
+        "docs/validation.md"
+    ),
+    reps: Annotated[int, typer.Option("--reps", help="Replicates per scenario.")] = 1000,
+    results: Annotated[
+        Path, typer.Option("--results", help="Where the studies' results go (resumable).")
+    ] = Path("results/validation"),
+    benchmarks: Annotated[
+        Path, typer.Option("--benchmarks", help="pytest-benchmark JSON for the speed section.")
+    ] = Path("benchmarks/results/latest.json"),
+    workers: Annotated[int | None, typer.Option("--workers", "-w")] = None,
+) -> None:
+    """Regenerate the validation report: calibration, bias/coverage, speed."""
+    from .validation import write_report
+
+    if reps < 1:
+        raise UserError(f"--reps={reps} is not allowed; it must be a positive integer")
+    path = write_report(output, reps, results, benchmarks, workers)
+    err.print(f"wrote {path}")

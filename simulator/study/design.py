@@ -120,9 +120,18 @@ class Study:
         opts.update(self.estimator_options.get(estimator, {}))
         return opts
 
-    def covariates_for(self, estimator: str) -> list[str]:
-        """Covariate columns passed to an estimator."""
-        return list(self.options_for(estimator).get("covariates", self.covariates))
+    def covariates_for(self, estimator: str, scenario: Scenario | None = None) -> list[str]:
+        """Covariate columns passed to an estimator.
+
+        With ``scenario``, binary columns that the scenario makes constant (``visceral``
+        and ``bone_only`` in a lung-metastases subgroup, say) are left out: a constant
+        has no coefficient and no SMD.
+        """
+        covs = list(self.options_for(estimator).get("covariates", self.covariates))
+        if scenario is None:
+            return covs
+        constant = constant_columns(scenario)
+        return [c for c in covs if c not in constant]
 
     def conditions(self) -> list[Condition]:
         """The factorial grid: scenario x vary-combination x sample size, in a fixed order."""
@@ -159,6 +168,25 @@ class Study:
             "estimator_options": {k: dict(v) for k, v in self.estimator_options.items()},
             "chunk_reps": self.chunk_reps,
         }
+
+
+# binary cohort columns and the feature holding their population share
+_BINARY_COLUMNS = {
+    "visceral": "visceral",
+    "bone_only": "bone_only",
+    "lung_mets": "lung",
+    "liver_mets": "liver",
+    "de_novo": "de_novo",
+    "academic": "academic",
+}
+
+
+def constant_columns(scenario: Scenario) -> set[str]:
+    """Binary cohort columns whose population share is exactly 0 or 1 in ``scenario``."""
+    from ..covariates import population_feature_means
+
+    means = population_feature_means(scenario)
+    return {col for col, feat in _BINARY_COLUMNS.items() if means[feat] in (0.0, 1.0)}
 
 
 def _nonempty(xs: Sequence[Any], param: str) -> Sequence[Any]:

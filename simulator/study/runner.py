@@ -91,7 +91,6 @@ def condition_meta(cond: Condition) -> dict[str, Any]:
 
 def plan_chunks(study: Study, conditions: list[Condition]) -> list[Chunk]:
     """Every chunk of the study, in a fixed order."""
-    covs = {e: study.covariates_for(e) for e in study.estimators}
     opts = {
         e: {k: v for k, v in study.options_for(e).items() if k != "covariates"}
         for e in study.estimators
@@ -99,6 +98,7 @@ def plan_chunks(study: Study, conditions: list[Condition]) -> list[Chunk]:
     chunks = []
     for cond in conditions:
         cal = calibration.calibrate(cond.scenario)
+        covs = {e: study.covariates_for(e, cond.scenario) for e in study.estimators}
         for k, start in enumerate(range(0, study.reps, study.chunk_reps)):
             stop = min(study.reps, start + study.chunk_reps)
             chunks.append(
