@@ -36,7 +36,6 @@
 
 # %%
 # %matplotlib inline
-import math
 import os
 import tempfile
 
@@ -81,23 +80,13 @@ keys = [
     "ate_log_hr_uncensored",
     "att_log_hr_uncensored",
 ]
-truth_table = pd.DataFrame(
-    {
-        (OUTCOME_NAMES[o], col): [
-            (
-                tr[o].values[k]
-                if col == "log-HR"
-                else tr[o].mcse[k]
-                if col == "MCSE"
-                else math.exp(tr[o].values[k])
-            )
-            for k in keys
-        ]
-        for o in ("pfs", "os")
-        for col in ("log-HR", "MCSE", "HR")
-    },
-    index=[k.replace("_log_hr", "") for k in keys],
-)
+columns = {}
+for o in ("pfs", "os"):
+    log_hr = np.array([tr[o].values[k] for k in keys])
+    columns[(OUTCOME_NAMES[o], "log-HR")] = log_hr
+    columns[(OUTCOME_NAMES[o], "MCSE")] = [tr[o].mcse[k] for k in keys]
+    columns[(OUTCOME_NAMES[o], "HR")] = np.exp(log_hr)
+truth_table = pd.DataFrame(columns, index=[k.replace("_log_hr", "") for k in keys])
 display(truth_table.round(4))
 print(
     "generating coefficient gamma: rwPFS (progression and death before progression) "
