@@ -80,6 +80,9 @@ class Store:
 
     root: Path
 
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+
     @property
     def meta_path(self) -> Path:
         return self.root / "run.json"
