@@ -36,7 +36,14 @@ from scipy.special import expit, logit
 from . import _kernels as K
 from .features import FEATURES, INDEX, N_FEATURES
 from .marginal import censor, marginal_log_hr
-from .plan import Solved, build_plan, coef_vector, outcome_matrix
+from .plan import (
+    Solved,
+    build_plan,
+    coef_vector,
+    outcome_matrix,
+    scenario_shapes,
+    solved_outcome_matrix,
+)
 from .scenario import Scenario
 from .streams import as_seed_sequence, chunk_streams
 
@@ -205,16 +212,22 @@ def _treatment(sc: Scenario, pop: Population) -> tuple[np.ndarray, float]:
 
 
 # ---- step 3: scales ----------------------------------------------------------------------
-def _control_median(sc: Scenario, pop: Population, scales, which: int) -> float:
-    om = outcome_matrix(sc, scales, 0.0, 0.0)
-    t = potential_times(pop, om, 0.0)[which]
+def _control_times(sc: Scenario, pop: Population, scales, which: int, shapes=None):
+    om = outcome_matrix(sc, scales, 0.0, 0.0, shapes)
+    return potential_times(pop, om, 0.0)[which]
+
+
+def _control_median(sc: Scenario, pop: Population, scales, which: int, shapes=None) -> float:
+    t = _control_times(sc, pop, scales, which, shapes)
     return float(np.median(t, overwrite_input=True))
 
 
-def _scales(sc: Scenario, pop: Population) -> tuple[float, float, float]:
+def _scales(sc: Scenario, pop: Population):
+    """(scales, shapes or None): Weibull scales for the control medians (and the shape of
+    post-progression death for a control OS survival target)."""
     o = sc.outcomes
     if o.scales is not None:
-        return o.scales
+        return o.scales, None
     med, share = o.pfs_median_control, o.death_share
     h = math.log(2.0) / med
     x = (math.log(h * (1.0 - share)), math.log(share / (1.0 - share)))
@@ -222,13 +235,31 @@ def _scales(sc: Scenario, pop: Population) -> tuple[float, float, float]:
         x = _pfs_scales(sc, pop.head(pop.n // 10), med, share, x, width=10.0)
     x = _pfs_scales(sc, pop, med, share, x, width=0.05)
     l01, l02, _ = _pair(*x)
-    omed = o.os_median_control
+    if o.os_survival_control is None:
+        return (l01, l02, _os_scale(sc, pop, l01, l02, None)), None
+    t_star, s_star = o.os_survival_control
+    base = scenario_shapes(sc)
+
+    def survival_gap(log_nu):
+        shapes = (base[0], base[1], math.exp(log_nu))
+        l12 = _os_scale(sc, pop, l01, l02, shapes)
+        t = _control_times(sc, pop, (l01, l02, l12), 1, shapes)
+        return float(np.mean(t > t_star)) - s_star
+
+    log_nu = _root(survival_gap, math.log(base[2]) - 1.0, math.log(base[2]) + 1.0, xtol=1e-7)
+    shapes = (base[0], base[1], math.exp(log_nu))
+    return (l01, l02, _os_scale(sc, pop, l01, l02, shapes)), shapes
+
+
+def _os_scale(sc: Scenario, pop: Population, l01: float, l02: float, shapes) -> float:
+    """Post-progression death scale for the control OS median."""
+    omed = sc.outcomes.os_median_control
 
     def os_gap(l12):
-        return math.log(_control_median(sc, pop, (l01, l02, math.exp(l12)), 1) / omed)
+        return math.log(_control_median(sc, pop, (l01, l02, math.exp(l12)), 1, shapes) / omed)
 
     start = math.log(math.log(2.0) / omed)
-    return l01, l02, math.exp(_root(os_gap, start - 10.0, start + 10.0))
+    return math.exp(_root(os_gap, start - 10.0, start + 10.0))
 
 
 def _pfs_scales(sc, pop, med, share, x, width):
@@ -267,7 +298,7 @@ def _pair(log_c: float, log_ratio: float) -> tuple[float, float, float]:
 
 
 # ---- step 4: treatment effects -----------------------------------------------------------
-def _effect_gap(sc: Scenario, pop: Population, scales, outcome: str, gamma_pfs: float):
+def _effect_gap(sc: Scenario, pop: Population, scales, shapes, outcome: str, gamma_pfs: float):
     """Function gamma -> (achieved - target) on the log scale, for one outcome."""
     o = sc.outcomes
     which = 0 if outcome == "pfs" else 1
@@ -277,13 +308,13 @@ def _effect_gap(sc: Scenario, pop: Population, scales, outcome: str, gamma_pfs: 
     def gammas(g):
         return (g, 0.0) if outcome == "pfs" else (gamma_pfs, g)
 
-    t0 = potential_times(pop, outcome_matrix(sc, scales, *gammas(0.0)), 0.0)[which]
+    t0 = potential_times(pop, outcome_matrix(sc, scales, *gammas(0.0), shapes), 0.0)[which]
     target_hr = getattr(o, f"{outcome}_hr")
     if target_hr is not None:
         y0, d0 = censor(t0[sel], c)
 
         def gap(g):
-            t1 = potential_times(pop, outcome_matrix(sc, scales, *gammas(g)), 1.0)[which]
+            t1 = potential_times(pop, outcome_matrix(sc, scales, *gammas(g), shapes), 1.0)[which]
             y1, d1 = censor(t1[sel], c)
             return marginal_log_hr(y0, d0, y1, d1) - math.log(target_hr)
 
@@ -292,22 +323,24 @@ def _effect_gap(sc: Scenario, pop: Population, scales, outcome: str, gamma_pfs: 
     same = target_med == getattr(o, f"{outcome}_median_control")
 
     def gap_med(g):
-        t1 = potential_times(pop, outcome_matrix(sc, scales, *gammas(g)), 1.0)[which]
+        t1 = potential_times(pop, outcome_matrix(sc, scales, *gammas(g), shapes), 1.0)[which]
         return math.log(float(np.median(t1)) / target_med)
 
     return gap_med, same
 
 
-def _gamma(sc: Scenario, pop: Population, scales, outcome: str, gamma_pfs: float = 0.0) -> float:
+def _gamma(
+    sc: Scenario, pop: Population, scales, shapes, outcome: str, gamma_pfs: float = 0.0
+) -> float:
     raw = getattr(sc.outcomes, f"gamma_{outcome}")
     if raw is not None:
         return raw
-    gap, is_null = _effect_gap(sc, pop, scales, outcome, gamma_pfs)
+    gap, is_null = _effect_gap(sc, pop, scales, shapes, outcome, gamma_pfs)
     if is_null:
         return 0.0
     lo, hi = -5.0, 5.0
     if pop.n > 200_000:  # a prefix solve narrows the bracket for the full population
-        g0 = _gamma(sc, pop.head(pop.n // 10), scales, outcome, gamma_pfs)
+        g0 = _gamma(sc, pop.head(pop.n // 10), scales, shapes, outcome, gamma_pfs)
         lo, hi = g0 - 0.03, g0 + 0.03
     return _root(gap, lo, hi, xtol=1e-9)
 
@@ -340,6 +373,10 @@ class Calibration:
             FEATURES[i]: float(v) for i, v in enumerate(self.solved.treatment_coef) if v
         }
         s["scales"] = list(self.solved.scales)
+        if self.solved.shapes is None:
+            del s["shapes"]
+        else:
+            s["shapes"] = list(self.solved.shapes)
         return {"key": self.key, "solved": s, "achieved": self.achieved}
 
     @classmethod
@@ -347,6 +384,8 @@ class Calibration:
         s = dict(d["solved"])
         s["treatment_coef"] = coef_vector(s["treatment_coef"])
         s["scales"] = tuple(s["scales"])
+        if s.get("shapes") is not None:
+            s["shapes"] = tuple(s["shapes"])
         return cls(key=d["key"], solved=Solved(**s), achieved=d.get("achieved", {}))
 
 
@@ -440,10 +479,10 @@ def _solve(sc: Scenario, key: str) -> Calibration:
     coef, b0 = _treatment(sc, pop)
     solved = Solved(coef, b0, base.missing_intercept, base.scales, 0.0, 0.0)
     pop.treated = pop.u_treat < propensity(sc, solved, pop)
-    scales = _scales(sc, pop)
-    g_pfs = _gamma(sc, pop, scales, "pfs")
-    g_os = _gamma(sc, pop, scales, "os", g_pfs)
-    solved = Solved(coef, b0, base.missing_intercept, scales, g_pfs, g_os)
+    scales, shapes = _scales(sc, pop)
+    g_pfs = _gamma(sc, pop, scales, shapes, "pfs")
+    g_os = _gamma(sc, pop, scales, shapes, "os", g_pfs)
+    solved = Solved(coef, b0, base.missing_intercept, scales, g_pfs, g_os, shapes)
     achieved = _achieved(sc, solved, pop)
     achieved["seconds"] = round(time.perf_counter() - start, 2)
     return Calibration(key=key, solved=solved, achieved=achieved)
@@ -451,7 +490,7 @@ def _solve(sc: Scenario, key: str) -> Calibration:
 
 def _achieved(sc: Scenario, solved: Solved, pop: Population) -> dict[str, Any]:
     """What the solved parameters give on the calibration population (a report)."""
-    om0 = outcome_matrix(sc, solved.scales, solved.gamma_pfs, solved.gamma_os)
+    om0 = solved_outcome_matrix(sc, solved)
     t0, t1 = potential_times(pop, om0, 0.0), potential_times(pop, om0, 1.0)
     a = pop.treated
     sel = slice(None) if sc.outcomes.hr_estimand == "ATE" else a
@@ -465,6 +504,8 @@ def _achieved(sc: Scenario, solved: Solved, pop: Population) -> dict[str, Any]:
         y1, d1 = censor(t1[which][sel], pop.c_admin[sel])
         out[f"{name}_median_control"] = float(np.median(t0[which]))
         out[f"{name}_median_treated"] = float(np.median(t1[which]))
+        out[f"{name}_survival24_control"] = float(np.mean(t0[which] > 24.0))
+        out[f"{name}_survival24_treated"] = float(np.mean(t1[which] > 24.0))
         out[f"{name}_hr_{sc.outcomes.hr_estimand.lower()}"] = math.exp(
             marginal_log_hr(y0, d0, y1, d1)
         )

@@ -205,7 +205,11 @@ def flatiron() -> Scenario:
         covariates=cov,
         treatment=trt,
         outcomes=_flatiron_outcomes(
-            pfs_median_control=11.9, os_median_control=43.1, pfs_hr=0.58, os_hr=0.66
+            pfs_median_control=11.9,
+            os_median_control=43.1,
+            pfs_hr=0.58,
+            os_hr=0.66,
+            os_survival_control=(24.0, 0.68),
         ),
         censoring=Censoring(
             accrual_months=48.8, followup_months=3.0, lost_per_year=0.05, next_therapy_per_year=0.10

@@ -30,6 +30,9 @@ class Solved:
         Weibull scales of progression, death, post-progression death (per month^shape).
     gamma_pfs, gamma_os : float
         Conditional log-HRs of treatment on the first two transitions / the third.
+    shapes : (3,) float, optional
+        Weibull shapes when calibration solved one (``outcomes.os_survival_control``);
+        None means the scenario's.
     """
 
     treatment_coef: np.ndarray
@@ -38,6 +41,7 @@ class Solved:
     scales: tuple[float, float, float]
     gamma_pfs: float
     gamma_os: float
+    shapes: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -105,15 +109,29 @@ def _censoring_scalars(sc: Scenario, S: np.ndarray) -> None:
     S[K.S_VISIT], S[K.S_JITTER] = c.visit_interval_months, c.visit_jitter_months
 
 
-def outcome_matrix(sc: Scenario, scales, gamma_pfs: float, gamma_os: float) -> np.ndarray:
+def scenario_shapes(sc: Scenario) -> tuple[float, float, float]:
+    """Weibull shapes of progression, death, post-progression death as the scenario gives."""
+    o = sc.outcomes
+    return (o.progression.shape, o.death.shape, o.post_progression_death.shape)
+
+
+def outcome_matrix(
+    sc: Scenario, scales, gamma_pfs: float, gamma_os: float, shapes=None
+) -> np.ndarray:
     """om (3, 5): scale, 1/shape, gamma, frailty log-HR, shape == 1 flag per transition."""
     o = sc.outcomes
     trans = (o.progression, o.death, o.post_progression_death)
+    shapes = scenario_shapes(sc) if shapes is None else shapes
     gammas = (gamma_pfs, gamma_pfs, gamma_os)
     om = np.zeros((3, 5))
-    for k, (t, s, g) in enumerate(zip(trans, scales, gammas, strict=True)):
-        om[k] = (s, 1.0 / t.shape, g, t.frailty_log_hr, 1.0 if t.shape == 1.0 else 0.0)
+    for k, (t, s, g, nu) in enumerate(zip(trans, scales, gammas, shapes, strict=True)):
+        om[k] = (s, 1.0 / nu, g, t.frailty_log_hr, 1.0 if nu == 1.0 else 0.0)
     return om
+
+
+def solved_outcome_matrix(sc: Scenario, solved: Solved) -> np.ndarray:
+    """The outcome matrix of a calibrated scenario."""
+    return outcome_matrix(sc, solved.scales, solved.gamma_pfs, solved.gamma_os, solved.shapes)
 
 
 def build_plan(sc: Scenario, solved: Solved) -> Plan:
@@ -143,7 +161,7 @@ def build_plan(sc: Scenario, solved: Solved) -> Plan:
         S=S,
         W=W,
         nz=_nonzero(np.abs(W).sum(axis=0)),
-        om=outcome_matrix(sc, solved.scales, solved.gamma_pfs, solved.gamma_os),
+        om=solved_outcome_matrix(sc, solved),
         lost_b=lost_b,
         nz_lost=_nonzero(lost_b),
     )

@@ -363,6 +363,7 @@ class Outcomes:
     os_median_treated: float | None = None
     hr_estimand: str = "ATE"
     death_share: float = 0.12
+    os_survival_control: tuple[float, float] | None = None
     scales: tuple[float, float, float] | None = None
     gamma_pfs: float | None = None
     gamma_os: float | None = None
@@ -387,6 +388,26 @@ class Outcomes:
             )
         for outcome in ("pfs", "os"):
             self._check_effect(outcome)
+        if self.os_survival_control is not None:
+            self._check_survival_target()
+
+    def _check_survival_target(self) -> None:
+        param = "outcomes.os_survival_control"
+        v = self.os_survival_control
+        if not isinstance(v, list | tuple) or len(v) != 2:
+            raise ValueError(f"{param}={v!r} is not allowed; give [months, survival]")
+        t = ck.positive(v[0], f"{param}[0]", " months")
+        surv = ck.probability(v[1], f"{param}[1]", open_low=True, open_high=True)
+        if self.scales is not None:
+            raise ValueError(f"{param} needs calibrated scales, not raw outcomes.scales")
+        if self.os_median_control is not None:
+            before = t < self.os_median_control
+            if before != (surv > 0.5):
+                raise ValueError(
+                    f"{param}={list(v)!r} is not allowed with os_median_control="
+                    f"{self.os_median_control}: survival must be above 0.5 before the median "
+                    "and below it after"
+                )
 
     @staticmethod
     def _fill_missing(data: dict[str, Any]) -> dict[str, Any]:

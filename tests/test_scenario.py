@@ -128,6 +128,8 @@ def test_perturbed_scenarios_round_trip(
         **{
             "outcomes.pfs_median_control": pfs_median,
             "outcomes.os_median_control": os_median,
+            # a 2-year survival target must sit on the right side of the median
+            "outcomes.os_survival_control": (24.0, 0.6 if os_median > 24.0 else 0.4),
             "outcomes.pfs_hr": pfs_hr,
             "treatment.strength": strength,
             "censoring.lost_per_year": lost,

@@ -188,3 +188,15 @@ def test_study_toml_and_grid(tmp_path):
     # the ATE truth does not depend on the confounding strength; the ATT does (a little)
     ate = truths.query("outcome == 'os' and estimand == 'ATE'")["theta"].to_numpy()
     assert ate.min() == pytest.approx(ate.max(), abs=0.02)
+
+
+def test_truth_censoring_choice_is_recorded(tmp_path):
+    run_study(small_study(reps=2, truth_censoring="study"), tmp_path, workers=1, **QUIET)
+    truths = Store(tmp_path).truths().set_index(["outcome", "estimand"])["theta"]
+    import simulator
+
+    tr = simulator.truth("flatiron")
+    assert truths[("os", "ATE")] == tr.os.values["ate_log_hr_study_censoring"]
+    assert truths[("os", "conditional")] == tr.os.values["conditional_log_hr"]
+    with pytest.raises(ValueError, match="truth_censoring"):
+        small_study(truth_censoring="none")

@@ -226,11 +226,17 @@ def calibrate_cmd(
 
 
 # ---- simulation studies -----------------------------------------------------------------
-def _study_from_args(target: str, reps, n, seed, estimators, outcomes) -> Study:
+def _study_from_args(
+    target: str, reps, n, seed, estimators, outcomes, truth_censoring=None
+) -> Study:
     """A study from a study TOML file, or a one-scenario study from a scenario name/file."""
     if target.endswith(".toml") and Path(target).is_file() and _is_study_file(Path(target)):
         study = load_study(target)
-        changes = {k: v for k, v in (("reps", reps), ("seed", seed)) if v is not None}
+        changes = {
+            k: v
+            for k, v in (("reps", reps), ("seed", seed), ("truth_censoring", truth_censoring))
+            if v is not None
+        }
         if n:
             changes["sample_sizes"] = tuple(n)
         if estimators:
@@ -293,9 +299,16 @@ def run(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Discard a previous run in the directory.")
     ] = False,
+    truth_censoring: Annotated[
+        str | None,
+        typer.Option(
+            "--truth-censoring",
+            help="Marginal truths under 'admin' censoring (default) or all 'study' censoring.",
+        ),
+    ] = None,
 ) -> None:
     """Run a simulation study: replicates x estimators x outcomes, streamed to Parquet."""
-    study = _study_from_args(target, reps, n, seed, estimators, outcomes)
+    study = _study_from_args(target, reps, n, seed, estimators, outcomes, truth_censoring)
     report = run_study(
         study,
         output,

@@ -70,11 +70,12 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def condition_meta(cond: Condition) -> dict[str, Any]:
+def condition_meta(cond: Condition, censoring: str = "admin") -> dict[str, Any]:
     """A condition's entry in run.json, with its truths per outcome and estimand."""
     tr = truth(cond.scenario)
+    estimands = ("conditional", "ATE", "ATT", "crude")
     truths = {
-        outcome: {e: list(tr.estimand(outcome, e)) for e in ("conditional", "ATE", "ATT", "crude")}
+        outcome: {e: list(tr.estimand(outcome, e, censoring)) for e in estimands}
         for outcome in ("pfs", "os")
     }
     return {
@@ -221,7 +222,7 @@ def run_study(
             f"{study.name}: {len(conditions)} condition(s), {study.reps} replicates each; "
             "truths ..."
         )
-        metas = [condition_meta(c) for c in conditions]
+        metas = [condition_meta(c, study.truth_censoring) for c in conditions]
         chunks = plan_chunks(study, conditions)
         _start_or_check_meta(store, spec, metas, len(chunks))
         todo = _select(chunks, shard, store.done())

@@ -1,6 +1,7 @@
 """Maintainer tool: compute and ship the built-in scenarios' calibrations and truths.
 
-``python -m simulator.study.ship [NAME ...]`` recomputes (ignoring caches) and writes
+``python -m simulator.study.ship [--truth-only] [NAME ...]`` recomputes (ignoring caches;
+``--truth-only`` keeps the shipped calibrations) and writes
 ``simulator/data/calibrations.json`` and ``simulator/data/truths.json``, so users and CI
 never wait for a 4-million-patient solve of a built-in scenario.  Run it after any change
 to a built-in scenario, the kernel's draw layout or the calibration method.
@@ -26,12 +27,12 @@ def _update(path: Path, key: str, record: dict) -> None:
     path.write_text(json.dumps(dict(sorted(data.items())), indent=1) + "\n")
 
 
-def ship(names: list[str]) -> None:
-    """Recompute and store calibration and truth of each named built-in scenario."""
+def ship(names: list[str], truth_only: bool = False) -> None:
+    """Recompute and store calibration (unless ``truth_only``) and truth of each scenario."""
     for name in names:
         sc = get_scenario(name)
         start = time.perf_counter()
-        cal = calibration.calibrate(sc, use_cache=False)
+        cal = calibration.calibrate(sc, use_cache=truth_only)
         _update(DATA / "calibrations.json", cal.key, {**cal.to_json(), "scenario": name})
         tr = truth_mod.truth(sc, use_cache=False)
         _update(DATA / "truths.json", tr.key, {**tr.to_dict(), "scenario": name})
@@ -49,5 +50,8 @@ def prune() -> None:
 
 
 if __name__ == "__main__":
-    ship(sys.argv[1:] or list(BUILTIN))
+    args = sys.argv[1:]
+    truth_only = "--truth-only" in args
+    names = [a for a in args if a != "--truth-only"]
+    ship(names or list(BUILTIN), truth_only=truth_only)
     prune()

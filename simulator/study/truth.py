@@ -7,7 +7,9 @@ outcomes of every patient are simulated with the same random numbers and:
 * ``ate_log_hr`` / ``att_log_hr`` — Cox log-HR on treatment alone in the stacked potential
   outcomes of everyone / of the patients the scenario treats, under the scenario's
   administrative censoring (staggered entry, data cutoff) applied identically to both;
-  ``*_uncensored`` without it;
+  ``*_uncensored`` without it; ``*_study_censoring`` under the whole observation process
+  (administrative, loss to follow-up, next-therapy for rwPFS) — the marginal hazards are
+  not proportional, so the Cox estimand depends on the censoring pattern;
 * ``conditional_log_hr`` — the treatment coefficient of a Cox model adjusted for every
   covariate of the outcome model (and the frailty, when there is one) in the same stacked
   data: the estimand of a correctly adjusted Cox model.  For rwPFS it equals the
@@ -41,11 +43,11 @@ from .. import calibration as cal
 from ..catalog import get_scenario
 from ..features import INDEX
 from ..marginal import censor, marginal_log_hr
-from ..plan import outcome_matrix
+from ..plan import coef_vector, solved_outcome_matrix
 from ..scenario import Scenario
 from ..streams import as_seed_sequence
 
-TRUTH_VERSION = 1
+TRUTH_VERSION = 2
 RMST_HORIZONS = (24.0, 36.0)
 KEYS = (
     "conditional_log_hr",
@@ -53,6 +55,8 @@ KEYS = (
     "att_log_hr",
     "ate_log_hr_uncensored",
     "att_log_hr_uncensored",
+    "ate_log_hr_study_censoring",
+    "att_log_hr_study_censoring",
     "generating_log_hr",
     "median_control",
     "median_treated",
@@ -61,6 +65,7 @@ KEYS = (
     "rmst36_control",
     "rmst36_treated",
 )
+CENSORING = ("admin", "study")
 _SHIPPED = Path(__file__).resolve().parent.parent / "data" / "truths.json"
 _MEMORY: dict[str, Truth] = {}
 
@@ -97,16 +102,25 @@ class Truth:
             raise KeyError(f"outcome {outcome!r}; use 'pfs' or 'os'")
         return getattr(self, outcome)
 
-    def estimand(self, outcome: str, estimand: str) -> tuple[float, float]:
+    def estimand(
+        self, outcome: str, estimand: str, censoring: str = "admin"
+    ) -> tuple[float, float]:
         """(true log-HR, its MCSE) for an estimand ``conditional``, ``ATE``, ``ATT`` or ``crude``.
 
         ``crude`` has no truth of its own: it is scored against the ATE (DESIGN.md §3).
+        ``censoring="admin"`` (DESIGN.md): the marginal HRs under administrative censoring;
+        ``"study"``: under the scenario's whole observation process (loss to follow-up and
+        next-therapy censoring too).  The marginal hazards are not proportional, so the
+        two differ slightly; the conditional log-HR is the same for both.
         """
+        if censoring not in CENSORING:
+            raise ValueError(f"censoring={censoring!r} is not allowed; use one of {CENSORING}")
+        suffix = "_study_censoring" if censoring == "study" else ""
         key = {
             "conditional": "conditional_log_hr",
-            "ATE": "ate_log_hr",
-            "ATT": "att_log_hr",
-            "crude": "ate_log_hr",
+            "ATE": f"ate_log_hr{suffix}",
+            "ATT": f"att_log_hr{suffix}",
+            "crude": f"ate_log_hr{suffix}",
         }.get(estimand)
         if key is None:
             raise ValueError(
@@ -200,13 +214,39 @@ def compute_truth(sc: Scenario, key: str | None = None) -> Truth:
     c = sc.calibration
     pop = cal.draw_population(sc, solved, c.truth_population, as_seed_sequence(c.truth_seed))
     pop.treated = pop.u_treat < cal.propensity(sc, solved, pop)
-    om = outcome_matrix(sc, solved.scales, solved.gamma_pfs, solved.gamma_os)
+    om = solved_outcome_matrix(sc, solved)
     t0, t1 = cal.potential_times(pop, om, 0.0), cal.potential_times(pop, om, 1.0)
     X = _adjustment_matrix(sc, pop)
+    study_c = _study_censoring(sc, pop)
     out = {}
     for which, name, gamma in ((0, "pfs", solved.gamma_pfs), (1, "os", solved.gamma_os)):
-        out[name] = _outcome_truth(t0[which], t1[which], pop, X, c.truth_batches, gamma)
+        censorings = {"": pop.c_admin, "_uncensored": None, "_study_censoring": study_c[name]}
+        out[name] = _outcome_truth(t0[which], t1[which], pop, X, c.truth_batches, gamma, censorings)
     return Truth(sc.name, key or truth_key(sc), pop.n, out["pfs"], out["os"])
+
+
+def _study_censoring(sc: Scenario, pop: cal.Population) -> dict[str, np.ndarray]:
+    """Censoring times of the scenario's whole observation process, per outcome (months).
+
+    Administrative censoring plus loss to follow-up (its covariate dependence included)
+    and, for rwPFS, next-therapy censoring, at the control arm's rates so that both
+    potential outcomes of a patient are censored identically.  Drawn from a stream of
+    its own (``truth_seed``, spawn key 10**9).
+    """
+    cs = sc.censoring
+    rng = np.random.default_rng(
+        np.random.SeedSequence(sc.calibration.truth_seed, spawn_key=(10**9,))
+    )
+    lost_rate = -math.log1p(-cs.lost_per_year) / 12.0
+    next_rate = -math.log1p(-cs.next_therapy_per_year) / 12.0
+    c_os = pop.c_admin.copy()
+    if lost_rate > 0:
+        lp = pop.feats @ coef_vector(cs.lost_log_hr).astype(np.float32)
+        c_os = np.minimum(c_os, rng.standard_exponential(pop.n) / (lost_rate * np.exp(lp)))
+    c_pfs = c_os
+    if next_rate > 0:
+        c_pfs = np.minimum(c_os, rng.standard_exponential(pop.n) / next_rate)
+    return {"pfs": c_pfs, "os": c_os}
 
 
 def _adjustment_matrix(sc: Scenario, pop: cal.Population) -> np.ndarray:
@@ -231,21 +271,23 @@ def _batch_mcse(stat, k: int, n: int) -> float:
     return float(np.std(vals, ddof=1) / math.sqrt(k))
 
 
-def _outcome_truth(t0, t1, pop: cal.Population, X, k: int, gamma: float) -> OutcomeTruth:
+def _outcome_truth(
+    t0, t1, pop: cal.Population, X, k: int, gamma: float, censorings: dict[str, np.ndarray | None]
+) -> OutcomeTruth:
     n, a, c = pop.n, pop.treated, pop.c_admin
     values: dict[str, float] = {"generating_log_hr": float(gamma)}
     mcse: dict[str, float] = {"generating_log_hr": 0.0}
 
-    def hr(sel, censored):
-        cc = c[sel] if censored else None
+    def hr(sel, cens):
+        cc = None if cens is None else cens[sel]
         y0, d0 = censor(t0[sel], cc)
         y1, d1 = censor(t1[sel], cc)
         return marginal_log_hr(y0, d0, y1, d1)
 
     for name, treated_only in (("ate", False), ("att", True)):
-        for suffix, censored in (("", True), ("_uncensored", False)):
+        for suffix, cens in censorings.items():
 
-            def stat(s, t=treated_only, cz=censored):
+            def stat(s, t=treated_only, cz=cens):
                 idx = np.arange(n)[s]
                 return hr(idx[a[s]] if t else idx, cz)
 

@@ -24,7 +24,7 @@ import pandas as pd
 from .. import calibration as cal
 from ..catalog import FLATIRON_TABLE1, get_scenario, scenario_names
 from ..generate import simulate
-from ..plan import outcome_matrix
+from ..plan import solved_outcome_matrix
 from .design import Study
 from .report import summary_markdown, summary_table
 from .runner import run_study
@@ -111,7 +111,7 @@ def two_year_os(n: int = 2_000_000, seed: int = 2024) -> dict[str, tuple[float, 
     sc = get_scenario("flatiron")
     solved = cal.calibrate(sc).solved
     pop = cal.draw_population(sc, solved, n, np.random.SeedSequence(seed))
-    om = outcome_matrix(sc, solved.scales, solved.gamma_pfs, solved.gamma_os)
+    om = solved_outcome_matrix(sc, solved)
     out = {}
     for arm, a in (("treated", 1.0), ("control", 0.0)):
         s = float(np.mean(cal.potential_times(pop, om, a)[1] > 24.0))
@@ -177,6 +177,36 @@ def run_validation_studies(reps: int, results: Path, workers: int | None) -> lis
                 raise
         stores.append(Store(out))
     return stores
+
+
+def censoring_rows(perf: pd.DataFrame) -> list[dict]:
+    """Marginal truths under administrative vs the whole censoring process, against the
+    sIPTW / PSM mean estimates (the Cox estimand of non-proportional marginal hazards
+    depends on the censoring pattern)."""
+    rows = []
+    labels = {}
+    for r in perf.itertuples(index=False):
+        if r.estimator in ("siptw", "psm"):
+            labels[(r.label.split(",")[0], r.outcome, r.estimator)] = r
+    for (name, outcome, est), r in labels.items():
+        tr = truth(get_scenario(name))
+        estimand = "ATE" if est == "siptw" else "ATT"
+        admin, _ = tr.estimand(outcome, estimand, "admin")
+        study, _ = tr.estimand(outcome, estimand, "study")
+        rows.append(
+            {
+                "scenario": name,
+                "outcome": outcome,
+                "estimator": est,
+                "truth (admin)": f"{admin:.4f}",
+                "truth (all censoring)": f"{study:.4f}",
+                "difference": f"{study - admin:+.4f}",
+                "mean estimate": f"{r.mean:.4f}",
+                "bias vs admin (MCSE)": f"{(r.mean - admin) / r.bias_mcse:+.1f}",
+                "bias vs all censoring (MCSE)": f"{(r.mean - study) / r.bias_mcse:+.1f}",
+            }
+        )
+    return rows
 
 
 def speed_rows(path: Path) -> list[dict]:
@@ -272,9 +302,11 @@ def write_report(
         "Published treated medians that are not targets are shown for comparison: with "
         "proportional hazards the control median and the HR fix the treated median.\n",
         markdown_table(calibration_rows()),
-        f"\nflatiron 2-year OS (published 78.3% vs 68.0%): P+L {100 * os2['treated'][0]:.1f}% "
+        f"\nflatiron 2-year OS (published 78.3% vs 68.0%; the control figure is a calibration "
+        f"target, the treated one follows from the HR): P+L {100 * os2['treated'][0]:.1f}% "
         f"(MCSE {100 * os2['treated'][1]:.2f}), L {100 * os2['control'][0]:.1f}% "
-        f"(MCSE {100 * os2['control'][1]:.2f}), uncensored potential outcomes.\n",
+        f"(MCSE {100 * os2['control'][1]:.2f}), uncensored potential outcomes of an "
+        "independent 2,000,000-patient population.\n",
         "\n### flatiron baseline table, simulated (200,000 patients) vs published\n",
         markdown_table(baseline_rows()),
         f"\n## 2. Bias and coverage ({reps} replicates per scenario)\n",
@@ -282,6 +314,15 @@ def write_report(
         "Cox: conditional; naive Cox: ATE, to show confounding bias). Estimate (Monte Carlo "
         "SE).\n",
         summary_markdown(perf),
+        "\n### Which censoring defines the marginal truth\n",
+        "The marginal hazards are not proportional (the treatment acts conditionally, and "
+        "progression and post-progression death mix), so the Cox estimand depends on the "
+        "censoring pattern. The table above scores against the truth under administrative "
+        "censoring (DESIGN.md); the data also have loss to follow-up and next-therapy "
+        "censoring. Under the whole censoring process (applied identically to both "
+        "potential outcomes) the truths move by the differences below, which account for "
+        "the small negative biases of sIPTW and PSM.\n",
+        markdown_table(censoring_rows(perf)),
         "\n### Departures larger than 3 Monte Carlo SEs\n",
         "\n".join(f"- {f}" for f in flagged(perf)) or "_none_",
         "\n",
