@@ -33,6 +33,7 @@ def warm(tmp_path_factory):
     run_study(Study(reps=4, chunk_reps=2), tmp_path_factory.mktemp("warm"), workers=1, **QUIET)
 
 
+@pytest.mark.benchmark(group=GROUP)
 def test_rwesim_study(benchmark, warm, tmp_path):
     out = tmp_path / "run"
 
@@ -41,7 +42,6 @@ def test_rwesim_study(benchmark, warm, tmp_path):
         return run_study(Study(reps=REPS), out, workers=2, **QUIET)
 
     report = benchmark.pedantic(run, rounds=1, iterations=1)
-    benchmark.group = GROUP
     benchmark.extra_info.update(
         reps=REPS,
         workers=2,
@@ -59,6 +59,7 @@ def _drop_empty_levels(df):
     return df
 
 
+@pytest.mark.benchmark(group=GROUP)
 def test_lifelines_sklearn_study(benchmark):
     sc = simulator.get_scenario("flatiron")
     cohorts = [
@@ -80,7 +81,6 @@ def test_lifelines_sklearn_study(benchmark):
                 baseline_suite(frame, covariates)
 
     benchmark.pedantic(run, rounds=1, iterations=1)
-    benchmark.group = GROUP
     per_rep = benchmark.stats.stats.median / BASELINE_REPS
     benchmark.extra_info.update(
         reps_timed=BASELINE_REPS,
