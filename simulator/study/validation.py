@@ -209,28 +209,43 @@ def censoring_rows(perf: pd.DataFrame) -> list[dict]:
     return rows
 
 
+def _cost(b: dict) -> tuple[float, str]:
+    """(seconds per unit, unit): per patient or per replicate when the benchmark says so,
+    so runs at different sizes compare fairly; else the median per call."""
+    info = b.get("extra_info") or {}
+    if "ns_per_patient" in info:
+        return info["ns_per_patient"] * 1e-9, "patient"
+    if "seconds_per_replicate" in info:
+        return info["seconds_per_replicate"], "replicate"
+    return b["stats"]["median"], "call"
+
+
 def speed_rows(path: Path) -> list[dict]:
-    """Median times by benchmark group with the ratio to the group's slowest (baseline)."""
+    """rwesim against each baseline of the same benchmark group, with the ratio."""
     data = json.loads(path.read_text())
-    rows = []
     by_group: dict[str, list[dict]] = {}
     for b in data["benchmarks"]:
         by_group.setdefault(b["group"] or b["name"], []).append(b)
+    rows = []
     for group, items in by_group.items():
         if "JIT" in group:
             continue
-        rw = [b for b in items if "rwesim" in b["name"] or "numba" in b["name"]]
-        base = [b for b in items if b not in rw]
-        for b in rw:
-            for ref in base:
+        ours = [b for b in items if "rwesim" in b["name"] or "numba" in b["name"]]
+        for b in ours:
+            mine, unit = _cost(b)
+            for ref in (r for r in items if r not in ours):
+                theirs, ref_unit = _cost(ref)
+                if ref_unit != unit:
+                    continue
                 rows.append(
                     {
                         "benchmark": group,
                         "rwesim": _short(b["name"]),
                         "baseline": _short(ref["name"]),
-                        "rwesim median": _fmt_time(b["stats"]["median"]),
-                        "baseline median": _fmt_time(ref["stats"]["median"]),
-                        "ratio": f"{ref['stats']['median'] / b['stats']['median']:.1f}x",
+                        "per": unit,
+                        "rwesim time": _fmt_time(mine),
+                        "baseline time": _fmt_time(theirs),
+                        "ratio": f"{theirs / mine:.1f}x",
                     }
                 )
     return rows
@@ -245,7 +260,9 @@ def _fmt_time(s: float) -> str:
         return f"{s:.2f} s"
     if s >= 1e-3:
         return f"{s * 1e3:.2f} ms"
-    return f"{s * 1e6:.0f} us"
+    if s >= 1e-5:
+        return f"{s * 1e6:.0f} us"
+    return f"{s * 1e9:.0f} ns"
 
 
 def markdown_table(rows: list[dict]) -> str:
