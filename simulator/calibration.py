@@ -23,10 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +32,7 @@ from scipy.optimize import brentq
 from scipy.special import expit, logit
 
 from . import _kernels as K
+from . import cache
 from .features import FEATURES, INDEX, N_FEATURES
 from .marginal import censor, marginal_log_hr
 from .plan import (
@@ -48,7 +47,6 @@ from .scenario import Scenario
 from .streams import as_seed_sequence, chunk_streams
 
 CALIBRATION_VERSION = 1
-_SHIPPED = Path(__file__).parent / "data" / "calibrations.json"
 _MEMORY: dict[str, Calibration] = {}
 _KEYS: dict[str, str] = {}
 
@@ -410,37 +408,14 @@ def _calibration_key(sc: Scenario) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def cache_dir() -> Path:
-    """User cache directory ($RWESIM_CACHE_DIR, else ~/.cache/rwesim)."""
-    env = os.environ.get("RWESIM_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "rwesim"
-
-
 def _read_cache(key: str) -> Calibration | None:
     if key in _MEMORY:
         return _MEMORY[key]
-    if _SHIPPED.is_file():
-        shipped = json.loads(_SHIPPED.read_text())
-        if key in shipped:
-            return Calibration.from_json(shipped[key])
-    path = cache_dir() / "calibration" / f"{key}.json"
-    if path.is_file():
-        try:
-            return Calibration.from_json(json.loads(path.read_text()))
-        except (ValueError, KeyError, TypeError):
-            return None
-    return None
-
-
-def _write_cache(cal: Calibration) -> None:
-    folder = cache_dir() / "calibration"
+    record = cache.read("calibration", key)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{cal.key}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(cal.to_json(), indent=1))
-        os.replace(tmp, folder / f"{cal.key}.json")
-    except OSError:
-        pass  # a read-only home is not an error: the result stays in memory
+        return None if record is None else Calibration.from_json(record)
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def remember(cal: Calibration) -> None:
@@ -461,7 +436,7 @@ def calibrate(sc: Scenario, *, use_cache: bool = True) -> Calibration:
     cal = _read_cache(key) if use_cache else None
     if cal is None:
         cal = _solve(sc, key)
-        _write_cache(cal)
+        cache.write("calibration", key, cal.to_json())
     _MEMORY[key] = cal
     return cal
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from scipy.optimize import brentq
 
@@ -23,6 +24,7 @@ from .scenario import (
     Scenario,
     Transition,
     Treatment,
+    load_scenario,
 )
 
 Pair = tuple[float, float]
@@ -350,6 +352,15 @@ _CACHE: dict[str, Scenario] = {}
 def scenario_names() -> list[str]:
     """Names of the built-in scenarios (the default first)."""
     return list(BUILTIN)
+
+
+def resolve_scenario(name_or_path: str) -> Scenario:
+    """A built-in scenario by name, or a scenario TOML file by path."""
+    if name_or_path in BUILTIN:
+        return get_scenario(name_or_path)
+    if name_or_path.endswith(".toml") or Path(name_or_path).exists():
+        return load_scenario(name_or_path)
+    return get_scenario(name_or_path)  # raises the unknown-name error
 
 
 def get_scenario(name: str) -> Scenario:

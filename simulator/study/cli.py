@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import calibration
-from ..catalog import BUILTIN, get_scenario
+from ..catalog import BUILTIN, get_scenario, resolve_scenario
 from ..generate import simulate as simulate_cohort
-from ..scenario import Scenario, load_scenario
+from ..scenario import Scenario
 from .design import Study, load_study, study_from_dict
 from .report import summary_markdown, summary_rich, summary_table
 from .runner import parse_shard, run_study
@@ -61,15 +61,6 @@ def user_errors(func):
             raise typer.Exit(130) from None
 
     return wrapper
-
-
-def resolve_scenario(name_or_path: str) -> Scenario:
-    """A built-in scenario by name, or a scenario TOML file by path."""
-    if name_or_path in BUILTIN:
-        return get_scenario(name_or_path)
-    if name_or_path.endswith(".toml") or Path(name_or_path).exists():
-        return load_scenario(name_or_path)
-    return get_scenario(name_or_path)  # raises the unknown-name error
 
 
 def _version(value: bool) -> None:

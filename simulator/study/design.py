@@ -44,8 +44,8 @@ from typing import Any
 from estimators.registry import available_estimators
 
 from .. import _checks as ck
-from ..catalog import BUILTIN, get_scenario
-from ..scenario import Scenario, load_scenario
+from ..catalog import resolve_scenario
+from ..scenario import Scenario
 
 OUTCOMES = {"pfs": ("pfs_months", "pfs_event"), "os": ("os_months", "os_event")}
 TREATMENT = "treated"
@@ -146,7 +146,7 @@ class Study:
         combos = list(itertools.product(*(self.vary[k] for k in keys))) or [()]
         out: list[Condition] = []
         for name in self.scenarios:
-            base = _load(name)
+            base = resolve_scenario(name)
             if self.set:
                 base = base.replace(**self.set)
             for combo in combos:
@@ -201,14 +201,6 @@ def _nonempty(xs: Sequence[Any], param: str) -> Sequence[Any]:
     if isinstance(xs, str) or not isinstance(xs, Sequence) or len(xs) == 0:
         raise ValueError(f"{param}={xs!r} is not allowed; give a non-empty list")
     return xs
-
-
-def _load(name: str) -> Scenario:
-    if name in BUILTIN:
-        return get_scenario(name)
-    if name.endswith(".toml") or Path(name).exists():
-        return load_scenario(name)
-    return get_scenario(name)
 
 
 def study_from_dict(d: dict[str, Any]) -> Study:

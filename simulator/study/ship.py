@@ -14,11 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-from .. import calibration
+from .. import cache, calibration
 from ..catalog import BUILTIN, get_scenario
 from . import truth as truth_mod
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = cache.DATA
 
 
 def _update(path: Path, key: str, record: dict) -> None:

@@ -30,15 +30,14 @@ import hashlib
 import itertools
 import json
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from estimators import fit_cox_arrays
 
+from .. import cache
 from .. import calibration as cal
 from ..catalog import get_scenario
 from ..features import INDEX
@@ -66,7 +65,6 @@ KEYS = (
     "rmst36_treated",
 )
 CENSORING = ("admin", "study")
-_SHIPPED = Path(__file__).resolve().parent.parent / "data" / "truths.json"
 _MEMORY: dict[str, Truth] = {}
 
 
@@ -178,7 +176,7 @@ def truth(scenario: Scenario | str, *, use_cache: bool = True) -> Truth:
     found = _read(key, sc.name) if use_cache else None
     if found is None:
         found = compute_truth(sc, key)
-        _write(found)
+        cache.write("truth", key, found.to_dict())
     _MEMORY[key] = found
     return found
 
@@ -186,25 +184,8 @@ def truth(scenario: Scenario | str, *, use_cache: bool = True) -> Truth:
 def _read(key: str, name: str) -> Truth | None:
     if key in _MEMORY:
         return _MEMORY[key]
-    for source in (_SHIPPED, cal.cache_dir() / "truth" / f"{key}.json"):
-        if not source.is_file():
-            continue
-        data = json.loads(source.read_text())
-        data = data.get(key) if source == _SHIPPED else data
-        if data is not None:
-            return Truth.from_dict(name, data)
-    return None
-
-
-def _write(t: Truth) -> None:
-    folder = cal.cache_dir() / "truth"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{t.key}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(t.to_dict(), indent=1))
-        os.replace(tmp, folder / f"{t.key}.json")
-    except OSError:
-        pass
+    record = cache.read("truth", key)
+    return None if record is None else Truth.from_dict(name, record)
 
 
 # ---- computation -------------------------------------------------------------------------
