@@ -149,3 +149,15 @@ def test_run_then_summarize_and_markdown(tmp_path):
         "adjusted_cox",
     }
     assert md.read_text().startswith("| condition |")
+
+
+def test_unreadable_result_part_is_a_clear_error(tmp_path):
+    out = tmp_path / "res"
+    res = runner.invoke(app, ["run", "flatiron", "--reps", "2", "-n", "300", "-w", "1",
+                              "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    part = next((out / "parts").glob("*.parquet"))
+    part.write_bytes(b"not parquet at all")
+    res = runner.invoke(app, ["summarize", str(out)])
+    assert res.exit_code == 2
+    assert "is not a readable Parquet file" in res.output and "Traceback" not in res.output
