@@ -181,13 +181,7 @@ def simulate_arrays(
     floats = np.full((K.N_FLOAT_OUT, n), np.nan)
     ints = np.zeros((K.N_INT_OUT, n), dtype=np.int8)
     args = (
-        plan.age_table,
-        plan.chol,
-        plan.race_cum,
-        plan.S,
-        plan.W,
-        plan.nz,
-        plan.om,
+        *plan.patient_args,
         plan.lost_b,
         plan.nz_lost,
         bool(potential_outcomes),

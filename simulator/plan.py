@@ -58,6 +58,11 @@ class Plan:
     lost_b: np.ndarray
     nz_lost: np.ndarray
 
+    @property
+    def patient_args(self) -> tuple[np.ndarray, ...]:
+        """The arguments every per-patient kernel takes, in kernel order."""
+        return (self.age_table, self.chol, self.race_cum, self.S, self.W, self.nz, self.om)
+
 
 def coef_vector(mapping: dict[str, float]) -> np.ndarray:
     """Dense (N_FEATURES,) vector from a feature -> coefficient mapping."""
@@ -71,7 +76,8 @@ def _nonzero(v: np.ndarray) -> np.ndarray:
     return np.flatnonzero(v).astype(np.int64)
 
 
-def _annual_to_monthly_rate(p: float) -> float:
+def annual_to_monthly_rate(p: float) -> float:
+    """Exponential rate per month of an annual event probability ``p``."""
     return -math.log1p(-p) / MONTHS_PER_YEAR
 
 
@@ -102,9 +108,9 @@ def _missing_scalars(sc: Scenario, solved: Solved, S: np.ndarray) -> None:
 def _censoring_scalars(sc: Scenario, S: np.ndarray) -> None:
     c = sc.censoring
     S[K.S_ACCRUAL], S[K.S_CUTOFF] = c.accrual_months, c.cutoff_months
-    S[K.S_LOST_RATE] = _annual_to_monthly_rate(c.lost_per_year)
+    S[K.S_LOST_RATE] = annual_to_monthly_rate(c.lost_per_year)
     S[K.S_LOST_HR_TRT] = c.lost_hr_treated
-    S[K.S_NEXT_RATE] = _annual_to_monthly_rate(c.next_therapy_per_year)
+    S[K.S_NEXT_RATE] = annual_to_monthly_rate(c.next_therapy_per_year)
     S[K.S_NEXT_HR_TRT] = c.next_therapy_hr_treated
     S[K.S_VISIT], S[K.S_JITTER] = c.visit_interval_months, c.visit_jitter_months
 

@@ -104,10 +104,16 @@ def summary_rich(table: pd.DataFrame, meta: dict[str, Any]) -> Group:
     return Group(head, *tables)
 
 
-def summary_markdown(table: pd.DataFrame) -> str:
-    """The table as GitHub Markdown."""
-    rows = display_rows(table)
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """GitHub Markdown table of a list of same-keyed dicts (``_(none)_`` when empty)."""
+    if not rows:
+        return "_(none)_\n"
     head = list(rows[0])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(r[h] for h in head) + " |" for r in rows]
+    lines += ["| " + " | ".join(str(r[h]) for h in head) + " |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def summary_markdown(table: pd.DataFrame) -> str:
+    """The performance table as GitHub Markdown."""
+    return markdown_table(display_rows(table))

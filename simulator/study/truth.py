@@ -42,7 +42,7 @@ from .. import calibration as cal
 from ..catalog import get_scenario
 from ..features import INDEX
 from ..marginal import censor, marginal_log_hr
-from ..plan import coef_vector, solved_outcome_matrix
+from ..plan import annual_to_monthly_rate, coef_vector, solved_outcome_matrix
 from ..scenario import Scenario
 from ..streams import as_seed_sequence
 
@@ -218,8 +218,8 @@ def _study_censoring(sc: Scenario, pop: cal.Population) -> dict[str, np.ndarray]
     rng = np.random.default_rng(
         np.random.SeedSequence(sc.calibration.truth_seed, spawn_key=(10**9,))
     )
-    lost_rate = -math.log1p(-cs.lost_per_year) / 12.0
-    next_rate = -math.log1p(-cs.next_therapy_per_year) / 12.0
+    lost_rate = annual_to_monthly_rate(cs.lost_per_year)
+    next_rate = annual_to_monthly_rate(cs.next_therapy_per_year)
     c_os = pop.c_admin.copy()
     if lost_rate > 0:
         lp = pop.feats @ coef_vector(cs.lost_log_hr).astype(np.float32)

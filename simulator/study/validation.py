@@ -26,7 +26,7 @@ from ..catalog import FLATIRON_TABLE1, get_scenario, scenario_names
 from ..generate import simulate
 from ..plan import solved_outcome_matrix
 from .design import Study
-from .report import summary_markdown, summary_table
+from .report import markdown_table, summary_markdown, summary_table
 from .runner import run_study
 from .store import Store, StoreError, package_versions
 from .truth import truth
@@ -263,15 +263,6 @@ def _fmt_time(s: float) -> str:
     if s >= 1e-5:
         return f"{s * 1e6:.0f} us"
     return f"{s * 1e9:.0f} ns"
-
-
-def markdown_table(rows: list[dict]) -> str:
-    if not rows:
-        return "_(none)_\n"
-    head = list(rows[0])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(r[h]) for h in head) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
 
 
 def flagged(table: pd.DataFrame) -> list[str]:
