@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 
 import simulator
-from simulator import _kernels as K
+from simulator import _cohort_kernels as K
 from simulator.generate import plan_for
 from simulator.streams import chunk_generator
 
@@ -140,7 +140,7 @@ CHILD = """
 import json, time
 t0 = time.perf_counter()
 import simulator
-from simulator import _kernels as K
+from simulator import _cohort_kernels as K
 t1 = time.perf_counter()
 sc = simulator.get_scenario("flatiron")
 plan = simulator.generate.plan_for(sc)

@@ -17,9 +17,9 @@ import pytest
 from bench_helpers import baseline_suite
 
 import simulator
-from simulator.study.design import DEFAULT_COVARIATES, OUTCOMES, Study
 from simulator.study.replicate import replicate_seed
 from simulator.study.runner import run_study
+from simulator.study.spec import DEFAULT_COVARIATES, OUTCOMES, Study
 
 REPS = 1000
 BASELINE_REPS = 10

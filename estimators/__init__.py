@@ -6,7 +6,7 @@ event, treatment and covariate columns; nothing here knows about the simulator.
 
 from .balance import balance_table
 from .cox import CoxPH, CoxResult, fit_cox_arrays
-from .design import Design, design_matrix
+from .design_matrix import Design, design_matrix
 from .effects import adjusted_cox, naive_cox, psm, siptw
 from .exceptions import (
     ConvergenceWarning,

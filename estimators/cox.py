@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
-from . import _kernels as k
+from . import _cox_kernels as k
 from ._validation import check_events, check_frame, check_times, check_weights, float_column
-from .design import design_matrix
+from .design_matrix import design_matrix
 from .exceptions import ConvergenceWarning, EstimatorInputError
 
 TIES = ("efron", "breslow")

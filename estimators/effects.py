@@ -27,7 +27,7 @@ import pandas as pd
 from ._validation import check_events, check_frame, check_times, check_treatment, float_column
 from .balance import balance_table
 from .cox import TIES, CoxResult, fit_cox_arrays
-from .design import Design, design_matrix
+from .design_matrix import Design, design_matrix
 from .exceptions import EstimatorInputError
 from .matching import check_caliper, check_order, check_random_state, match_pairs
 from .propensity import PropensityModel, fit_propensity

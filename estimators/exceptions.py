@@ -1,8 +1,9 @@
 """Exceptions and warnings raised by the estimators.
 
-Every user error is a :class:`ValueError` (or a subclass) whose message names the
-parameter, the offending value and what is allowed.  Fits that can run but are
-unreliable return ``converged=False`` and a warning instead of raising.
+Every user error is an :class:`EstimatorInputError` (a :class:`ValueError`) whose message
+names the parameter, the offending value and what is allowed.  Fits that can run but are
+unreliable return ``converged=False`` and an :class:`EstimatorWarning` instead of raising.
+Any other exception escaping an estimator is a bug.
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ class NoOverlapError(EstimatorInputError):
     """No usable overlap between arms (for example zero matched pairs)."""
 
 
-class ConvergenceWarning(UserWarning):
+class EstimatorWarning(UserWarning):
+    """Base class of the estimators' warnings (like statsmodels' ``ModelWarning``)."""
+
+
+class ConvergenceWarning(EstimatorWarning):
     """An iterative fit stopped before meeting its convergence criterion."""
 
 
-class SeparationWarning(UserWarning):
+class SeparationWarning(EstimatorWarning):
     """Quasi-complete separation: some propensity scores are numerically 0 or 1."""

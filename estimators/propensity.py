@@ -25,7 +25,7 @@ from scipy.optimize import linprog
 
 from ._logistic_kernels import CONVERGED, SINGULAR, _newton_logistic
 from ._validation import check_frame, check_treatment, float_column
-from .design import Design, design_matrix
+from .design_matrix import Design, design_matrix
 from .exceptions import (
     ConvergenceWarning,
     EstimatorInputError,

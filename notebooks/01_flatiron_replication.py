@@ -47,9 +47,9 @@ from IPython.display import display
 import estimators
 import simulator
 from simulator.catalog import FLATIRON_TABLE1
-from simulator.study.design import DEFAULT_COVARIATES, Study
 from simulator.study.report import summary_table
 from simulator.study.runner import run_study
+from simulator.study.spec import DEFAULT_COVARIATES, Study
 from simulator.study.store import Store
 
 REPS = int(os.environ.get("RWESIM_NOTEBOOK_REPS", "1000"))
@@ -155,7 +155,7 @@ cohort.head()
 # and SMDs (treated minus control, over the pooled SD of the unadjusted arms).  The
 # *published SMD* is computed from the published per-arm figures (the paper reports
 # −0.38 for age).  Rows marked *assumed* (ECOG, visceral, bone-only, sites) are not in
-# the publication: they are the scenario's assumptions (see `shared/calibration.md`).
+# the publication: they are the scenario's assumptions (see `docs/design.md` section 8).
 # With about 700 patients per arm an SMD has a sampling SD of about
 # √(1/772 + 1/658) ≈ 0.05, so simulated and published SMDs may differ by up to ~0.1.
 # After sIPTW and PSM every |SMD| should be well below the usual 0.1 threshold.

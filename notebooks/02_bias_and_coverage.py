@@ -45,9 +45,9 @@ from IPython.display import display
 
 import simulator
 from simulator.study import plots
-from simulator.study.design import Study
 from simulator.study.report import display_rows, summary_table
 from simulator.study.runner import run_study
+from simulator.study.spec import Study
 from simulator.study.store import Store
 
 REPS = int(os.environ.get("RWESIM_NOTEBOOK_REPS", "1000"))
@@ -116,7 +116,7 @@ print(
 #   A marginal OS HR is only meaningful together with its follow-up.
 #
 # The studies below score every estimator against the truth *with* the scenario's
-# administrative censoring (DESIGN.md).  The data also have loss to follow-up and (rwPFS)
+# administrative censoring (docs/design.md §3).  The data also have loss to follow-up and (rwPFS)
 # next-therapy censoring, which are not informative here but change the follow-up
 # weighting: the truth under the whole censoring process
 # (`truth.estimand(outcome, "ATE", "study")`, or `Study(truth_censoring="study")`) is
@@ -261,7 +261,7 @@ display(
 #   method.
 # * **Robust SEs and coverage.**  The robust sandwich SE of an ATE-weighted Cox model
 #   ignores the estimation of the propensity score, which makes it conservative in
-#   theory (`shared/calibration.md`; Austin 2016: the bootstrap gives near-nominal
+#   theory (`docs/design.md` §8; Austin 2016: the bootstrap gives near-nominal
 #   coverage).  At the published strength of channeling the effect is small here: sIPTW's
 #   ModSE is within a few percent of its EmpSE (relative error within about 1.5 MCSE of
 #   0) and coverage is 95% within Monte Carlo error; at strength 2 it shows for OS

@@ -45,9 +45,9 @@ from IPython.display import display
 import estimators
 import simulator
 from simulator.study import plots
-from simulator.study.design import DEFAULT_COVARIATES, Study
 from simulator.study.report import display_rows, summary_table
 from simulator.study.runner import run_study
+from simulator.study.spec import DEFAULT_COVARIATES, Study
 from simulator.study.store import Store
 
 REPS = int(os.environ.get("RWESIM_NOTEBOOK_REPS", "1000"))

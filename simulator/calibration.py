@@ -31,7 +31,7 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import expit, logit
 
-from . import _kernels as K
+from . import _cohort_kernels as K
 from . import cache
 from .features import FEATURES, INDEX, N_FEATURES
 from .marginal import censor, marginal_log_hr

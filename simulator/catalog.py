@@ -1,4 +1,4 @@
-"""Built-in scenarios, calibrated to the published studies in ``shared/calibration.md``.
+"""Built-in scenarios, calibrated to the published studies in ``docs/design.md`` §8.
 
 Per-arm baseline tables are written as published ("Table 1"); population marginals and
 the treatment model's per-arm targets are derived from them, so the numbers below can be
@@ -46,7 +46,7 @@ class Table1:
 
 
 # DeMichele et al., Breast Cancer Res 2021 (Flatiron); ECOG, visceral, bone-only and
-# sites are *assumed* (calibration.md).  Treated P+L first, then L.
+# sites are *assumed* (docs/design.md §8).  Treated P+L first, then L.
 FLATIRON_TABLE1 = Table1(
     age_mean=(65.2, 69.2),
     age_bands=((0.067, 0.394, 0.339, 0.199), (0.046, 0.284, 0.293, 0.377)),

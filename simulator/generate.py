@@ -10,7 +10,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from . import _kernels as K
+from . import _cohort_kernels as K
 from .calibration import calibrate
 from .catalog import get_scenario
 from .features import AGE_GROUPS, ECOG_LEVELS, OS_REASONS, PFS_REASONS, RACES
@@ -95,8 +95,8 @@ def describe_columns() -> dict[str, str]:
 class CohortArrays:
     """Raw columnar output of the kernel (the fast path).
 
-    floats : ndarray (N_FLOAT_OUT, n) float64 — rows indexed by ``_kernels.F_*``.
-    ints : ndarray (N_INT_OUT, n) int8 — rows indexed by ``_kernels.I_*``.
+    floats : ndarray (N_FLOAT_OUT, n) float64 — rows indexed by ``_cohort_kernels.F_*``.
+    ints : ndarray (N_INT_OUT, n) int8 — rows indexed by ``_cohort_kernels.I_*``.
     """
 
     floats: np.ndarray

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _kernels as K
+from . import _cohort_kernels as K
 from .covariates import age_table, bone_only_probability, latent_thresholds
 from .features import INDEX, N_FEATURES
 from .scenario import Scenario

@@ -1,6 +1,6 @@
 """The scenario: every parameter of the data-generating mechanism, frozen and validated.
 
-A scenario has five parts, mirroring DESIGN.md section 2 (times in months):
+A scenario has five parts, mirroring docs/design.md §2 (times in months):
 
 * ``covariates`` — population marginals of the baseline covariates and their latent
   Gaussian-copula correlation;

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba.typed import List
 
-from ._kernels import CHUNK
+from ._cohort_kernels import CHUNK
 
 SeedLike = int | np.random.SeedSequence
 

@@ -38,13 +38,15 @@ def confounded_cohort(
     )
     t_event = rng.exponential(1.0 / hazard)
     t_cens = rng.uniform(*censor, n)
-    return pd.DataFrame({
-        "treated": treated,
-        "pfs_months": np.minimum(t_event, t_cens),
-        "pfs_event": (t_event <= t_cens).astype(int),
-        "ps_true": ps,
-        "age": age,
-        "ecog": ecog,
-        "visceral": visceral,
-        "n_met_sites": sites,
-    })
+    return pd.DataFrame(
+        {
+            "treated": treated,
+            "pfs_months": np.minimum(t_event, t_cens),
+            "pfs_event": (t_event <= t_cens).astype(int),
+            "ps_true": ps,
+            "age": age,
+            "ecog": ecog,
+            "visceral": visceral,
+            "n_met_sites": sites,
+        }
+    )

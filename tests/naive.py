@@ -190,7 +190,7 @@ def smd_naive(x, treatment, weights=None) -> float:
     return diff / sd
 
 
-# ---- cohort generator (oracle for simulator._kernels._cohort) -------------------------
+# ---- cohort generator (oracle for simulator._cohort_kernels._cohort) -------------------------
 # Vectorised NumPy over each chunk's (m, k) blocks of draws; transcendental functions go
 # through Python's math module (glibc, as numba uses) so the result is bit-identical.
 _m_exp = np.frompyfunc(math.exp, 1, 1)
@@ -214,7 +214,7 @@ def _dense_dot(coef, F):
 
 
 def _naive_covariates(Z, U, E, plan):
-    from simulator import _kernels as K
+    from simulator import _cohort_kernels as K
 
     S, L = plan.S, plan.chol
     za = L[0, 0] * Z[:, 0]
@@ -321,7 +321,7 @@ def _naive_outcomes(E, lp, a, om):
 
 def cohort_naive(plan, n: int, seed: int, potential: bool = False) -> dict[str, np.ndarray]:
     """Simulate a cohort with plain NumPy from the same plan and streams as the kernel."""
-    from simulator import _kernels as K
+    from simulator import _cohort_kernels as K
     from simulator.streams import as_seed_sequence, chunk_generator, n_chunks
 
     root = as_seed_sequence(seed)
@@ -336,7 +336,7 @@ def cohort_naive(plan, n: int, seed: int, potential: bool = False) -> dict[str, 
 
 
 def _naive_chunk(Z, U, E, plan, potential):
-    from simulator import _kernels as K
+    from simulator import _cohort_kernels as K
 
     S, om = plan.S, plan.om
     c = _naive_covariates(Z, U, E, plan)
@@ -355,7 +355,7 @@ def _naive_chunk(Z, U, E, plan, potential):
 
 
 def _naive_observe(a, death, progressed, t_prog, U, E, F, plan):
-    from simulator import _kernels as K
+    from simulator import _cohort_kernels as K
 
     S = plan.S
     entry = U[:, 7] * S[K.S_ACCRUAL]

@@ -1,4 +1,4 @@
-"""The dependency rule (DESIGN.md section 6): arrows point one way.
+"""The dependency rule (docs/design.md §6): arrows point one way.
 
 simulator.study -> estimators and -> the cohort core; the cohort core and estimators never
 import each other.  Checked on the source (every import statement, at any depth).
@@ -60,7 +60,9 @@ def test_importing_the_core_does_not_load_estimators():
     import subprocess
     import sys
 
-    code = ("import simulator, sys; simulator.simulate('flatiron', 10, 1); "
-            "print('estimators' in sys.modules)")
+    code = (
+        "import simulator, sys; simulator.simulate('flatiron', 10, 1); "
+        "print('estimators' in sys.modules)"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "False"

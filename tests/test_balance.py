@@ -77,12 +77,21 @@ def test_balance_table_layout():
     assert isinstance(table, pd.DataFrame)
     assert list(table.index) == ["visceral", "age"] and table.index.name == "covariate"
     assert list(table.columns) == [
-        "mean_treated", "mean_control", "smd", "var_ratio",
-        "mean_treated_after", "mean_control_after", "smd_after", "var_ratio_after",
+        "mean_treated",
+        "mean_control",
+        "smd",
+        "var_ratio",
+        "mean_treated_after",
+        "mean_control_after",
+        "smd_after",
+        "var_ratio_after",
     ]
     assert table.loc["age", "mean_control_after"] == pytest.approx((2 * 70 + 80) / 3)
     assert list(balance_table(X, a, ["v", "age"]).columns) == [
-        "mean_treated", "mean_control", "smd", "var_ratio"
+        "mean_treated",
+        "mean_control",
+        "smd",
+        "var_ratio",
     ]
 
 

@@ -153,8 +153,9 @@ def test_run_then_summarize_and_markdown(tmp_path):
 
 def test_unreadable_result_part_is_a_clear_error(tmp_path):
     out = tmp_path / "res"
-    res = runner.invoke(app, ["run", "flatiron", "--reps", "2", "-n", "300", "-w", "1",
-                              "-o", str(out)])
+    res = runner.invoke(
+        app, ["run", "flatiron", "--reps", "2", "-n", "300", "-w", "1", "-o", str(out)]
+    )
     assert res.exit_code == 0, res.output
     part = next((out / "parts").glob("*.parquet"))
     part.write_bytes(b"not parquet at all")

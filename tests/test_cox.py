@@ -405,7 +405,7 @@ def test_converged_fit_emits_no_warning():
 
 def test_input_layouts_and_dtypes_share_one_compiled_kernel():
     """Strided, integer, boolean or list inputs must not trigger a new numba specialisation."""
-    from estimators import _kernels
+    from estimators import _cox_kernels as _kernels
 
     df = cohort(grid=1.0)
     t, e, X = arrays(df)

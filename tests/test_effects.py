@@ -256,8 +256,9 @@ def test_diverging_treatment_coefficient_is_not_converged():
     rng = np.random.default_rng(6)
     n = 300
     a = rng.integers(0, 2, n)
-    df = pd.DataFrame({"t": rng.exponential(size=n), "e": (a == 1).astype(int), "a": a,
-                       "x": rng.normal(size=n)})
+    df = pd.DataFrame(
+        {"t": rng.exponential(size=n), "e": (a == 1).astype(int), "a": a, "x": rng.normal(size=n)}
+    )
     with pytest.warns(ConvergenceWarning):
         res = estimators.adjusted_cox(df, "t", "e", "a", ["x"])
     assert not res.converged

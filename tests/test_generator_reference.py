@@ -10,16 +10,36 @@ import sim_scenarios
 from naive import cohort_naive
 
 import simulator
-from simulator import _kernels as K
+from simulator import _cohort_kernels as K
 from simulator.generate import plan_for
 
-FLOATS = {"age": K.F_AGE, "dfi": K.F_DFI, "ps": K.F_PS, "pfs": K.F_PFS, "os": K.F_OS,
-          "entry": K.F_ENTRY, "frailty": K.F_FRAILTY}
-INTS = {"treated": K.I_TREATED, "pfs_event": K.I_PFS_EVENT, "os_event": K.I_OS_EVENT,
-        "ecog_obs": K.I_ECOG_OBS, "ecog": K.I_ECOG_TRUE, "age_group": K.I_AGE_GROUP,
-        "visceral": K.I_VISCERAL, "lung": K.I_LUNG, "liver": K.I_LIVER, "bone": K.I_BONE,
-        "sites": K.I_SITES, "de_novo": K.I_DENOVO, "academic": K.I_ACADEMIC, "race": K.I_RACE,
-        "pfs_reason": K.I_PFS_REASON, "os_reason": K.I_OS_REASON}
+FLOATS = {
+    "age": K.F_AGE,
+    "dfi": K.F_DFI,
+    "ps": K.F_PS,
+    "pfs": K.F_PFS,
+    "os": K.F_OS,
+    "entry": K.F_ENTRY,
+    "frailty": K.F_FRAILTY,
+}
+INTS = {
+    "treated": K.I_TREATED,
+    "pfs_event": K.I_PFS_EVENT,
+    "os_event": K.I_OS_EVENT,
+    "ecog_obs": K.I_ECOG_OBS,
+    "ecog": K.I_ECOG_TRUE,
+    "age_group": K.I_AGE_GROUP,
+    "visceral": K.I_VISCERAL,
+    "lung": K.I_LUNG,
+    "liver": K.I_LIVER,
+    "bone": K.I_BONE,
+    "sites": K.I_SITES,
+    "de_novo": K.I_DENOVO,
+    "academic": K.I_ACADEMIC,
+    "race": K.I_RACE,
+    "pfs_reason": K.I_PFS_REASON,
+    "os_reason": K.I_OS_REASON,
+}
 POTENTIAL = {"pfs0": K.F_PFS0, "pfs1": K.F_PFS1, "os0": K.F_OS0, "os1": K.F_OS1}
 
 SCENARIOS = {

@@ -92,7 +92,7 @@ def test_mcse_formulas_match_simulation_of_a_known_estimator():
 
 
 def test_required_reps():
-    assert required_reps(0.005) == 1900  # calibration.md: 1,900 for 0.5% at 95%
+    assert required_reps(0.005) == 1900  # docs/design.md §5: 1,900 for 0.5% at 95%
     assert required_reps(0.01, coverage=0.5) == 2500
     assert required_reps_bias(0.005, 0.1) == 400
     for bad in (0, -0.1, 0.7, "x"):

@@ -336,8 +336,8 @@ def test_bad_input_raises_value_error_naming_the_parameter(data, call, match):
 # ---- 4. a real study, end to end ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def study_dir(tmp_path_factory):
-    from simulator.study.design import Study
     from simulator.study.runner import run_study
+    from simulator.study.spec import Study
 
     out = tmp_path_factory.mktemp("study")
     with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():

@@ -68,9 +68,7 @@ def test_matches_statsmodels_logit(n, p, seed, scale):
 def test_propensity_model_on_cohort_matches_statsmodels_with_categorical_levels():
     df = confounded_cohort(800, seed=3)
     model = fit_propensity(df, "treated", COVARIATES)
-    assert model.names == (
-        "age", "ecog[1]", "ecog[2+]", "ecog[unknown]", "visceral", "n_met_sites"
-    )
+    assert model.names == ("age", "ecog[1]", "ecog[2+]", "ecog[unknown]", "visceral", "n_met_sites")
     assert list(model.coef.index) == ["Intercept", *model.names]
     X = np.column_stack([np.ones(len(df)), model.design.X])
     ref = statsmodels_fit(X, df["treated"].to_numpy(float))
@@ -94,6 +92,7 @@ def test_ps_invariant_to_row_order(seed, perm_seed):
 
 
 # ------------------------------------------------------------------ separation
+
 
 def separated_frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
@@ -151,6 +150,7 @@ def test_iteration_limit_gives_convergence_warning():
 
 
 # ------------------------------------------------------------------- bad input
+
 
 @pytest.fixture
 def frame() -> pd.DataFrame:

@@ -45,7 +45,10 @@ def test_builtins_are_registered_with_their_estimands():
     assert available_estimators()[:4] == ("siptw", "psm", "naive_cox", "adjusted_cox")
     declared = {name: get_estimator(name).estimand for name in available_estimators()[:4]}
     assert declared == {
-        "siptw": "ATE", "psm": "ATT", "naive_cox": "crude", "adjusted_cox": "conditional"
+        "siptw": "ATE",
+        "psm": "ATT",
+        "naive_cox": "crude",
+        "adjusted_cox": "conditional",
     }
 
 

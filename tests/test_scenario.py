@@ -1,5 +1,5 @@
 """The scenario model: TOML round-trip of every built-in, save / load, ``replace`` semantics,
-fingerprints, immutability, and the built-ins' published targets (calibration.md)."""
+fingerprints, immutability, and the built-ins' published targets (docs/design.md §8)."""
 
 from __future__ import annotations
 
@@ -234,7 +234,7 @@ def test_sequence_parameters_are_stored_as_tuples():
     assert all(isinstance(v, tuple) for v in sc.treatment.arm_means.values())
 
 
-# ---- built-ins: names and published targets (shared/calibration.md) --------------------------
+# ---- built-ins: names and published targets (docs/design.md §8) --------------------------
 def test_builtin_names():
     names = scenario_names()
     assert names[0] == "flatiron"

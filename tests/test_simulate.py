@@ -33,10 +33,10 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import simulator
-from simulator import _kernels as K
+from simulator import _cohort_kernels as K
 from simulator.covariates import population_feature_means, single_nonvisceral_share
 
-# ---- the column contract (DESIGN.md section 2) -------------------------------------------
+# ---- the column contract (docs/design.md §2) -------------------------------------------
 COLUMNS = [
     "treated",
     "pfs_months",

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import simulator
-from simulator import _kernels as K
+from simulator import _cohort_kernels as K
 
 SCENARIOS = {
     "flatiron": lambda: simulator.get_scenario("flatiron"),
@@ -29,8 +29,12 @@ SCENARIOS = {
     # administrative censoring only, extreme but bounded propensity scores
     "admin-only-bounded-ps": lambda: sim_scenarios.small(
         name="admin-only-bounded-ps",
-        **{"censoring.lost_per_year": 0.0, "censoring.next_therapy_per_year": 0.0,
-           "treatment.strength": 3.0, "treatment.ps_bounds": [0.1, 0.9]},
+        **{
+            "censoring.lost_per_year": 0.0,
+            "censoring.next_therapy_per_year": 0.0,
+            "treatment.strength": 3.0,
+            "treatment.ps_bounds": [0.1, 0.9],
+        },
     ),
 }
 
@@ -57,8 +61,14 @@ def check_cohort(df: pd.DataFrame, sc: simulator.Scenario) -> None:
     follow = cens.cutoff_months - entry  # months from index to the data cutoff
 
     # times: positive, finite, within follow-up; rwPFS never after OS
-    for col in ("pfs_months", "os_months", "pfs_months_0", "pfs_months_1", "os_months_0",
-                "os_months_1"):
+    for col in (
+        "pfs_months",
+        "os_months",
+        "pfs_months_0",
+        "pfs_months_1",
+        "os_months_0",
+        "os_months_1",
+    ):
         x = df[col].to_numpy()
         assert np.all(np.isfinite(x) & (x > 0)), col
     assert np.all((entry >= 0) & (entry <= cens.accrual_months))
@@ -115,8 +125,7 @@ def check_cohort(df: pd.DataFrame, sc: simulator.Scenario) -> None:
     lo, hi = sc.treatment.ps_bounds
     assert np.all((ps > 0) & (ps < 1) & (ps >= lo) & (ps <= hi))
     known = df["ecog"].astype(str).to_numpy() != "unknown"
-    assert np.array_equal(df["ecog"].cat.codes.to_numpy()[known],
-                          df["ecog_true"].to_numpy()[known])
+    assert np.array_equal(df["ecog"].cat.codes.to_numpy()[known], df["ecog_true"].to_numpy()[known])
     no_nan = df.drop(columns="dfi_years").select_dtypes("number")
     assert not no_nan.isna().any().any()
 
@@ -125,8 +134,9 @@ def _simulate(name: str, n: int, seed: int) -> pd.DataFrame:
     return simulator.simulate(scenario(name), n, seed, potential_outcomes=True, latent=True)
 
 
-@given(name=st.sampled_from(list(SCENARIOS)), n=st.integers(1, 4000),
-       seed=st.integers(0, 2**63 - 1))
+@given(
+    name=st.sampled_from(list(SCENARIOS)), n=st.integers(1, 4000), seed=st.integers(0, 2**63 - 1)
+)
 def test_every_cohort_is_consistent(name, n, seed):
     check_cohort(_simulate(name, n, seed), scenario(name))
 
@@ -196,8 +206,7 @@ def test_common_random_numbers_make_a_beneficial_treatment_monotone():
 
 
 def test_null_effect_gives_identical_potential_outcomes():
-    sc = sim_scenarios.small(name="null-small",
-                             **{"outcomes.pfs_hr": 1.0, "outcomes.os_hr": 1.0})
+    sc = sim_scenarios.small(name="null-small", **{"outcomes.pfs_hr": 1.0, "outcomes.os_hr": 1.0})
     df = simulator.simulate(sc, 5000, 3, potential_outcomes=True)
     np.testing.assert_array_equal(df["pfs_months_0"], df["pfs_months_1"])
     np.testing.assert_array_equal(df["os_months_0"], df["os_months_1"])

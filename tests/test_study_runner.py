@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from simulator.study.design import Study, load_study
 from simulator.study.runner import parse_shard, run_study
+from simulator.study.spec import Study, load_study
 from simulator.study.store import Store, StoreError
 
 QUIET = {"progress": False, "log": lambda msg: None}
@@ -68,7 +68,7 @@ def test_shards_together_equal_the_whole_run(reference, tmp_path):
 def test_resume_after_sigkill_loses_nothing_and_duplicates_nothing(tmp_path):
     study = dict(name="kill", reps=60, chunk_reps=2, sample_sizes=(300,), seed=11)
     script = textwrap.dedent(f"""
-        from simulator.study.design import Study
+        from simulator.study.spec import Study
         from simulator.study.runner import run_study
         run_study(Study(**{study!r}), {str(tmp_path / "run")!r}, workers=1, progress=False)
     """)

@@ -12,13 +12,33 @@ from simulator.study.cli import app
 def report(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("validate")
     bench = tmp / "bench.json"
-    bench.write_text(json.dumps({"benchmarks": [
-        {"group": "g", "name": "test_x[rwesim]", "stats": {"median": 0.001}},
-        {"group": "g", "name": "test_x[lifelines]", "stats": {"median": 0.25}},
-    ]}))
+    bench.write_text(
+        json.dumps(
+            {
+                "benchmarks": [
+                    {"group": "g", "name": "test_x[rwesim]", "stats": {"median": 0.001}},
+                    {"group": "g", "name": "test_x[lifelines]", "stats": {"median": 0.25}},
+                ]
+            }
+        )
+    )
     out = tmp / "validation.md"
-    res = CliRunner().invoke(app, ["validate", "--reps", "2", "-o", str(out), "--results",
-                                   str(tmp / "results"), "--benchmarks", str(bench), "-w", "1"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "validate",
+            "--reps",
+            "2",
+            "-o",
+            str(out),
+            "--results",
+            str(tmp / "results"),
+            "--benchmarks",
+            str(bench),
+            "-w",
+            "1",
+        ],
+    )
     assert res.exit_code == 0, res.output
     return out.read_text()
 
@@ -31,8 +51,9 @@ def test_sections_and_command(report):
 
 
 def test_calibration_rows_hit_the_published_targets(report):
-    row = next(line for line in report.splitlines()
-               if line.startswith("| flatiron | rwPFS marginal HR"))
+    row = next(
+        line for line in report.splitlines() if line.startswith("| flatiron | rwPFS marginal HR")
+    )
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2] == "0.58" and float(cells[4]) < 3  # |diff|/MCSE
     assert "published 78.3% vs 68.0%" in report

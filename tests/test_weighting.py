@@ -113,7 +113,12 @@ def test_weight_summary():
     s = weight_summary(w)
     assert list(s) == ["min", "mean", "p1", "p5", "p25", "p50", "p75", "p95", "p99", "max"]
     assert (s["min"], s["p1"], s["p50"], s["p99"], s["max"], s["mean"]) == (
-        1.0, 2.0, 51.0, 100.0, 101.0, 51.0
+        1.0,
+        2.0,
+        51.0,
+        100.0,
+        101.0,
+        51.0,
     )
 
 

@@ -21,9 +21,9 @@ from .. import calibration
 from ..catalog import BUILTIN, get_scenario, resolve_scenario
 from ..generate import simulate as simulate_cohort
 from ..scenario import Scenario
-from .design import Study, load_study, study_from_dict
 from .report import summary_markdown, summary_rich, summary_table
 from .runner import parse_shard, run_study
+from .spec import Study, load_study, study_from_dict
 from .store import Store
 
 app = typer.Typer(

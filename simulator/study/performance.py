@@ -1,6 +1,6 @@
 """Performance measures of an estimator over replicates, with Monte Carlo SEs.
 
-Formulas from Morris, White & Crowther (2019), Table 6 (DESIGN.md section 5), for
+Formulas from Morris, White & Crowther (2019), Table 6 (docs/design.md §5), for
 estimates theta_i with model SEs s_i of a true log-HR theta over n_sim replicates.
 Only replicates with a finite estimate and a finite, positive SE enter; how many did
 not (failed or non-converged fits) is reported, never silently dropped.

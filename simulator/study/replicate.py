@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from estimators.design import design_matrix
+from estimators.design_matrix import design_matrix
 from estimators.propensity import fit_propensity
 from estimators.registry import get_estimator
 
 from .. import calibration
 from ..generate import simulate
 from ..scenario import Scenario
-from .design import OUTCOMES, TREATMENT
+from .spec import OUTCOMES, TREATMENT
 
 # built-ins that accept a PS fitted once per replicate (``propensity=``) and can skip
 # their balance tables (``balance=False``), and the one that takes a prebuilt ``design=``

@@ -36,8 +36,8 @@ from rich.progress import (
 from rich.text import Text
 
 from .. import calibration
-from .design import Condition, Study
 from .replicate import Chunk, run_chunk
+from .spec import Condition, Study
 from .store import Store, new_meta, open_store
 from .truth import truth
 

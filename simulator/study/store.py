@@ -29,6 +29,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .exceptions import StoreError
+
 FORMAT = "rwesim-results"
 FORMAT_VERSION = 1
 PART = re.compile(r"^c(\d{4})-k(\d{5})\.parquet$")
@@ -54,10 +56,6 @@ SCHEMA = pa.schema(
     ]
 )
 _PACKAGES = ("rwesim", "numpy", "scipy", "numba", "pandas", "pyarrow")
-
-
-class StoreError(ValueError):
-    """The output directory cannot be used as asked (a user error)."""
 
 
 def part_name(condition: int, chunk: int) -> str:

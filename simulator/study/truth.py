@@ -105,8 +105,8 @@ class Truth:
     ) -> tuple[float, float]:
         """(true log-HR, its MCSE) for an estimand ``conditional``, ``ATE``, ``ATT`` or ``crude``.
 
-        ``crude`` has no truth of its own: it is scored against the ATE (DESIGN.md §3).
-        ``censoring="admin"`` (DESIGN.md): the marginal HRs under administrative censoring;
+        ``crude`` has no truth of its own: it is scored against the ATE (docs/design.md §3).
+        ``censoring="admin"`` (docs/design.md §3): the marginal HRs under administrative censoring;
         ``"study"``: under the scenario's whole observation process (loss to follow-up and
         next-therapy censoring too).  The marginal hazards are not proportional, so the
         two differ slightly; the conditional log-HR is the same for both.

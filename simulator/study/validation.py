@@ -25,14 +25,14 @@ from .. import calibration as cal
 from ..catalog import FLATIRON_TABLE1, get_scenario, scenario_names
 from ..generate import simulate
 from ..plan import solved_outcome_matrix
-from .design import Study
 from .report import markdown_table, summary_markdown, summary_table
 from .runner import run_study
+from .spec import Study
 from .store import Store, StoreError, package_versions
 from .truth import truth
 
 SCENARIO_N = {"flatiron-lung": 551, "flatiron-liver": 551, "po25-rct": 907}
-PUBLISHED = {  # (scenario, outcome, quantity) -> published value, as in calibration.md
+PUBLISHED = {  # (scenario, outcome, quantity) -> published value, as in docs/design.md §8
     ("flatiron", "pfs", "median_treated"): 20.0,
     ("flatiron-lung", "pfs", "median_treated"): 16.5,
     ("flatiron-liver", "os", "median_treated"): 30.1,
@@ -326,7 +326,7 @@ def write_report(
         "The marginal hazards are not proportional (the treatment acts conditionally, and "
         "progression and post-progression death mix), so the Cox estimand depends on the "
         "censoring pattern. The table above scores against the truth under administrative "
-        "censoring (DESIGN.md); the data also have loss to follow-up and next-therapy "
+        "censoring (docs/design.md §3); the data also have loss to follow-up and next-therapy "
         "censoring. Under the whole censoring process (applied identically to both "
         "potential outcomes) the truths move by the differences below, which account for "
         "the small negative biases of sIPTW and PSM.\n",

@@ -3,7 +3,7 @@
 A *condition* is one scenario (a built-in name or a TOML file, with the study's fixed
 ``set`` changes and one combination of its ``vary`` grid applied) at one sample size.
 Every estimator is run on every replicate of every condition for every outcome and
-scored against its own estimand's truth (DESIGN.md section 3).
+scored against its own estimand's truth (docs/design.md §3).
 
 Study TOML::
 
@@ -26,8 +26,8 @@ Study TOML::
     [study.estimator_options.adjusted_cox]
     covariates = ["age", "ecog", "visceral", "liver_mets"]
 
-``truth_censoring`` picks the marginal truths: ``"admin"`` (default, DESIGN.md: under
-administrative censoring) or ``"study"`` (under the scenario's whole censoring process,
+``truth_censoring`` picks the marginal truths: ``"admin"`` (default, under administrative
+censoring; docs/design.md §3) or ``"study"`` (under the scenario's whole censoring process,
 which is what a consistent estimator converges to when the marginal hazards are not
 proportional).
 """
