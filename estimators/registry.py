@@ -27,8 +27,9 @@ from typing import Any, Protocol
 import pandas as pd
 
 from .effects import adjusted_cox, naive_cox, psm, siptw
+from .estimands import ESTIMANDS
 from .exceptions import EstimatorInputError
-from .result import ESTIMANDS, EffectEstimate
+from .result import EffectEstimate
 
 
 class EstimatorFunction(Protocol):
@@ -54,7 +55,7 @@ class Estimator:
     name : str
     func : EstimatorFunction
     estimand : str
-        One of ``"conditional"``, ``"ATE"``, ``"ATT"``, ``"crude"``.
+        One of :data:`estimators.estimands.ESTIMANDS`.
     """
 
     name: str

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from statistics import NormalDist
 from typing import Any
 
-ESTIMANDS = ("conditional", "ATE", "ATT", "crude")
+from .estimands import ESTIMANDS
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class EffectEstimate:
     method : str
         Estimator name, e.g. ``"siptw"``.
     estimand : str
-        One of ``"conditional"``, ``"ATE"``, ``"ATT"``, ``"crude"``.
+        One of :data:`estimators.estimands.ESTIMANDS`.
     log_hr, se : float
         Estimated log hazard ratio and its standard error.
     ci_low, ci_high : float
