@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from . import _cohort_kernels as K
-from .calibration import calibrate
+from .calibration import Calibration, calibrate, calibration_key
 from .catalog import get_scenario
+from .exceptions import ScenarioError
 from .features import AGE_GROUPS, ECOG_LEVELS, OS_REASONS, PFS_REASONS, RACES
 from .plan import Plan, build_plan
 from .scenario import Scenario
@@ -126,12 +127,23 @@ def _check_n(n: object) -> int:
 _PLANS: dict[str, Plan] = {}
 
 
-def plan_for(scenario: Scenario | str) -> Plan:
-    """Kernel plan of a scenario (calibrating it first if needed; cached per scenario)."""
+def plan_for(scenario: Scenario | str, calibration: Calibration | None = None) -> Plan:
+    """Kernel plan of a scenario (calibrating it first if needed; cached per scenario).
+
+    ``calibration``: the scenario's calibration computed elsewhere (a study's parent
+    process); it must be this scenario's (same calibration key).
+    """
     sc = _resolve(scenario)
     key = sc.fingerprint()
     if key not in _PLANS:
-        _PLANS[key] = build_plan(sc, calibrate(sc).solved)
+        if calibration is None:
+            calibration = calibrate(sc)
+        elif not isinstance(calibration, Calibration) or calibration.key != calibration_key(sc):
+            raise ScenarioError(
+                f"calibration={calibration!r} is not allowed: it is not the calibration of "
+                f"scenario {sc.name!r}; pass calibrate(scenario) or None"
+            )
+        _PLANS[key] = build_plan(sc, calibration.solved)
     return _PLANS[key]
 
 
@@ -168,6 +180,7 @@ def simulate_arrays(
     *,
     potential_outcomes: bool = False,
     threads: int | None = None,
+    calibration: Calibration | None = None,
 ) -> CohortArrays:
     """Simulate ``n`` patients into raw arrays (see :class:`CohortArrays`).
 
@@ -177,7 +190,7 @@ def simulate_arrays(
     n = _check_n(n)
     root = as_seed_sequence(seed)
     threads = _check_threads(threads)
-    plan = plan_for(sc)
+    plan = plan_for(sc, calibration)
     floats = np.full((K.N_FLOAT_OUT, n), np.nan)
     ints = np.zeros((K.N_INT_OUT, n), dtype=np.int8)
     args = (
@@ -227,6 +240,7 @@ def simulate(
     potential_outcomes: bool = False,
     latent: bool = False,
     threads: int | None = None,
+    calibration: Calibration | None = None,
 ) -> pd.DataFrame:
     """Simulate a cohort of ``n`` patients.
 
@@ -244,11 +258,21 @@ def simulate(
         Add ``frailty`` (the unmeasured confounder) and ``ecog_true``.
     threads : int, optional
         numba threads for this call (default: numba's current setting).
+    calibration : Calibration, optional
+        The scenario's calibration when it was computed elsewhere (a study passes the
+        parent's to its workers); default: :func:`~simulator.calibration.calibrate`.
 
     Returns
     -------
     DataFrame, shape (n, 21 + extras)
         Columns documented by :func:`describe_columns`; times in months.
     """
-    arr = simulate_arrays(scenario, n, seed, potential_outcomes=potential_outcomes, threads=threads)
+    arr = simulate_arrays(
+        scenario,
+        n,
+        seed,
+        potential_outcomes=potential_outcomes,
+        threads=threads,
+        calibration=calibration,
+    )
     return to_frame(arr, potential_outcomes=potential_outcomes, latent=latent)

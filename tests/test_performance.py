@@ -7,7 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.study.performance import performance, required_reps, required_reps_bias, summarize
+from simulator.study.performance import (
+    DENOMINATOR_NOTE,
+    error_counts,
+    performance,
+    required_reps,
+    required_reps_bias,
+    summarize,
+    wilson_interval,
+)
 
 EST = np.array([0.1, 0.3, -0.2, 0.0])
 SE = np.array([0.1, 0.2, 0.1, 0.2])
@@ -47,7 +55,7 @@ def test_given_intervals_and_pvalues_are_used():
     assert p.coverage == 1.0 and p.power == 0.25
 
 
-def test_failed_and_nonconverged_are_counted_not_used():
+def test_failed_are_counted_not_used_nonconverged_used_by_default():
     est = np.array([0.1, np.nan, 0.3, -0.2, 0.0, 5.0])
     se = np.array([0.1, 0.1, 0.2, 0.1, 0.2, 0.0])  # last: se 0 is a failed fit too
     conv = np.array([True, True, True, True, True, True])
@@ -55,8 +63,16 @@ def test_failed_and_nonconverged_are_counted_not_used():
     assert (p.n_total, p.n_failed, p.n_nonconverged, p.n_sim) == (6, 2, 0, 4)
     assert p.bias == pytest.approx(performance(EST, SE, 0.0).bias)
     conv[0] = False
+    # default denominator: every finite estimate, the non-converged one included
     p = performance(est, se, 0.0, converged=conv)
+    assert (p.n_failed, p.n_nonconverged, p.n_sim) == (2, 1, 4)
+    assert p.bias == pytest.approx(np.mean(EST))
+    # converged fits only: the flagged one left out
+    p = performance(est, se, 0.0, converged=conv, denominator="converged")
     assert (p.n_failed, p.n_nonconverged, p.n_sim) == (2, 1, 3)
+    assert p.bias == pytest.approx(np.mean(EST[1:]))
+    with pytest.raises(ValueError, match="denominator='all'"):
+        performance(est, se, 0.0, denominator="all")
 
 
 def test_fewer_than_two_usable_gives_nan_not_error():
@@ -112,7 +128,7 @@ def test_summarize_scores_each_row_against_its_estimand():
                 outcome="pfs",
                 estimator="x",
                 estimand="ATE",
-                log_hr=a,
+                estimate=a,
                 se=0.1,
                 ci_low=a - 0.196,
                 ci_high=a + 0.196,
@@ -127,7 +143,7 @@ def test_summarize_scores_each_row_against_its_estimand():
                 outcome="pfs",
                 estimator="y",
                 estimand="ATT",
-                log_hr=b,
+                estimate=b,
                 se=0.1,
                 ci_low=b - 0.196,
                 ci_high=b + 0.196,
@@ -143,3 +159,86 @@ def test_summarize_scores_each_row_against_its_estimand():
     assert table.loc["x", "bias"] == pytest.approx(0.0)
     assert table.loc["y", "bias"] == pytest.approx(0.95)
     assert table.loc["y", "coverage"] == 0.0
+
+
+def test_wilson_interval_against_statsmodels_and_inside_0_1():
+    from statsmodels.stats.proportion import proportion_confint
+
+    for k, n in [(0, 10), (10, 10), (19, 20), (950, 1000), (3, 7)]:
+        lo, hi = wilson_interval(k / n, n)
+        ref = proportion_confint(k, n, alpha=0.05, method="wilson")
+        assert (lo, hi) == pytest.approx(ref, abs=1e-12)
+        assert 0.0 <= lo <= k / n <= hi <= 1.0
+    assert all(math.isnan(x) for x in wilson_interval(0.5, 0))
+
+
+def summary_rows(estimates, converged, errors=None, measure="log_hr", horizon=np.nan):
+    errors = errors or [""] * len(estimates)
+    return pd.DataFrame(
+        {
+            "condition": 0,
+            "rep": range(len(estimates)),
+            "outcome": "pfs",
+            "estimator": "x",
+            "estimand": "crude",
+            "measure": measure,
+            "horizon": horizon,
+            "estimate": estimates,
+            "se": 0.1,
+            "ci_low": np.asarray(estimates) - 0.196,
+            "ci_high": np.asarray(estimates) + 0.196,
+            "p_value": 0.5,
+            "converged": converged,
+            "error": errors,
+        }
+    )
+
+
+TRUTH = pd.DataFrame(
+    [
+        (0, "pfs", "ATE", "log_hr", np.nan, 0.0, 0.001),
+        (0, "pfs", "ATE", "rmst_diff", 24.0, 2.0, 0.01),
+    ],
+    columns=["condition", "outcome", "estimand", "measure", "horizon", "theta", "theta_mcse"],
+)
+
+
+def test_summarize_reports_both_denominators_their_counts_and_why_fits_failed():
+    est = [0.1, 0.3, -0.2, 0.0, 2.0, np.nan, np.nan, np.nan]
+    conv = [True, True, True, True, False, False, False, False]
+    errors = [""] * 5 + ["SeparationError: x"] * 2 + ["LinAlgError: y"]
+    row = summarize(summary_rows(est, conv, errors), TRUTH).iloc[0]
+    # crude is scored against the ATE truth
+    assert row["estimand"] == "crude" and row["theta"] == 0.0
+    assert row["denominator"] == "finite" and "finite estimate" in DENOMINATOR_NOTE
+    assert (row["n_total"], row["n_failed"], row["n_nonconverged"]) == (8, 3, 1)
+    assert (row["n_sim"], row["n_converged"]) == (5, 4)
+    assert row["bias"] == pytest.approx(np.mean(est[:5]))
+    assert row["bias_converged"] == pytest.approx(np.mean(est[:4]))
+    # Wald CIs +-0.196 cover 0 for 0.1 and 0.0 only
+    assert row["coverage"] == pytest.approx(0.4) and row["coverage_converged"] == 0.5
+    assert row["coverage_converged_mcse"] == pytest.approx(math.sqrt(0.5 * 0.5 / 4))
+    assert row["errors"] == "2 x SeparationError: x; 1 x LinAlgError: y"
+
+
+def test_summarize_is_generic_over_measures_and_horizons():
+    est = [1.9, 2.1, 2.2, 1.8]
+    rows = pd.concat(
+        [
+            summary_rows([0.1, -0.1, 0.2, 0.0], [True] * 4),
+            summary_rows(est, [True] * 4, measure="rmst_diff", horizon=24.0),
+        ]
+    )
+    table = summarize(rows, TRUTH).set_index("measure")
+    assert table.loc["rmst_diff", "bias"] == pytest.approx(np.mean(est) - 2.0)
+    assert table.loc["rmst_diff", "horizon"] == 24.0
+    assert math.isnan(table.loc["rmst_diff", "rel_bias_hr"])  # an HR-only measure
+    assert table.loc["log_hr", "bias"] == pytest.approx(0.05)
+    assert math.isfinite(table.loc["log_hr", "rel_bias_hr"])
+
+
+def test_error_counts():
+    assert error_counts(pd.Series(["", "a", "b", "a", "c", "d", "d", "d"]), top=2) == (
+        "3 x d; 2 x a; 2 x other errors"
+    )
+    assert error_counts(pd.Series(["", ""])) == ""

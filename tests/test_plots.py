@@ -32,8 +32,10 @@ def make_results(conditions=(0, 1), reps=50, seed=1, estimators=ESTIMATORS, sd=0
                     theta = TRUE.get(estimand, TRUE["ATE"]) + 0.01 * c
                     b = theta + rng.normal(0, sd)
                     rows.append((c, rep, outcome, est, estimand, b, se, b - Z * se, b + Z * se))
-    columns = "condition rep outcome estimator estimand log_hr se ci_low ci_high".split()
+    columns = "condition rep outcome estimator estimand estimate se ci_low ci_high".split()
     df = pd.DataFrame(rows, columns=columns)
+    df["measure"] = "log_hr"
+    df["horizon"] = np.nan
     df["p_value"] = 0.01
     df["converged"] = True
     return df
@@ -41,12 +43,12 @@ def make_results(conditions=(0, 1), reps=50, seed=1, estimators=ESTIMATORS, sd=0
 
 def make_truths(conditions=(0, 1)):
     rows = [
-        (c, o, e, TRUE[{"crude": "ATE"}.get(e, e)] + 0.01 * c, 1e-4)
+        (c, o, e, "log_hr", np.nan, TRUE[e] + 0.01 * c, 1e-4)
         for c in conditions
         for o in ("pfs", "os")
-        for e in ("conditional", "ATE", "ATT", "crude")
+        for e in ("conditional", "ATE", "ATT")
     ]
-    return pd.DataFrame(rows, columns=["condition", "outcome", "estimand", "theta", "theta_mcse"])
+    return pd.DataFrame(rows, columns=list(plots.TRUTH_COLUMNS) + ["theta_mcse"])
 
 
 def meta_conditions(grid):
@@ -119,24 +121,28 @@ def test_distributions_panels_truths_and_points():
         points = [c.get_offsets() for c in ax.collections if c.get_gid() is None]
         sizes = sorted(len(p) for p in points if len(p) > 1)
         assert sizes == [50] * 4  # every replicate is a point
-        assert ax.get_xlabel() == "excluded fits: none"
+        assert ax.get_xlabel() == "fits: all usable"
 
 
-def test_distributions_exclude_failed_and_nonconverged_and_say_so():
+def test_distributions_leave_out_failed_draw_nonconverged_and_say_so():
+    """The figures use the performance table's default denominator: finite estimates,
+    converged or not; failed fits are left out; both are counted in the figure."""
     res, tr = make_results(conditions=(0,)), make_truths(conditions=(0,))
     pfs = res["outcome"] == "pfs"
     failed = pfs & (res["estimator"] == "psm") & (res["rep"] < 2)
-    res.loc[failed, ["log_hr", "se"]] = np.nan
+    res.loc[failed, ["estimate", "se"]] = np.nan
     nonconv = pfs & (res["estimator"] == "siptw") & (res["rep"] >= 47)
     res.loc[nonconv, "converged"] = False
-    res.loc[nonconv, "log_hr"] = 40.0  # would dominate the axis if drawn
+    res.loc[nonconv, "estimate"] = 4.0  # finite: drawn (and in the bias)
     fig = plots.estimate_distributions(res, tr, [0], "pfs")
     (ax,) = fig.axes
-    assert "PSM: 2 failed" in ax.get_xlabel() and "sIPTW: 3 non-converged" in ax.get_xlabel()
+    note = " ".join(ax.get_xlabel().split())
+    assert "PSM: 2 failed (left out)" in note and "sIPTW: 3 not converged (drawn)" in note
     labels = [t.get_text() for t in ax.get_xticklabels()]
-    assert labels[0].endswith("n=47") and labels[1].endswith("n=48")
-    assert labels[2] == "naive Cox\ncrude vs ATE, n=50"
-    assert ax.get_ylim()[1] < 5  # the non-converged 40.0 is not drawn
+    assert labels[0].endswith("50 reps") and labels[1].endswith("48 reps")
+    # n= means patients in titles; crude says which truth it is scored against
+    assert labels[2] == "naive Cox\ncrude (scored vs ATE)\n50 reps"
+    assert ax.get_ylim()[1] > 4  # the non-converged 4.0 is drawn
 
 
 def test_distributions_unknown_estimator_and_single_fit():
@@ -149,7 +155,7 @@ def test_distributions_unknown_estimator_and_single_fit():
 # ---- 2. zip plot -------------------------------------------------------------------------
 def direct_coverage(res, c, outcome, est):
     g = res[(res.condition == c) & (res.outcome == outcome) & (res.estimator == est)]
-    g = g[np.isfinite(g.log_hr) & g.converged]
+    g = g[np.isfinite(g.estimate) & np.isfinite(g.se)]  # the default denominator
     theta = theta_of(c, ESTIMATORS[est])
     cover = ((g.ci_low <= theta) & (theta <= g.ci_high)).to_numpy()
     return g, cover, theta
@@ -159,7 +165,7 @@ def direct_coverage(res, c, outcome, est):
 def test_zip_plot_lines_colours_ranks_and_coverage(outcome):
     # sd 0.16 with model SE 0.1: coverage well below 95%, so both colours occur
     res, tr = make_results(conditions=(0, 1), reps=80, sd=0.16), make_truths()
-    res.loc[(res.estimator == "psm") & (res.rep < 3), "log_hr"] = np.nan
+    res.loc[(res.estimator == "psm") & (res.rep < 3), "estimate"] = np.nan
     res.loc[(res.estimator == "siptw") & (res.rep < 5), "converged"] = False
     fig = plots.zip_plot(res, tr, {"index": 1, "label": "cond one"}, outcome)
     assert len(fig.axes) == 4 and "cond one" in fig.get_suptitle()
@@ -181,24 +187,27 @@ def test_zip_plot_lines_colours_ranks_and_coverage(outcome):
         # Wald CIs: the covering ones are exactly the smaller |z| ranks
         assert max(s[0, 1] for s in covering.get_segments()) == pytest.approx(100 * cover.mean())
         c = cover.mean()
-        mcse = math.sqrt(c * (1 - c) / n)
+        # Wilson interval, computed here from its closed form
+        centre = (c + Z**2 / (2 * n)) / (1 + Z**2 / n)
+        half = Z / (1 + Z**2 / n) * math.sqrt(c * (1 - c) / n + Z**2 / (4 * n**2))
         title = ax.get_title()
         assert f"coverage {100 * c:.1f}%" in title
-        assert f"MC 95% CI {100 * (c - Z * mcse):.1f} to {100 * min(1, c + Z * mcse):.1f}" in title
-        assert f"n={n}" in title
+        assert f"MC 95% CI {100 * (centre - half):.1f} to {100 * (centre + half):.1f}" in title
+        assert f"{n} reps" in title and "n=" not in title
         (vline,) = by_gid(ax, "theta")
         assert vline.get_xdata()[0] == pytest.approx(theta)
         (h95,) = by_gid(ax, "centile95")
         assert h95.get_ydata()[0] == 95
-    assert "excluded 3 failed" in fig.axes[1].get_title()
-    assert "excluded 5 non-converged" in fig.axes[0].get_title()
+    assert "3 failed (left out)" in fig.axes[1].get_title()
+    assert "5 not converged (drawn)" in fig.axes[0].get_title()
+    assert "naive Cox (crude scored vs ATE)" in fig.axes[2].get_title()
 
 
 def test_zip_plot_all_failed_estimator_says_so():
     res, tr = make_results(conditions=(0,), reps=10), make_truths((0,))
-    res.loc[res.estimator == "psm", "log_hr"] = np.nan
+    res.loc[res.estimator == "psm", "estimate"] = np.nan
     fig = plots.zip_plot(res, tr, 0, "pfs")
-    assert fig.axes[1].get_title().startswith("PSM (ATT), no usable fits; excluded 10 failed")
+    assert fig.axes[1].get_title().startswith("PSM (ATT), no usable fits; 10 failed (left out)")
     assert not by_gid(fig.axes[1], "covering")
 
 
@@ -255,7 +264,7 @@ def test_nested_loop_coverage_reference_labels_and_exclusions():
     assert ref.get_ydata()[0] == 0.95
     assert fig.axes[0].get_ylabel() == "coverage of the 95% CI"
     assert "OS" in fig.get_suptitle()
-    assert fig.axes[0].get_title(loc="left").endswith("excluded fits: none")
+    assert fig.axes[0].get_title(loc="left").endswith("fits: all usable")
 
     def spoil(res):  # 2 failed PSM fits in each of 2 conditions, 1 non-converged sIPTW fit
         res.loc[(res.estimator == "psm") & (res.rep < 2) & (res.condition < 2), "se"] = np.nan
@@ -265,8 +274,9 @@ def test_nested_loop_coverage_reference_labels_and_exclusions():
 
     fig, summary = nested("coverage", outcome="os", edit=spoil)
     note = " ".join(fig.axes[0].get_title(loc="left").split())  # the note may be wrapped
-    assert note.endswith("excluded fits: sIPTW 1 non-converged; PSM 4 failed")
+    assert note.endswith("fits: sIPTW 1 not converged (drawn); PSM 4 failed (left out)")
     assert summary["n_failed"].sum() == 4 and summary["n_nonconverged"].sum() == 1
+    assert "Wilson" in note
 
 
 # ---- bad input ---------------------------------------------------------------------------
@@ -333,6 +343,44 @@ def test_bad_input_raises_value_error_naming_the_parameter(data, call, match):
         call(*data)
 
 
+def test_coverage_error_bars_are_wilson_and_stay_within_0_and_1():
+    """Every CI covers: coverage 1, where p +- 1.96 MCSE would be a zero-width bar and a
+    coverage of 0.98 would reach above 1; the Wilson interval is below 1 and not empty."""
+
+    def cover_all(res):
+        res["ci_low"], res["ci_high"] = res["estimate"] - 10, res["estimate"] + 10
+
+    fig, summary = nested("coverage", edit=cover_all)
+    for est in ESTIMATORS:
+        (bars,) = by_gid(fig.axes[0], f"mcse:{est}", LineCollection)
+        for seg in bars.get_segments():
+            lo, hi = sorted(seg[:, 1])
+            n = 30
+            assert hi == pytest.approx(1.0) and lo == pytest.approx(n / (n + Z**2))
+    assert (summary["coverage"] == 1.0).all()
+
+
+def test_other_effect_measures_are_drawn_against_their_own_truth():
+    res, tr = make_results(conditions=(0,)), make_truths(conditions=(0,))
+    rmst = res.copy()
+    rmst["measure"], rmst["horizon"] = "rmst_diff", 24.0
+    rmst["estimate"] += 3.0
+    rmst["ci_low"] += 3.0
+    rmst["ci_high"] += 3.0
+    t2 = tr.copy()
+    t2["measure"], t2["horizon"], t2["theta"] = "rmst_diff", 24.0, t2["theta"] + 3.0
+    both, truths = pd.concat([res, rmst]), pd.concat([tr, t2])
+    fig = plots.zip_plot(both, truths, 0, "pfs", measure="rmst_diff", horizon=24.0)
+    (vline,) = by_gid(fig.axes[0], "theta")
+    assert vline.get_xdata()[0] == pytest.approx(theta_of(0, "ATE") + 3.0)
+    assert "RMST difference (months) at 24 months" in fig.axes[-1].get_xlabel()
+    fig = plots.estimate_distributions(both, truths, [0], "pfs")  # default: log-HR
+    (line,) = by_gid(fig.axes[0], "truth:ATE")
+    assert line.get_ydata()[0] == pytest.approx(theta_of(0, "ATE"))
+    with pytest.raises(ValueError, match=r"horizon=12.*\[24.0\]"):
+        plots.zip_plot(both, truths, 0, "pfs", measure="rmst_diff", horizon=12)
+
+
 # ---- 4. a real study, end to end ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def study_dir(tmp_path_factory):
@@ -343,7 +391,9 @@ def study_dir(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # separation / divergence warnings of small samples
         mp.setenv("RWESIM_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        run_study(Study(reps=10, chunk_reps=10, sample_sizes=(300, 500)), out, workers=1)
+        run_study(
+            Study(reps=10, chunk_reps=10, sample_sizes=(300, 500)), out, workers=1, progress=False
+        )
     return out
 
 

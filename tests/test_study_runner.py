@@ -94,7 +94,9 @@ def test_directory_rules(tmp_path):
     run_study(small_study(reps=4), tmp_path, workers=1, **QUIET)
     with pytest.raises(StoreError, match="finished run"):
         run_study(small_study(reps=4), tmp_path, workers=1, **QUIET)
-    with pytest.raises(StoreError, match="different study"):
+    with pytest.raises(StoreError, match=r"different study \(seed: 7 -> 8\)"):
+        run_study(small_study(reps=4, seed=8), tmp_path, workers=1, **QUIET)
+    with pytest.raises(StoreError, match=r"reps=4; pass --resume to add replicates 4\.\.7"):
         run_study(small_study(reps=8), tmp_path, workers=1, **QUIET)
     report = run_study(small_study(reps=8), tmp_path, workers=1, overwrite=True, **QUIET)
     assert report.complete and len(results(tmp_path)) == 8 * 8
@@ -118,12 +120,17 @@ def test_corrupt_run_json_is_refused(tmp_path):
         run_study(small_study(), tmp_path, workers=1, **QUIET)
 
 
-def test_unreachable_scheduler_is_a_clear_error(tmp_path):
+def test_unreachable_scheduler_is_a_clear_error_and_leaves_no_directory(tmp_path):
     pytest.importorskip("distributed")
     with pytest.raises(ValueError, match="cannot reach the Dask scheduler"):
         run_study(
-            small_study(), tmp_path, scheduler="tcp://127.0.0.1:9", scheduler_timeout=1, **QUIET
+            small_study(),
+            tmp_path / "out",
+            scheduler="tcp://127.0.0.1:9",
+            scheduler_timeout=1,
+            **QUIET,
         )
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(

@@ -3,14 +3,26 @@
 Replicate ``rep`` of condition ``c`` draws its cohort from
 ``SeedSequence(study_seed, spawn_key=(c, rep))``, so it is the same whatever the
 executor, the number of workers or the order in which chunks run.  Each estimator call
-is isolated: an exception becomes a row with ``error`` set and NaN estimates, never a
-lost replicate.
+is isolated: an exception, a fit running past ``fit_timeout`` or a result that is not a
+numeric :class:`~estimators.EffectEstimate` becomes a row with ``error`` set and NaN
+estimates (:func:`simulator.study.record.failed_row`), never a lost replicate.
+
+Warnings: the project's own (:class:`~simulator.exceptions.SimulatorWarning`,
+:class:`~simulator.study.exceptions.StudyWarning`,
+:class:`~estimators.exceptions.EstimatorWarning`) are recorded in each row's
+``warnings`` instead of printed; every other warning (numpy's ``RuntimeWarning``, ...)
+is left to the normal filters.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,18 +30,25 @@ import numpy as np
 import pandas as pd
 
 from estimators.design_matrix import design_matrix
+from estimators.exceptions import EstimatorWarning
 from estimators.propensity import fit_propensity
 from estimators.registry import get_estimator
+from estimators.result import EffectEstimate
 
 from .. import calibration
+from ..exceptions import SimulatorWarning
 from ..generate import simulate
 from ..scenario import Scenario
+from . import record
+from .exceptions import StudyWarning
 from .spec import OUTCOMES, TREATMENT
+from .workers import FitTimeout, deadline, set_status
 
 # built-ins that accept a PS fitted once per replicate (``propensity=``) and can skip
 # their balance tables (``balance=False``), and the one that takes a prebuilt ``design=``
 _PS_SHARING = {"siptw", "psm"}
 _DESIGN_SHARING = {"adjusted_cox"}
+PROJECT_WARNINGS = (SimulatorWarning, StudyWarning, EstimatorWarning)
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,7 @@ class Chunk:
     outcomes: tuple[str, ...]
     covariates: dict[str, list[str]]  # estimator -> covariates
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # without covariates
+    fit_timeout: float | None = None  # seconds per estimator call; None: no limit
 
 
 def replicate_seed(seed: int, condition: int, rep: int) -> np.random.SeedSequence:
@@ -54,21 +74,72 @@ def replicate_seed(seed: int, condition: int, rep: int) -> np.random.SeedSequenc
     return np.random.SeedSequence(seed, spawn_key=(condition, rep))
 
 
+_local = threading.local()  # .sink: project warnings of the running fit (this thread)
+_hook_lock = threading.Lock()
+_hook: dict[str, Any] = {"users": 0}
+
+
+@contextmanager
+def _recording_project_warnings() -> Iterator[None]:
+    """Route the project's warnings to this thread's ``_local.sink``; leave every other
+    warning to the normal filters.
+
+    Thread-safe (Dask runs chunks in threads): the first chunk running in the process
+    installs the hook (an ``always`` filter for the project's categories, so a repeated
+    warning is recorded every time, whatever ran before, and a ``showwarning`` router);
+    the last one restores the previous state.
+    """
+    with _hook_lock:
+        if _hook["users"] == 0:
+            _hook["saved"] = (warnings.filters[:], warnings.showwarning)
+            show = warnings.showwarning
+
+            def router(message, category, filename, lineno, file=None, line=None):
+                sink = getattr(_local, "sink", None)
+                if sink is not None and issubclass(category, PROJECT_WARNINGS):
+                    sink.append(str(message))
+                else:
+                    show(message, category, filename, lineno, file, line)
+
+            for category in PROJECT_WARNINGS:
+                warnings.filterwarnings("always", category=category)
+            warnings.showwarning = router
+        _hook["users"] += 1
+    _local.sink = []
+    try:
+        yield
+    finally:
+        _local.sink = None
+        with _hook_lock:
+            _hook["users"] -= 1
+            if _hook["users"] == 0:
+                filters, show = _hook.pop("saved")
+                warnings.filters[:] = filters
+                warnings._filters_mutated()  # as catch_warnings does
+                warnings.showwarning = show
+
+
+def _caught() -> list[str]:
+    sink = getattr(_local, "sink", None)
+    return [] if sink is None else sink
+
+
 def run_chunk(chunk: Chunk) -> pd.DataFrame:
     """Run the chunk's replicates; one row per replicate x outcome x estimator."""
-    calibration.remember(chunk.calibration)
     rows: list[dict[str, Any]] = []
-    with warnings.catch_warnings():
-        # estimators' warnings are recorded in each row's ``warnings``; no console noise
-        warnings.simplefilter("ignore")
+    with _recording_project_warnings():
         for rep in range(*chunk.reps):
             seed = replicate_seed(chunk.seed, chunk.condition, rep)
-            df = simulate(chunk.scenario, chunk.n, seed)
+            set_status(f"simulating\t\t{chunk.condition}\t{rep}\t")
+            _caught().clear()
+            df = simulate(chunk.scenario, chunk.n, seed, calibration=chunk.calibration)
+            sim_warnings = tuple(_caught())
             shared = _shared_inputs(df, chunk)
             for outcome in chunk.outcomes:
                 for name in chunk.estimators:
-                    rows.append(_estimate(df, chunk, rep, outcome, name, shared))
-    return pd.DataFrame(rows)
+                    rows.append(_estimate(df, chunk, rep, outcome, name, shared, sim_warnings))
+    set_status("idle\t\t\t\t")
+    return record.frame(rows)
 
 
 def _shared_inputs(df: pd.DataFrame, chunk: Chunk) -> dict[str, dict[str, Any]]:
@@ -97,53 +168,60 @@ def _shared_inputs(df: pd.DataFrame, chunk: Chunk) -> dict[str, dict[str, Any]]:
     return shared
 
 
-def _estimate(df, chunk: Chunk, rep: int, outcome: str, name: str, shared) -> dict[str, Any]:
+def _estimate(
+    df, chunk: Chunk, rep: int, outcome: str, name: str, shared, sim_warnings=()
+) -> dict[str, Any]:
     time_col, event_col = OUTCOMES[outcome]
     opts = {**shared.get(name, {}), **chunk.options.get(name, {})}
     est = get_estimator(name)
-    row: dict[str, Any] = {
-        "condition": chunk.condition,
-        "rep": rep,
-        "outcome": outcome,
-        "estimator": name,
-    }
+    coords = {"condition": chunk.condition, "rep": rep, "outcome": outcome, "estimator": name}
+    set_status(f"fitting\t{name}\t{chunk.condition}\t{rep}\t{outcome}")
+    _caught().clear()
     start = time.perf_counter()
     try:
-        r = est(df, time_col, event_col, TREATMENT, chunk.covariates[name], **opts)
+        with deadline(chunk.fit_timeout, f"estimator {name!r}"):
+            r = est(df, time_col, event_col, TREATMENT, chunk.covariates[name], **opts)
+        seconds = time.perf_counter() - start
+        _check_result(name, r)
+        extra = tuple(dict.fromkeys(w for w in (*sim_warnings, *_caught()) if w not in r.warnings))
+        return record.row(coords, _with_warnings(r, extra) if extra else r, seconds)
+    except FitTimeout:
+        error = f"FitTimeout: estimator {name!r} did not return within {chunk.fit_timeout:g} s"
+        return _failed(coords, est, error, start, sim_warnings)
     except Exception as exc:  # a failed fit is a result, not a crash
-        row.update(_failed(est.estimand, f"{type(exc).__name__}: {exc}"))
-    else:
-        row.update(
-            estimand=r.estimand,
-            log_hr=r.log_hr,
-            se=r.se,
-            ci_low=r.ci_low,
-            ci_high=r.ci_high,
-            p_value=r.p_value,
-            converged=r.converged,
-            n=r.n,
-            events=r.events,
-            ess=r.ess,
-            error="",
-            warnings="; ".join(r.warnings),
-        )
-    row["seconds"] = time.perf_counter() - start
-    return row
+        return _failed(coords, est, f"{type(exc).__name__}: {exc}", start, sim_warnings)
 
 
-def _failed(estimand: str, message: str) -> dict[str, Any]:
-    nan = float("nan")
-    return dict(
-        estimand=estimand,
-        log_hr=nan,
-        se=nan,
-        ci_low=nan,
-        ci_high=nan,
-        p_value=nan,
-        converged=False,
-        n=0,
-        events=0,
-        ess=nan,
-        error=message,
-        warnings="",
+def _failed(coords, est, error: str, start: float, sim_warnings) -> dict[str, Any]:
+    return record.failed_row(
+        coords,
+        est.name,
+        est.estimand,
+        error,
+        time.perf_counter() - start,
+        warnings=tuple(dict.fromkeys((*sim_warnings, *_caught()))),
     )
+
+
+def _with_warnings(r: EffectEstimate, extra: tuple[str, ...]) -> EffectEstimate:
+    from dataclasses import replace
+
+    return replace(r, warnings=(*r.warnings, *extra))
+
+
+def _check_result(name: str, r: Any) -> None:
+    """A result the store can hold: an EffectEstimate with real numbers (else TypeError)."""
+    if not isinstance(r, EffectEstimate):  # the registry checks too; a user's wrapper may not
+        raise TypeError(f"estimator {name!r} returned {type(r).__name__}, not EffectEstimate")
+    for f in ("estimate", "se", "ci_low", "ci_high", "p_value", "ess"):
+        v = getattr(r, f)
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"estimator {name!r} returned a non-numeric {f}={v!r}")
+    for f in ("n", "events"):
+        v = getattr(r, f)
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"estimator {name!r} returned a non-integer {f}={v!r}")
+    if not all(isinstance(w, str) for w in r.warnings):
+        raise TypeError(f"estimator {name!r} returned warnings that are not strings")
+    if not math.isfinite(r.estimate) and not r.error and r.converged:
+        raise TypeError(f"estimator {name!r} returned estimate={r.estimate!r} marked converged")

@@ -1,4 +1,9 @@
-"""Performance tables of a results directory: pandas, terminal (rich) and Markdown."""
+"""Performance tables of a results directory: pandas, terminal (rich) and Markdown.
+
+Measures are over the default denominator of :mod:`simulator.study.performance` (every
+replicate with a finite estimate; the heading says so), with the converged-only bias and
+coverage beside them, the counts of both, and why fits failed.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,10 @@ from rich import box
 from rich.console import Group
 from rich.table import Table
 
-from .performance import summarize
+from estimators.estimands import SCORED_AGAINST
+
+from .performance import DENOMINATOR_NOTE, summarize
+from .spec import OUTCOME_NAMES
 from .store import Store
 
 ESTIMATOR_NAMES = {
@@ -19,7 +27,6 @@ ESTIMATOR_NAMES = {
     "naive_cox": "naive Cox",
     "adjusted_cox": "adjusted Cox",
 }
-OUTCOME_NAMES = {"pfs": "rwPFS", "os": "OS"}
 
 
 def summary_table(store: Store, alpha: float = 0.05) -> pd.DataFrame:
@@ -45,18 +52,32 @@ def _pm(x: float, se: float, digits: int = 3) -> str:
     return f"{x:.{digits}f} ({se:.{digits}f})"
 
 
+def _estimand(estimand: str) -> str:
+    """``crude (scored vs ATE)``: an estimand scored against another's truth says so."""
+    return (
+        f"{estimand} (scored vs {SCORED_AGAINST[estimand]})"
+        if estimand in SCORED_AGAINST
+        else estimand
+    )
+
+
 def display_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Formatted cells: estimate (Monte Carlo SE)."""
+    """Formatted cells: estimate (Monte Carlo SE); log-HR measures keep their v0.1 names."""
     rows = []
     for r in table.itertuples(index=False):
+        measure = getattr(r, "measure", "log_hr")
+        log_hr = measure == "log_hr"
         rows.append(
             {
                 "condition": r.label,
                 "outcome": OUTCOME_NAMES.get(r.outcome, r.outcome),
                 "estimator": ESTIMATOR_NAMES.get(r.estimator, r.estimator),
-                "estimand": r.estimand,
-                "true HR": f"{math.exp(r.theta):.3f}",
-                "bias log-HR": _pm(r.bias, r.bias_mcse, 4),
+                "estimand": _estimand(r.estimand),
+                **({} if log_hr else {"measure": _measure(measure, r.horizon)}),
+                ("true HR" if log_hr else "truth"): (
+                    f"{math.exp(r.theta):.3f}" if log_hr else f"{r.theta:.4f}"
+                ),
+                ("bias log-HR" if log_hr else "bias"): _pm(r.bias, r.bias_mcse, 4),
                 "rel. bias HR %": _pm(r.rel_bias_hr, r.rel_bias_hr_mcse, 1),
                 "EmpSE": _pm(r.empse, r.empse_mcse),
                 "ModSE": _pm(r.modse, r.modse_mcse),
@@ -65,9 +86,17 @@ def display_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
                 "power": _pm(r.power, r.power_mcse),
                 "n_sim": str(r.n_sim),
                 "failed/nonconv": f"{r.n_failed}/{r.n_nonconverged}",
+                "bias, converged only": _pm(r.bias_converged, r.bias_converged_mcse, 4),
+                "coverage, converged only": _pm(r.coverage_converged, r.coverage_converged_mcse),
+                "n_converged": str(r.n_converged),
+                "why fits failed": r.errors or "-",
             }
         )
     return rows
+
+
+def _measure(measure: str, horizon: float) -> str:
+    return measure if not math.isfinite(horizon) else f"{measure} at {horizon:g} months"
 
 
 TERMINAL = (
@@ -82,6 +111,7 @@ TERMINAL = (
     "power",
     "failed/nonconv",
 )
+_TERMINAL_OTHER = {"true HR": "truth", "bias log-HR": "bias"}  # other measures' cells
 
 
 def summary_rich(table: pd.DataFrame, meta: dict[str, Any]) -> Group:
@@ -95,12 +125,19 @@ def summary_rich(table: pd.DataFrame, meta: dict[str, Any]) -> Group:
             t.add_column(col, justify="left" if col in TERMINAL[:3] else "right")
         for r in rows:
             if r["condition"] == label:
-                t.add_row(*(r[c] for c in TERMINAL))
+                t.add_row(*(r.get(c, r.get(_TERMINAL_OTHER.get(c, c), "")) for c in TERMINAL))
         tables.append(t)
     head = (
         f"[bold]{study['name']}[/]: estimate (Monte Carlo SE) over {study['reps']} replicates "
-        "per condition; each estimator against its own estimand's truth"
+        f"per condition; each estimator against its own estimand's truth; {DENOMINATOR_NOTE}"
     )
+    failures = [
+        f"  {r['condition']} / {r['outcome']} / {r['estimator']}: {r['why fits failed']}"
+        for r in rows
+        if r["why fits failed"] != "-"
+    ]
+    if failures:
+        tables.append("why fits failed:\n" + "\n".join(failures))
     return Group(head, *tables)
 
 

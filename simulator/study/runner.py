@@ -7,6 +7,19 @@ each), a Dask cluster (``scheduler="tcp://host:8786"``, through
 executor: replicate seeds come from ``SeedSequence(seed, spawn_key=(condition, rep))``.
 ``shard=(i, N)`` runs only every N-th chunk (from the i-th), for SLURM array jobs
 sharing one output directory.
+
+Order of work: every check that can fail on the user's input runs first (the spec, the
+output directory's claim, resume compatibility, writability), then the executor starts,
+then the truths, then the replicates.  Failures on the way:
+
+* a worker process that dies (killed, out of memory, an estimator that crashes it):
+  the chunks that finished are saved and a :class:`StudyError` says so ("use
+  --resume"), naming what the dead worker was fitting where it can;
+* Ctrl-C: workers ignore it (no tracebacks from them) and are ended by the parent;
+* the parent killed (``kill -9``, SIGTERM): workers exit by themselves
+  (:mod:`simulator.study.workers`);
+* every fit of one estimator failed: the results are kept and a :class:`StudyError`
+  names the most common error.
 """
 
 from __future__ import annotations
@@ -15,12 +28,16 @@ import json
 import math
 import multiprocessing as mp
 import os
+import signal
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +52,14 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from estimators.estimands import ESTIMANDS, SCORED_AGAINST
+
 from .. import calibration
+from . import workers as W
+from .exceptions import StudyError
 from .replicate import Chunk, run_chunk
-from .spec import Condition, Study
-from .store import Store, new_meta, open_store
+from .spec import OUTCOMES, Condition, Study
+from .store import Store, open_store
 from .truth import truth
 
 
@@ -64,20 +85,35 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         i, n = (int(x) for x in text.split("/"))
     except ValueError:
-        raise ValueError(f"--shard={text!r} is not allowed; use i/N, e.g. 0/10") from None
+        raise StudyError(f"--shard={text!r} is not allowed; use i/N, e.g. 0/10") from None
     if n < 1 or not 0 <= i < n:
-        raise ValueError(f"--shard={text!r} is not allowed; need 0 <= i < N")
+        raise StudyError(f"--shard={text!r} is not allowed; need 0 <= i < N")
     return i, n
 
 
 def condition_meta(cond: Condition, censoring: str = "admin") -> dict[str, Any]:
-    """A condition's entry in run.json, with its truths per outcome and estimand."""
+    """A condition's entry in run.json, with its truths: one record per outcome, estimand
+    and measure (estimands scored against another's truth, like ``crude``, have none)."""
     tr = truth(cond.scenario)
-    estimands = ("conditional", "ATE", "ATT", "crude")
-    truths = {
-        outcome: {e: list(tr.estimand(outcome, e, censoring)) for e in estimands}
-        for outcome in ("pfs", "os")
-    }
+    truths = []
+    for outcome in OUTCOMES:
+        for estimand in ESTIMANDS:
+            if estimand in SCORED_AGAINST:
+                continue
+            try:
+                theta, mcse = tr.estimand(outcome, estimand, censoring)
+            except ValueError:  # an estimand this truth engine does not compute
+                continue
+            truths.append(
+                {
+                    "outcome": outcome,
+                    "estimand": estimand,
+                    "measure": "log_hr",
+                    "horizon": None,
+                    "theta": theta,
+                    "mcse": mcse,
+                }
+            )
     return {
         "index": cond.index,
         "label": cond.label,
@@ -90,8 +126,16 @@ def condition_meta(cond: Condition, censoring: str = "admin") -> dict[str, Any]:
     }
 
 
-def plan_chunks(study: Study, conditions: list[Condition]) -> list[Chunk]:
-    """Every chunk of the study, in a fixed order."""
+def plan_chunks(
+    study: Study, conditions: list[Condition], segments: list[list[int]] | None = None
+) -> list[Chunk]:
+    """Every chunk of the study, in a fixed order.
+
+    ``segments``: replicate ranges ``[start, stop)`` added run by run (run.json's
+    ``rep_segments``; default one segment ``[0, reps)``); each is cut into chunks of
+    ``chunk_reps``, numbered on across segments.
+    """
+    segments = segments or [[0, study.reps]]
     opts = {
         e: {k: v for k, v in study.options_for(e).items() if k != "covariates"}
         for e in study.estimators
@@ -100,51 +144,112 @@ def plan_chunks(study: Study, conditions: list[Condition]) -> list[Chunk]:
     for cond in conditions:
         cal = calibration.calibrate(cond.scenario)
         covs = {e: study.covariates_for(e, cond.scenario) for e in study.estimators}
-        for k, start in enumerate(range(0, study.reps, study.chunk_reps)):
-            stop = min(study.reps, start + study.chunk_reps)
-            chunks.append(
-                Chunk(
-                    cond.index,
-                    k,
-                    (start, stop),
-                    cond.scenario,
-                    cal,
-                    cond.n,
-                    study.seed,
-                    tuple(study.estimators),
-                    tuple(study.outcomes),
-                    covs,
-                    opts,
+        k = 0
+        for first, last in segments:
+            for start in range(first, last, study.chunk_reps):
+                stop = min(last, start + study.chunk_reps)
+                chunks.append(
+                    Chunk(
+                        cond.index,
+                        k,
+                        (start, stop),
+                        cond.scenario,
+                        cal,
+                        cond.n,
+                        study.seed,
+                        tuple(study.estimators),
+                        tuple(study.outcomes),
+                        covs,
+                        opts,
+                        study.fit_timeout,
+                    )
                 )
-            )
+                k += 1
     return chunks
 
 
-def _init_worker() -> None:
-    import numba
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Processes started inside inherit SIGINT ignored (no KeyboardInterrupt in workers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
-    numba.set_num_threads(1)  # parallelism is across processes
+
+@dataclass
+class _Pool:
+    """The executor of a run, with what is needed to report a dead worker."""
+
+    executor: Executor | None
+    slots: int
+    status: Any = None
+    processes: dict[int, Any] = field(default_factory=dict)
+
+    def dead_worker(self) -> str:
+        """What the worker that died was doing, as far as can be told."""
+        if self.status is None:
+            return ""
+        doing = dict(W.read_status(self.status))
+        fitting = []
+        for pid, what in doing.items():
+            state, est, cond, rep, outcome = (what.split("\t") + [""] * 5)[:5]
+            proc = self.processes.get(pid)
+            code = None if proc is None else proc.exitcode
+            if code == -signal.SIGTERM:  # ended by the pool after the death
+                continue
+            if state == "fitting":
+                fitting.append(
+                    f"while fitting estimator {est!r} (condition {cond}, replicate {rep}, "
+                    f"{outcome}){'' if code is None else f', exit code {code}'}"
+                )
+            elif state == "simulating":
+                fitting.append(f"while simulating replicate {rep} of condition {cond}")
+        return " " + "; ".join(sorted(set(fitting))) if fitting else ""
 
 
 @contextmanager
 def _executor(
     workers: int | None, scheduler: str | None, given: Executor | None, timeout: float = 10.0
-) -> Iterator[tuple[Executor | None, int]]:
-    """(executor or None for in-process, parallel slots)."""
+) -> Iterator[_Pool]:
     if given is not None:
-        yield given, max(1, workers or os.cpu_count() or 1)
+        yield _Pool(given, max(1, workers or os.cpu_count() or 1))
         return
     if scheduler is not None:
         with _dask(scheduler, timeout) as (ex, slots):
-            yield ex, slots
+            yield _Pool(ex, slots)
         return
     n = workers or os.cpu_count() or 1
     if n == 1:
-        yield None, 1
+        yield _Pool(None, 1)
         return
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker) as ex:
-        yield ex, n
+    status, counter = W.new_status(ctx, n)
+    ex = ProcessPoolExecutor(
+        max_workers=n,
+        mp_context=ctx,
+        initializer=W.init_worker,
+        initargs=(os.getpid(), status, counter),
+    )
+    pool = _Pool(ex, n, status)
+    try:
+        yield pool
+    except BaseException:
+        # Ctrl-C, a dead worker, any error: end the workers now instead of waiting for
+        # their chunks (finished chunks are already saved; parts are atomic)
+        ex.shutdown(wait=False, cancel_futures=True)
+        for p in list(pool.processes.values()):
+            if p.is_alive():
+                p.terminate()
+        for p in list(pool.processes.values()):
+            p.join(5)
+        raise
+    else:
+        ex.shutdown(wait=True)
 
 
 @contextmanager
@@ -152,11 +257,11 @@ def _dask(address: str, timeout: float) -> Iterator[tuple[Executor, int]]:
     try:
         from distributed import Client
     except ImportError:
-        raise ValueError("--scheduler needs dask.distributed: pip install 'rwesim[dask]'") from None
+        raise StudyError("--scheduler needs dask.distributed: pip install 'rwesim[dask]'") from None
     try:
         client = Client(address, timeout=f"{timeout}s")
     except (OSError, TimeoutError) as exc:
-        raise ValueError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from None
+        raise StudyError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from None
     try:
         slots = max(1, sum(client.nthreads().values()))
         yield client.get_executor(), slots
@@ -178,7 +283,7 @@ def run_study(
     log: Callable[[str], None] | None = None,
     scheduler_timeout: float = 10.0,
 ) -> RunReport:
-    """Run (or resume) a study into ``out_dir``.
+    """Run (or resume, or extend) a study into ``out_dir``.
 
     Parameters
     ----------
@@ -194,67 +299,90 @@ def run_study(
     shard : (i, N), optional
         Run only chunks i, i + N, i + 2N, ...
     resume : bool
-        Continue an unfinished run in ``out_dir`` (finished chunks are kept).
+        Continue an unfinished run in ``out_dir`` (finished chunks are kept), or add
+        replicates to a run of the same study with fewer ``reps``.
     overwrite : bool
-        Discard a previous run in ``out_dir``.
+        Discard a previous run in ``out_dir`` (its parts and plots).
     progress : bool, optional
         Progress bar (default: when stderr is a terminal).
     log : callable, optional
         Receives one-line status messages (default: stderr).
     scheduler_timeout : float
         Seconds to wait for the Dask scheduler before giving up.
+
+    Raises
+    ------
+    StudyError
+        Bad arguments, an unusable output directory (:class:`StoreError`), a worker
+        process that died (finished chunks kept), or an estimator whose every fit failed
+        (results kept).
     """
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     if workers is not None and (
         isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
     ):
-        raise ValueError(f"workers={workers!r} is not allowed; it must be a positive integer")
+        raise StudyError(f"workers={workers!r} is not allowed; it must be a positive integer")
+    if not isinstance(study, Study):
+        raise StudyError(f"study={study!r} is not allowed; give a Study")
     spec = json.loads(json.dumps(study.to_dict()))
-    store = open_store(out_dir, spec, resume=resume, overwrite=overwrite)
     conditions = study.conditions()
-    with _executor(workers, scheduler, executor, scheduler_timeout) as (ex, slots):
-        if ex is not None:
-            # compile (or load) every kernel here first, then let the workers start and
-            # load theirs while this process computes the truths
-            warm_up()
-            warming = [ex.submit(warm_up) for _ in range(slots)]
-        log(
-            f"{study.name}: {len(conditions)} condition(s), {study.reps} replicates each; "
-            "truths ..."
-        )
-        metas = [condition_meta(c, study.truth_censoring) for c in conditions]
-        chunks = plan_chunks(study, conditions)
-        _start_or_check_meta(store, spec, metas, len(chunks))
-        todo = _select(chunks, shard, store.done())
-        start = time.perf_counter()
-        reps = sum(c.reps[1] - c.reps[0] for c in todo)
-        log(f"running {len(todo)} of {len(chunks)} chunks ({reps} replicates) into {store.root}")
-        if ex is not None:
-            wait(warming)
-        _execute(todo, ex, slots, store, _progress_bar(progress, reps))
+    fingerprints = {c.index: c.scenario.fingerprint() for c in conditions}
+    store = open_store(
+        out_dir, spec, resume=resume, overwrite=overwrite, shard=shard, fingerprints=fingerprints
+    )
+    with store:
+        try:
+            with _executor(workers, scheduler, executor, scheduler_timeout) as pool:
+                return _run(study, spec, conditions, store, pool, shard, progress, log)
+        except BaseException:
+            if store.fresh:  # nothing to resume: leave the directory as it was
+                store.discard_if_unused()
+            raise
+
+
+def _run(study, spec, conditions, store: Store, pool: _Pool, shard, progress, log) -> RunReport:
+    ex = pool.executor
+    if ex is not None:
+        # compile (or load) every kernel here first, then let the workers start and
+        # load theirs while this process computes the truths
+        warm_up()
+        with _sigint_ignored():
+            warming = [ex.submit(warm_up) for _ in range(pool.slots)]
+        pool.processes = dict(getattr(ex, "_processes", None) or {})
+    log(f"{study.name}: {len(conditions)} condition(s), {study.reps} replicates each; truths ...")
+    metas = []
+    for i, c in enumerate(conditions):
+        metas.append(condition_meta(c, study.truth_censoring))
+        if len(conditions) > 1:
+            log(f"  truths {i + 1}/{len(conditions)}: {c.label}")
+    segments = store.read_meta().get("rep_segments")
+    chunks = plan_chunks(study, conditions, segments)
+    with store.meta_lock():
+        meta = store.read_meta()
+        if not meta.get("conditions"):
+            meta["conditions"] = metas
+        meta["tasks_total"] = len(chunks)
+        store.write_meta(meta)
+    scan = store.scan()
+    for path, why in scan.unreadable:
+        log(f"note: {path.name} is unreadable ({why}); its chunk runs again")
+    todo = _select(chunks, shard, scan.done)
+    start = time.perf_counter()
+    reps = sum(c.reps[1] - c.reps[0] for c in todo)
+    log(f"running {len(todo)} of {len(chunks)} chunks ({reps} replicates) into {store.root}")
+    if ex is not None:
+        wait(warming)
+        for f in warming:
+            f.result()  # a worker that cannot start is an error here, not later
+    tally = _execute(todo, pool, store, _progress_bar(progress, reps))
     complete = store.done() >= {(c.condition, c.chunk) for c in chunks}
     if complete:
-        meta = store.read_meta()
-        meta["status"] = "complete"
-        meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        store.write_meta(meta)
+        store.update_meta(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     elapsed = time.perf_counter() - start
+    _all_failed(tally, store.root)
     return RunReport(
         store.root, len(chunks), len(todo), len(chunks) - len(todo), reps, elapsed, complete
     )
-
-
-def _start_or_check_meta(store: Store, spec, metas, n_tasks: int) -> None:
-    if not store.meta_path.exists():
-        store.write_meta(new_meta(spec, metas, n_tasks))
-        return
-    old = {c["index"]: c["fingerprint"] for c in store.read_meta()["conditions"]}
-    for m in metas:
-        if old.get(m["index"]) != m["fingerprint"]:
-            raise ValueError(
-                f"condition {m['label']!r} has changed since the run started (a scenario "
-                "definition differs); start a new run in another directory"
-            )
 
 
 def _select(chunks: list[Chunk], shard, done) -> list[Chunk]:
@@ -270,32 +398,81 @@ def warm_up() -> None:
     run_chunk(chunk)
 
 
-def _execute(todo: list[Chunk], ex: Executor | None, slots: int, store: Store, bar) -> None:
+@dataclass
+class _Tally:
+    """Fits run and failed per estimator, with the errors (for the all-failed check)."""
+
+    fits: Counter = field(default_factory=Counter)
+    failed: Counter = field(default_factory=Counter)
+    errors: dict[str, Counter] = field(default_factory=dict)
+
+    def add(self, rows) -> None:
+        for est, g in rows.groupby("estimator", sort=False):
+            self.fits[est] += len(g)
+            bad = g["error"][g["error"] != ""]
+            self.failed[est] += len(bad)
+            if len(bad):
+                self.errors.setdefault(est, Counter()).update(bad.tolist())
+
+
+def _all_failed(tally: _Tally, root: Path) -> None:
+    dead = [e for e, n in tally.fits.items() if n and tally.failed[e] == n]
+    if not dead:
+        return
+    lines = []
+    for e in dead:
+        message, count = tally.errors[e].most_common(1)[0]
+        lines.append(f"{e!r} ({count} of {tally.fits[e]} with: {message})")
+    raise StudyError(
+        "every fit of estimator " + "; ".join(lines) + f" failed; the results are kept in {root}"
+    )
+
+
+def _execute(todo: list[Chunk], pool: _Pool, store: Store, bar) -> _Tally:
+    tally = _Tally()
+    ex = pool.executor
     with bar as progress:
         task = progress.add_task("replicates", total=sum(c.reps[1] - c.reps[0] for c in todo))
 
         def finished(chunk: Chunk, rows) -> None:
-            store.write_part(chunk.condition, chunk.chunk, rows)
+            store.write_part(chunk.condition, chunk.chunk, rows, chunk.reps)
+            tally.add(rows)
             progress.advance(task, chunk.reps[1] - chunk.reps[0])
 
         if ex is None:
             for chunk in todo:
                 finished(chunk, run_chunk(chunk))
-            return
+            return tally
         pending: dict[Future, Chunk] = {}
         queue = list(reversed(todo))
+        broken: BaseException | None = None
         try:
-            while queue or pending:
-                while queue and len(pending) < 2 * slots:
+            while (queue and broken is None) or pending:
+                while queue and broken is None and len(pending) < 2 * pool.slots:
                     c = queue.pop()
-                    pending[ex.submit(run_chunk, c)] = c
+                    try:
+                        pending[ex.submit(run_chunk, c)] = c
+                    except BrokenProcessPool as exc:
+                        broken = exc
                 done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                 for fut in done:
-                    finished(pending.pop(fut), fut.result())
+                    chunk = pending.pop(fut)
+                    try:
+                        rows = fut.result()
+                    except BrokenProcessPool as exc:
+                        broken = exc  # save every chunk that did finish, then report
+                        continue
+                    finished(chunk, rows)
         except BaseException:
             for fut in pending:
                 fut.cancel()
             raise
+        if broken is not None:
+            raise StudyError(
+                f"a worker process died{pool.dead_worker()}; finished results are kept in "
+                f"{store.root}; use --resume to continue"
+            ) from None
+    return tally
 
 
 class _NoProgress:

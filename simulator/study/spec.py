@@ -26,6 +26,11 @@ Study TOML::
     [study.estimator_options.adjusted_cox]
     covariates = ["age", "ecog", "visceral", "liver_mets"]
 
+``fit_timeout`` (seconds, default none) turns an estimator call that runs longer into a
+failed row (``FitTimeout``); it interrupts Python code, not a running numba kernel.
+Estimator options are checked against each estimator's signature, and covariates
+against the cohort's columns, when the study is built (before any work).
+
 ``truth_censoring`` picks the marginal truths: ``"admin"`` (default, under administrative
 censoring; docs/design.md §3) or ``"study"`` (under the scenario's whole censoring process,
 which is what a consistent estimator converges to when the marginal hazards are not
@@ -34,21 +39,35 @@ proportional).
 
 from __future__ import annotations
 
+import inspect
 import itertools
+import math
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from estimators.registry import available_estimators
+from estimators.registry import available_estimators, get_estimator
 
 from .. import _checks as ck
 from ..catalog import resolve_scenario
+from ..generate import COLUMN_ORDER
 from ..scenario import Scenario
+from .exceptions import StudyError
 
+# outcome -> (time column, event column); display names
 OUTCOMES = {"pfs": ("pfs_months", "pfs_event"), "os": ("os_months", "os_event")}
+OUTCOME_NAMES = {"pfs": "rwPFS", "os": "OS"}
 TREATMENT = "treated"
+# cohort columns an estimator may adjust for: everything but treatment and outcomes
+COVARIATE_COLUMNS = tuple(
+    c
+    for c in COLUMN_ORDER
+    if c != TREATMENT
+    and c not in {col for cols in OUTCOMES.values() for col in cols}
+    and c not in ("pfs_reason", "os_reason")
+)
 # The true treatment model's covariates, as recorded: a correctly specified PS model.
 DEFAULT_COVARIATES = (
     "age",
@@ -61,9 +80,13 @@ DEFAULT_COVARIATES = (
     "academic",
     "race",
 )
-# Adjusted Cox: the PS covariates plus the organ sites that carry prognosis.
-DEFAULT_OPTIONS = {"adjusted_cox": {"covariates": [*DEFAULT_COVARIATES, "lung_mets", "liver_mets"]}}
+# Adjusted Cox: the study's (PS) covariates plus the organ sites that carry prognosis.
+PROGNOSTIC_EXTRAS = {"adjusted_cox": ("lung_mets", "liver_mets")}
 DEFAULT_ESTIMATORS = ("siptw", "psm", "naive_cox", "adjusted_cox")
+DEFAULT_OUTCOMES = tuple(OUTCOMES)
+DEFAULT_SAMPLE_SIZE = 1430  # the Flatiron cohort
+DEFAULT_REPS = 1000
+DEFAULT_SEED = 20_240_601
 
 
 @dataclass(frozen=True)
@@ -83,47 +106,67 @@ class Study:
 
     name: str = "study"
     scenarios: tuple[str, ...] = ("flatiron",)
-    sample_sizes: tuple[int, ...] = (1430,)
-    reps: int = 1000
-    seed: int = 20_240_601
+    sample_sizes: tuple[int, ...] = (DEFAULT_SAMPLE_SIZE,)
+    reps: int = DEFAULT_REPS
+    seed: int = DEFAULT_SEED
     estimators: tuple[str, ...] = DEFAULT_ESTIMATORS
-    outcomes: tuple[str, ...] = ("pfs", "os")
+    outcomes: tuple[str, ...] = DEFAULT_OUTCOMES
     covariates: tuple[str, ...] = DEFAULT_COVARIATES
     set: dict[str, Any] = field(default_factory=dict)
     vary: dict[str, list[Any]] = field(default_factory=dict)
     estimator_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     chunk_reps: int = 25
     truth_censoring: str = "admin"
+    fit_timeout: float | None = None
 
     def __post_init__(self) -> None:
         ck.count(self.reps, "reps")
         ck.count(self.chunk_reps, "chunk_reps")
         ck.choice(self.truth_censoring, "truth_censoring", ("admin", "study"))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed={self.seed!r} is not allowed; it must be an integer >= 0")
+            raise StudyError(f"seed={self.seed!r} is not allowed; it must be an integer >= 0")
+        t = self.fit_timeout
+        if t is not None and (
+            isinstance(t, bool) or not isinstance(t, int | float) or not (0 < t < math.inf)
+        ):
+            raise StudyError(
+                f"fit_timeout={t!r} is not allowed; give seconds > 0 (or leave it unset: no limit)"
+            )
         _nonempty(self.scenarios, "scenarios")
         for n in _nonempty(self.sample_sizes, "sample_sizes"):
             ck.count(n, "sample_sizes[]")
         known = available_estimators()
         for e in _nonempty(self.estimators, "estimators"):
             if e not in known:
-                raise ValueError(f"estimators: unknown estimator {e!r}; available: {list(known)}")
+                raise StudyError(f"estimators: unknown estimator {e!r}; available: {list(known)}")
         for o in _nonempty(self.outcomes, "outcomes"):
             ck.choice(o, "outcomes[]", tuple(OUTCOMES))
         for e in self.estimator_options:
             if e not in self.estimators:
-                raise ValueError(
+                raise StudyError(
                     f"estimator_options[{e!r}]: {e!r} is not among the study's estimators "
                     f"{list(self.estimators)}"
                 )
+        _check_covariates(self.covariates, "covariates")
+        for e in self.estimators:
+            opts = self.estimator_options.get(e, {})
+            if not isinstance(opts, dict):
+                raise StudyError(f"estimator_options[{e!r}]={opts!r} is not allowed; give a table")
+            check_options(e, opts)
+            _check_covariates(self.options_for(e).get("covariates", ()), f"{e}.covariates")
         for key, values in self.vary.items():
             if not isinstance(values, list | tuple) or not values:
-                raise ValueError(f"vary[{key!r}]={values!r} is not allowed; give a non-empty list")
+                raise StudyError(f"vary[{key!r}]={values!r} is not allowed; give a non-empty list")
         self.conditions()  # validates scenarios and every grid change
 
     def options_for(self, estimator: str) -> dict[str, Any]:
-        """Keyword options of one estimator (study's, else the built-in defaults)."""
-        opts = dict(DEFAULT_OPTIONS.get(estimator, {}))
+        """Keyword options of one estimator: the study's ``estimator_options``, else the
+        defaults (adjusted Cox adjusts for the study's ``covariates`` plus the organ sites
+        ``lung_mets`` and ``liver_mets``)."""
+        opts: dict[str, Any] = {}
+        if estimator in PROGNOSTIC_EXTRAS:
+            extra = [c for c in PROGNOSTIC_EXTRAS[estimator] if c not in self.covariates]
+            opts["covariates"] = [*self.covariates, *extra]
         opts.update(self.estimator_options.get(estimator, {}))
         return opts
 
@@ -175,7 +218,41 @@ class Study:
             "estimator_options": {k: dict(v) for k, v in self.estimator_options.items()},
             "chunk_reps": self.chunk_reps,
             "truth_censoring": self.truth_censoring,
+            "fit_timeout": self.fit_timeout,
         }
+
+
+def check_options(estimator: str, options: dict[str, Any]) -> None:
+    """Refuse options ``estimator``'s function does not take (``covariates`` is the study's).
+
+    The first five parameters of an estimator are its data arguments (df, time, event,
+    treatment, covariates); an estimator taking ``**options`` accepts anything.
+    """
+    params = list(inspect.signature(get_estimator(estimator).func).parameters.values())
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    accepted = [
+        p.name
+        for p in params[5:]
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    for key in options:
+        if key != "covariates" and key not in accepted:
+            raise StudyError(
+                f"estimator_options[{estimator!r}]: unknown option {key!r}; "
+                f"{estimator} accepts {['covariates', *accepted]}"
+            )
+
+
+def _check_covariates(covariates: Any, param: str) -> None:
+    if isinstance(covariates, str) or not isinstance(covariates, Sequence):
+        raise StudyError(f"{param}={covariates!r} is not allowed; give a list of column names")
+    for c in covariates:
+        if c not in COVARIATE_COLUMNS:
+            raise StudyError(
+                f"{param}: {c!r} is not a covariate column of the simulated cohort; "
+                f"use some of {list(COVARIATE_COLUMNS)}"
+            )
 
 
 # binary cohort columns and the feature holding their population share
@@ -199,7 +276,7 @@ def constant_columns(scenario: Scenario) -> set[str]:
 
 def _nonempty(xs: Sequence[Any], param: str) -> Sequence[Any]:
     if isinstance(xs, str) or not isinstance(xs, Sequence) or len(xs) == 0:
-        raise ValueError(f"{param}={xs!r} is not allowed; give a non-empty list")
+        raise StudyError(f"{param}={xs!r} is not allowed; give a non-empty list")
     return xs
 
 
@@ -208,7 +285,7 @@ def study_from_dict(d: dict[str, Any]) -> Study:
     allowed = {f for f in Study.__dataclass_fields__}
     unknown = [k for k in d if k not in allowed]
     if unknown:
-        raise ValueError(f"study has unknown parameter(s) {unknown}; allowed: {sorted(allowed)}")
+        raise StudyError(f"study has unknown parameter(s) {unknown}; allowed: {sorted(allowed)}")
     conv = dict(d)
     for k in ("scenarios", "sample_sizes", "estimators", "outcomes", "covariates"):
         if k in conv and isinstance(conv[k], list):
@@ -220,11 +297,11 @@ def load_study(path: str | Path) -> Study:
     """Read a study TOML file (its ``[study]`` table)."""
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"study file {str(path)!r} does not exist")
+        raise StudyError(f"study file {str(path)!r} does not exist")
     try:
         data = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"study file {path} is not valid TOML: {exc}") from None
+        raise StudyError(f"study file {path} is not valid TOML: {exc}") from None
     if "study" not in data:
-        raise ValueError(f"study file {path} has no [study] table")
+        raise StudyError(f"study file {path} has no [study] table")
     return study_from_dict(data["study"])

@@ -25,9 +25,10 @@ from .. import calibration as cal
 from ..catalog import FLATIRON_TABLE1, get_scenario, scenario_names
 from ..generate import simulate
 from ..plan import solved_outcome_matrix
+from .performance import DENOMINATOR_NOTE
 from .report import markdown_table, summary_markdown, summary_table
 from .runner import run_study
-from .spec import Study
+from .spec import OUTCOME_NAMES, Study
 from .store import Store, StoreError, package_versions
 from .truth import truth
 
@@ -63,7 +64,7 @@ def calibration_rows() -> list[dict]:
     for name in scenario_names():
         sc = get_scenario(name)
         tr, o = truth(sc), sc.outcomes
-        for outcome, label in (("pfs", "rwPFS"), ("os", "OS")):
+        for outcome, label in OUTCOME_NAMES.items():
             t = tr[outcome]
             rows.append(
                 _row(
@@ -320,7 +321,7 @@ def write_report(
         f"\n## 2. Bias and coverage ({reps} replicates per scenario)\n",
         "Each estimator is scored against its own estimand (sIPTW: ATE; PSM: ATT; adjusted "
         "Cox: conditional; naive Cox: ATE, to show confounding bias). Estimate (Monte Carlo "
-        "SE).\n",
+        f"SE); {DENOMINATOR_NOTE}.\n",
         summary_markdown(perf),
         "\n### Which censoring defines the marginal truth\n",
         "The marginal hazards are not proportional (the treatment acts conditionally, and "
