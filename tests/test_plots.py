@@ -48,7 +48,7 @@ def make_truths(conditions=(0, 1)):
         for o in ("pfs", "os")
         for e in ("conditional", "ATE", "ATT")
     ]
-    return pd.DataFrame(rows, columns=list(plots.TRUTH_COLUMNS) + ["theta_mcse"])
+    return pd.DataFrame(rows, columns=[*plots.TRUTH_COLUMNS, "theta_mcse"])
 
 
 def meta_conditions(grid):
