@@ -211,7 +211,7 @@ class EffectEstimate:
     # ---- output ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Flat dict of the scalar fields (``warnings`` joined by ``"; "``)."""
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "diagnostics"}
+        d = {name: getattr(self, name) for name in _SCALAR_FIELDS}
         d["warnings"] = "; ".join(self.warnings)
         return d
 
@@ -244,3 +244,6 @@ class EffectEstimate:
 
     def __str__(self) -> str:
         return self.summary()
+
+
+_SCALAR_FIELDS = tuple(f.name for f in fields(EffectEstimate) if f.name != "diagnostics")

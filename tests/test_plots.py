@@ -414,3 +414,19 @@ def test_plot_study_writes_every_png(study_dir, tmp_path):
 def test_plot_study_refuses_a_directory_without_results(tmp_path):
     with pytest.raises(ValueError, match=r"run\.json is unreadable"):
         plots.plot_study(tmp_path, tmp_path / "png")
+
+
+def test_the_facade_imports_one_thing_and_plots_into_the_results_directory(study_dir):
+    import simulator.study as study_api
+    from simulator.study import Study, open_results, plot, run_study, summarize
+
+    assert run_study is study_api.runner.run_study and Study is study_api.spec.Study
+    store = open_results(study_dir)
+    assert len(store.read_results()) == 2 * 10 * 2 * 4
+    table = summarize(study_dir)
+    assert set(table["estimator"]) == {"siptw", "psm", "naive_cox", "adjusted_cox"}
+    assert (table["denominator"] == "finite").all() and "n_converged" in table
+    paths = plot(study_dir)
+    assert paths and all(p.parent == study_dir / "plots" for p in paths)
+    with pytest.raises(ValueError, match="not an rwesim results directory"):
+        open_results(study_dir / "plots")

@@ -179,8 +179,11 @@ def _estimate(
     _caught().clear()
     start = time.perf_counter()
     try:
-        with deadline(chunk.fit_timeout, f"estimator {name!r}"):
+        if chunk.fit_timeout is None:
             r = est(df, time_col, event_col, TREATMENT, chunk.covariates[name], **opts)
+        else:
+            with deadline(chunk.fit_timeout, f"estimator {name!r}"):
+                r = est(df, time_col, event_col, TREATMENT, chunk.covariates[name], **opts)
         seconds = time.perf_counter() - start
         _check_result(name, r)
         extra = tuple(dict.fromkeys(w for w in (*sim_warnings, *_caught()) if w not in r.warnings))
@@ -215,11 +218,11 @@ def _check_result(name: str, r: Any) -> None:
         raise TypeError(f"estimator {name!r} returned {type(r).__name__}, not EffectEstimate")
     for f in ("estimate", "se", "ci_low", "ci_high", "p_value", "ess"):
         v = getattr(r, f)
-        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        if type(v) is not float and (isinstance(v, bool) or not isinstance(v, numbers.Real)):
             raise TypeError(f"estimator {name!r} returned a non-numeric {f}={v!r}")
     for f in ("n", "events"):
         v = getattr(r, f)
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        if type(v) is not int and (isinstance(v, bool) or not isinstance(v, numbers.Integral)):
             raise TypeError(f"estimator {name!r} returned a non-integer {f}={v!r}")
     if not all(isinstance(w, str) for w in r.warnings):
         raise TypeError(f"estimator {name!r} returned warnings that are not strings")
