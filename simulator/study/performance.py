@@ -47,8 +47,9 @@ SHARES = ("coverage", "be_coverage", "power")  # proportions: Wilson intervals
 DENOMINATORS = ("finite", "converged")
 DEFAULT_DENOMINATOR = "finite"
 DENOMINATOR_NOTE = (
-    "measures over every replicate with a finite estimate (converged or not); "
-    "*_converged columns: converged fits only"
+    "measures over every replicate with a finite estimate, converged or not (a flagged "
+    "fit's finite estimate is usable, and dropping it would hide bias); the converged-only "
+    "measures are given beside them"
 )
 
 

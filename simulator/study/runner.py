@@ -194,6 +194,8 @@ class _Pool:
         """What the worker that died was doing, as far as can be told."""
         if self.status is None:
             return ""
+        for proc in self.processes.values():  # the pool is ending the others: let it
+            proc.join(2.0)
         doing = dict(W.read_status(self.status))
         fitting = []
         for pid, what in doing.items():
@@ -241,11 +243,12 @@ def _executor(
     except BaseException:
         # Ctrl-C, a dead worker, any error: end the workers now instead of waiting for
         # their chunks (finished chunks are already saved; parts are atomic)
+        procs = {**pool.processes, **(getattr(ex, "_processes", None) or {})}
         ex.shutdown(wait=False, cancel_futures=True)
-        for p in list(pool.processes.values()):
+        for p in procs.values():
             if p.is_alive():
                 p.terminate()
-        for p in list(pool.processes.values()):
+        for p in procs.values():
             p.join(5)
         raise
     else:
@@ -372,8 +375,14 @@ def _run(study, spec, conditions, store: Store, pool: _Pool, shard, progress, lo
     log(f"running {len(todo)} of {len(chunks)} chunks ({reps} replicates) into {store.root}")
     if ex is not None:
         wait(warming)
-        for f in warming:
-            f.result()  # a worker that cannot start is an error here, not later
+        try:
+            for f in warming:
+                f.result()  # a worker that cannot start is an error here, not later
+        except BrokenProcessPool:
+            raise StudyError(
+                f"a worker process died while starting{pool.dead_worker()}; nothing was run "
+                f"(is the machine out of memory?); retry, or use --workers 1"
+            ) from None
     tally = _execute(todo, pool, store, _progress_bar(progress, reps))
     complete = store.done() >= {(c.condition, c.chunk) for c in chunks}
     if complete:
