@@ -135,15 +135,16 @@ def plan_for(scenario: Scenario | str, calibration: Calibration | None = None) -
     """
     sc = _resolve(scenario)
     key = sc.fingerprint()
+    if calibration is not None and (
+        not isinstance(calibration, Calibration) or calibration.key != calibration_key(sc)
+    ):
+        raise ScenarioError(
+            f"calibration (key {getattr(calibration, 'key', calibration)!r}) is not allowed: "
+            f"it is not the calibration of scenario {sc.name!r}; pass calibrate(scenario) "
+            "or None"
+        )
     if key not in _PLANS:
-        if calibration is None:
-            calibration = calibrate(sc)
-        elif not isinstance(calibration, Calibration) or calibration.key != calibration_key(sc):
-            raise ScenarioError(
-                f"calibration={calibration!r} is not allowed: it is not the calibration of "
-                f"scenario {sc.name!r}; pass calibrate(scenario) or None"
-            )
-        _PLANS[key] = build_plan(sc, calibration.solved)
+        _PLANS[key] = build_plan(sc, (calibration or calibrate(sc)).solved)
     return _PLANS[key]
 
 
