@@ -369,3 +369,18 @@ def test_adding_replicates_runs_only_the_new_ones(tmp_path):
     pd.testing.assert_frame_equal(rows_of(out), rows_of(tmp_path / "fresh"), check_exact=True)
     with pytest.raises(StoreError, match="reps=4 is fewer"):
         run_study(small(reps=4), out, workers=1, resume=True, **QUIET)
+
+
+def test_a_renamed_part_is_refused_and_a_short_part_is_run_again(reference, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    parts = out / "parts"
+    (parts / "c0000-k00001.parquet").rename(parts / "c0000-k00002.parquet")
+    with pytest.raises(StoreError, match=r"holds chunk 1 of condition 0: it was renamed"):
+        Store(out).done()
+    (parts / "c0000-k00002.parquet").rename(parts / "c0000-k00001.parquet")
+    t = pq.read_table(parts / "c0000-k00001.parquet")
+    pq.write_table(t.slice(0, 3), parts / "c0000-k00001.parquet")  # metadata kept, rows lost
+    check = Store(out).scan()
+    assert check.done == {(0, 0)}
+    assert "3 rows where 8 were written" in check.unreadable[0][1]

@@ -186,17 +186,36 @@ class Store:
 
         Unreadable parts are listed (not done); a part of another study is an error.
         """
-        identity = self.identity if self.meta_path.exists() else None
+        meta = self.read_meta() if self.meta_path.exists() else {}
+        identity = meta.get("identity")
+        study = meta.get("study") or {}
+        per_rep = len(study.get("outcomes", ())) * len(study.get("estimators", ()))
         out = PartCheck()
         for p in self._files():
             try:
-                md = pq.read_metadata(p).metadata or {}
+                footer = pq.read_metadata(p)
             except (OSError, pa.ArrowException) as exc:
                 out.unreadable.append((p, f"{type(exc).__name__}: {exc}"))
                 continue
+            md = footer.metadata or {}
             self._check_identity(p, md, identity)
             m = PART.match(p.name)
-            out.done.add((int(m.group(1)), int(m.group(2))))
+            key = (int(m.group(1)), int(m.group(2)))
+            if identity is not None:
+                part = json.loads(md.get(_PART_KEY, b"{}"))
+                if (part.get("condition"), part.get("chunk")) != key:
+                    raise StoreError(
+                        f"{p} holds chunk {part.get('chunk')} of condition "
+                        f"{part.get('condition')}: it was renamed; remove it"
+                    )
+                if "reps" in part and per_rep:
+                    expected = (part["reps"][1] - part["reps"][0]) * per_rep
+                    if footer.num_rows != expected:
+                        out.unreadable.append(
+                            (p, f"{footer.num_rows} rows where {expected} were written")
+                        )
+                        continue
+            out.done.add(key)
         return out
 
     def done(self) -> set[tuple[int, int]]:
