@@ -502,3 +502,27 @@ def test_simulate_takes_a_calibration_and_checks_it_is_the_scenarios():
     other = sc.replace(**{"treatment.strength": 1.3})
     with pytest.raises(ValueError, match="not the calibration of scenario"):
         simulate(other, 200, 4, calibration=cal)
+
+
+def test_a_failed_fit_of_another_measure_keeps_its_measure_and_horizon(tmp_path):
+    def rmst_fails(df, time_col, event, treatment, covariates, measure="rmst_diff", horizon=36.0):
+        if len(df) > 150:
+            raise ValueError("horizon beyond follow-up")
+        return EffectEstimate.from_fit(
+            "r", "ATE", 1.0, 0.5, len(df), 1, measure=measure, horizon=horizon
+        )
+
+    register_estimator("rmst_fails", rmst_fails, "ATE", replace=True)
+    try:
+        study = tiny(
+            estimators=("naive_cox", "rmst_fails"),
+            estimator_options={"rmst_fails": {"measure": "rmst_diff", "horizon": 24.0}},
+        )
+        with pytest.raises(StudyError, match="every fit of estimator 'rmst_fails'"):
+            run_study(study, tmp_path / "out", workers=1, **QUIET)
+    finally:
+        unregister_estimator("rmst_fails")
+    df = Store(tmp_path / "out").read_results()
+    bad = df[df["estimator"] == "rmst_fails"]
+    assert (bad["measure"] == "rmst_diff").all() and (bad["horizon"] == 24.0).all()
+    assert (bad["error"] == "ValueError: horizon beyond follow-up").all()

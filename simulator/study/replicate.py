@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from estimators.design_matrix import design_matrix
-from estimators.exceptions import EstimatorWarning
+from estimators.exceptions import EstimatorInputError, EstimatorWarning
 from estimators.propensity import fit_propensity
 from estimators.registry import get_estimator
 from estimators.result import EffectEstimate
@@ -190,20 +190,18 @@ def _estimate(
         return record.row(coords, _with_warnings(r, extra) if extra else r, seconds)
     except FitTimeout:
         error = f"FitTimeout: estimator {name!r} did not return within {chunk.fit_timeout:g} s"
-        return _failed(coords, est, error, start, sim_warnings)
     except Exception as exc:  # a failed fit is a result, not a crash
-        return _failed(coords, est, f"{type(exc).__name__}: {exc}", start, sim_warnings)
-
-
-def _failed(coords, est, error: str, start: float, sim_warnings) -> dict[str, Any]:
-    return record.failed_row(
-        coords,
-        est.name,
-        est.estimand,
-        error,
-        time.perf_counter() - start,
-        warnings=tuple(dict.fromkeys((*sim_warnings, *_caught()))),
-    )
+        error = f"{type(exc).__name__}: {exc}"
+    seconds = time.perf_counter() - start
+    warned = tuple(dict.fromkeys((*sim_warnings, *_caught())))
+    # the failed row carries the measure the estimator was asked for (issue-11 options)
+    effect = {k: opts[k] for k in ("measure", "horizon") if k in opts}
+    try:
+        return record.failed_row(
+            coords, est.name, est.estimand, error, seconds, warnings=warned, **effect
+        )
+    except EstimatorInputError:  # an invalid measure option: the error says what failed
+        return record.failed_row(coords, est.name, est.estimand, error, seconds, warnings=warned)
 
 
 def _with_warnings(r: EffectEstimate, extra: tuple[str, ...]) -> EffectEstimate:
