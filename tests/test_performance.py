@@ -242,3 +242,9 @@ def test_error_counts():
         "3 x d; 2 x a; 2 x other errors"
     )
     assert error_counts(pd.Series(["", ""])) == ""
+
+
+def test_summarize_names_missing_record_columns():
+    rows = summary_rows([0.1, 0.2], [True, True]).drop(columns=["se", "p_value"])
+    with pytest.raises(ValueError, match=r"results is missing column\(s\) \['se', 'p_value'\]"):
+        summarize(rows, TRUTH)

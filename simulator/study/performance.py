@@ -30,6 +30,7 @@ import pandas as pd
 
 from estimators.estimands import scored_against
 
+from . import record
 from .exceptions import StudyError
 
 MEASURES = (
@@ -243,6 +244,9 @@ def required_reps_bias(mcse: float, empse: float) -> int:
     return math.ceil((empse / mcse) ** 2 - 1e-9)
 
 
+_OPTIONAL = ("measure", "horizon", "error")  # absent from hand-made tables: defaults
+
+
 def error_counts(errors: pd.Series, top: int = 3) -> str:
     """Why fits failed: ``"12 x SeparationError: ...; 3 x ..."`` (most common first)."""
     counts = Counter(e for e in errors if e)
@@ -270,6 +274,10 @@ def summarize(results: pd.DataFrame, truths: pd.DataFrame, alpha: float = 0.05) 
         Columns condition, outcome, estimand, theta, theta_mcse (and measure, horizon).
         An estimate labelled ``crude`` is scored against the ATE truth.
     """
+    need = [*record.KEY[:1], *record.KEY[2:], "estimand", *record.SCORE_COLUMNS]
+    missing = [c for c in need if c not in results and c not in _OPTIONAL]
+    if missing:
+        raise StudyError(f"results is missing column(s) {missing}; the record has {list(need)}")
     res = results.copy()
     if "measure" not in res:
         res["measure"] = "log_hr"
