@@ -433,7 +433,9 @@ def _all_failed(tally: _Tally, root: Path) -> None:
         message, count = tally.errors[e].most_common(1)[0]
         lines.append(f"{e!r} ({count} of {tally.fits[e]} with: {message})")
     raise StudyError(
-        "every fit of estimator " + "; ".join(lines) + f" failed; the results are kept in {root}"
+        "every fit of estimator "
+        + "; ".join(lines)
+        + f" failed in this run; the results are kept in {root}"
     )
 
 
