@@ -14,14 +14,35 @@ The modules stay importable by their own paths (``simulator.study.runner``, ...)
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import StoreError, StudyError, StudyWarning
-from .runner import RunReport, run_study
-from .spec import Study, load_study
-from .store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .runner import RunReport, run_study
+    from .spec import Study, load_study
+    from .store import Store
+
+# imported on first use, so that ``import simulator.study.truth`` (and ``simulator.truth``)
+# does not load the runner, pyarrow and rich
+_LAZY = {
+    "RunReport": "runner",
+    "run_study": "runner",
+    "Study": "spec",
+    "load_study": "spec",
+    "Store": "store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "RunReport",
@@ -43,6 +64,8 @@ def open_results(directory: str | Path) -> Store:
 
     Raises :class:`StoreError` when ``directory`` is not an rwesim results directory.
     """
+    from .store import Store
+
     store = Store(Path(directory))
     if not store.meta_path.is_file():
         raise StoreError(f"{directory} is not an rwesim results directory (no run.json)")
@@ -55,6 +78,7 @@ def summarize(results: str | Path | Store, alpha: float = 0.05) -> pd.DataFrame:
     """Performance table of a results directory (or open store), with condition labels:
     :func:`simulator.study.report.summary_table`."""
     from .report import summary_table
+    from .store import Store
 
     store = results if isinstance(results, Store) else open_results(results)
     return summary_table(store, alpha=alpha)
@@ -64,6 +88,7 @@ def plot(results: str | Path | Store, out_dir: str | Path | None = None) -> list
     """Write every figure of a results directory (default folder ``DIR/plots``);
     returns the PNG paths (:func:`simulator.study.plots.plot_study`)."""
     from .plots import plot_study
+    from .store import Store
 
     store = results if isinstance(results, Store) else open_results(results)
     return plot_study(store.root, store.plots if out_dir is None else out_dir)
