@@ -14,6 +14,7 @@ from pathlib import Path
 from scipy.optimize import brentq
 
 from .covariates import age_mean
+from .exceptions import ScenarioError
 from .features import RACES
 from .scenario import (
     AgeModel,
@@ -366,7 +367,9 @@ def resolve_scenario(name_or_path: str) -> Scenario:
 def get_scenario(name: str) -> Scenario:
     """A built-in scenario by name (validated, frozen)."""
     if name not in BUILTIN:
-        raise ValueError(f"scenario={name!r} is unknown; built-in scenarios are {scenario_names()}")
+        raise ScenarioError(
+            f"scenario={name!r} is unknown; built-in scenarios are {scenario_names()}"
+        )
     if name not in _CACHE:
         _CACHE[name] = BUILTIN[name]()
     return _CACHE[name]

@@ -13,6 +13,7 @@ import pandas as pd
 from . import _cohort_kernels as K
 from .calibration import calibrate
 from .catalog import get_scenario
+from .exceptions import ScenarioError
 from .features import AGE_GROUPS, ECOG_LEVELS, OS_REASONS, PFS_REASONS, RACES
 from .plan import Plan, build_plan
 from .scenario import Scenario
@@ -111,7 +112,7 @@ def _resolve(scenario: Scenario | str) -> Scenario:
     if isinstance(scenario, str):
         return get_scenario(scenario)
     if not isinstance(scenario, Scenario):
-        raise ValueError(
+        raise ScenarioError(
             f"scenario={scenario!r} is not allowed; give a Scenario or a built-in scenario name"
         )
     return scenario
@@ -119,7 +120,7 @@ def _resolve(scenario: Scenario | str) -> Scenario:
 
 def _check_n(n: object) -> int:
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n <= 0:
-        raise ValueError(f"n={n!r} is not allowed; it must be a positive integer (patients)")
+        raise ScenarioError(f"n={n!r} is not allowed; it must be a positive integer (patients)")
     return int(n)
 
 
@@ -144,7 +145,7 @@ def _check_threads(threads: object) -> int | None:
         or not isinstance(threads, int | np.integer)
         or not 1 <= threads <= top
     ):
-        raise ValueError(f"threads={threads!r} is not allowed; use 1..{top} or None")
+        raise ScenarioError(f"threads={threads!r} is not allowed; use 1..{top} or None")
     return int(threads)
 
 
