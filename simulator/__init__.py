@@ -6,6 +6,7 @@
 >>> tr = simulator.truth(sc)
 """
 
+from . import _numba_cache  # noqa: F401  (first: sets numba's cache dir before numba loads)
 from .calibration import Calibration, calibrate
 from .catalog import get_scenario, scenario_names
 from .exceptions import CalibrationError, ScenarioError, SimulatorWarning
