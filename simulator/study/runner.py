@@ -36,6 +36,7 @@ from rich.progress import (
 from rich.text import Text
 
 from .. import calibration
+from .exceptions import StudyError
 from .replicate import Chunk, run_chunk
 from .spec import Condition, Study
 from .store import Store, new_meta, open_store
@@ -64,9 +65,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         i, n = (int(x) for x in text.split("/"))
     except ValueError:
-        raise ValueError(f"--shard={text!r} is not allowed; use i/N, e.g. 0/10") from None
+        raise StudyError(f"--shard={text!r} is not allowed; use i/N, e.g. 0/10") from None
     if n < 1 or not 0 <= i < n:
-        raise ValueError(f"--shard={text!r} is not allowed; need 0 <= i < N")
+        raise StudyError(f"--shard={text!r} is not allowed; need 0 <= i < N")
     return i, n
 
 
@@ -152,11 +153,11 @@ def _dask(address: str, timeout: float) -> Iterator[tuple[Executor, int]]:
     try:
         from distributed import Client
     except ImportError:
-        raise ValueError("--scheduler needs dask.distributed: pip install 'rwesim[dask]'") from None
+        raise StudyError("--scheduler needs dask.distributed: pip install 'rwesim[dask]'") from None
     try:
         client = Client(address, timeout=f"{timeout}s")
     except (OSError, TimeoutError) as exc:
-        raise ValueError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from None
+        raise StudyError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from None
     try:
         slots = max(1, sum(client.nthreads().values()))
         yield client.get_executor(), slots
@@ -208,7 +209,7 @@ def run_study(
     if workers is not None and (
         isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
     ):
-        raise ValueError(f"workers={workers!r} is not allowed; it must be a positive integer")
+        raise StudyError(f"workers={workers!r} is not allowed; it must be a positive integer")
     spec = json.loads(json.dumps(study.to_dict()))
     store = open_store(out_dir, spec, resume=resume, overwrite=overwrite)
     conditions = study.conditions()
@@ -251,7 +252,7 @@ def _start_or_check_meta(store: Store, spec, metas, n_tasks: int) -> None:
     old = {c["index"]: c["fingerprint"] for c in store.read_meta()["conditions"]}
     for m in metas:
         if old.get(m["index"]) != m["fingerprint"]:
-            raise ValueError(
+            raise StudyError(
                 f"condition {m['label']!r} has changed since the run started (a scenario "
                 "definition differs); start a new run in another directory"
             )

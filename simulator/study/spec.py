@@ -46,6 +46,7 @@ from estimators.registry import available_estimators
 from .. import _checks as ck
 from ..catalog import resolve_scenario
 from ..scenario import Scenario
+from .exceptions import StudyError
 
 OUTCOMES = {"pfs": ("pfs_months", "pfs_event"), "os": ("os_months", "os_event")}
 TREATMENT = "treated"
@@ -100,25 +101,25 @@ class Study:
         ck.count(self.chunk_reps, "chunk_reps")
         ck.choice(self.truth_censoring, "truth_censoring", ("admin", "study"))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed={self.seed!r} is not allowed; it must be an integer >= 0")
+            raise StudyError(f"seed={self.seed!r} is not allowed; it must be an integer >= 0")
         _nonempty(self.scenarios, "scenarios")
         for n in _nonempty(self.sample_sizes, "sample_sizes"):
             ck.count(n, "sample_sizes[]")
         known = available_estimators()
         for e in _nonempty(self.estimators, "estimators"):
             if e not in known:
-                raise ValueError(f"estimators: unknown estimator {e!r}; available: {list(known)}")
+                raise StudyError(f"estimators: unknown estimator {e!r}; available: {list(known)}")
         for o in _nonempty(self.outcomes, "outcomes"):
             ck.choice(o, "outcomes[]", tuple(OUTCOMES))
         for e in self.estimator_options:
             if e not in self.estimators:
-                raise ValueError(
+                raise StudyError(
                     f"estimator_options[{e!r}]: {e!r} is not among the study's estimators "
                     f"{list(self.estimators)}"
                 )
         for key, values in self.vary.items():
             if not isinstance(values, list | tuple) or not values:
-                raise ValueError(f"vary[{key!r}]={values!r} is not allowed; give a non-empty list")
+                raise StudyError(f"vary[{key!r}]={values!r} is not allowed; give a non-empty list")
         self.conditions()  # validates scenarios and every grid change
 
     def options_for(self, estimator: str) -> dict[str, Any]:
@@ -199,7 +200,7 @@ def constant_columns(scenario: Scenario) -> set[str]:
 
 def _nonempty(xs: Sequence[Any], param: str) -> Sequence[Any]:
     if isinstance(xs, str) or not isinstance(xs, Sequence) or len(xs) == 0:
-        raise ValueError(f"{param}={xs!r} is not allowed; give a non-empty list")
+        raise StudyError(f"{param}={xs!r} is not allowed; give a non-empty list")
     return xs
 
 
@@ -208,7 +209,7 @@ def study_from_dict(d: dict[str, Any]) -> Study:
     allowed = {f for f in Study.__dataclass_fields__}
     unknown = [k for k in d if k not in allowed]
     if unknown:
-        raise ValueError(f"study has unknown parameter(s) {unknown}; allowed: {sorted(allowed)}")
+        raise StudyError(f"study has unknown parameter(s) {unknown}; allowed: {sorted(allowed)}")
     conv = dict(d)
     for k in ("scenarios", "sample_sizes", "estimators", "outcomes", "covariates"):
         if k in conv and isinstance(conv[k], list):
@@ -220,11 +221,11 @@ def load_study(path: str | Path) -> Study:
     """Read a study TOML file (its ``[study]`` table)."""
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"study file {str(path)!r} does not exist")
+        raise StudyError(f"study file {str(path)!r} does not exist")
     try:
         data = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"study file {path} is not valid TOML: {exc}") from None
+        raise StudyError(f"study file {path} is not valid TOML: {exc}") from None
     if "study" not in data:
-        raise ValueError(f"study file {path} has no [study] table")
+        raise StudyError(f"study file {path} has no [study] table")
     return study_from_dict(data["study"])
