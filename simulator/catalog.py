@@ -357,6 +357,11 @@ def scenario_names() -> list[str]:
 
 def resolve_scenario(name_or_path: str) -> Scenario:
     """A built-in scenario by name, or a scenario TOML file by path."""
+    if not isinstance(name_or_path, str) or not name_or_path:
+        raise ScenarioError(
+            f"scenario={name_or_path!r} is not allowed; give a built-in scenario name "
+            f"({', '.join(scenario_names())}) or a scenario TOML file"
+        )
     if name_or_path in BUILTIN:
         return get_scenario(name_or_path)
     if name_or_path.endswith(".toml") or Path(name_or_path).exists():
@@ -366,7 +371,7 @@ def resolve_scenario(name_or_path: str) -> Scenario:
 
 def get_scenario(name: str) -> Scenario:
     """A built-in scenario by name (validated, frozen)."""
-    if name not in BUILTIN:
+    if not isinstance(name, str) or name not in BUILTIN:
         raise ScenarioError(
             f"scenario={name!r} is unknown; built-in scenarios are {scenario_names()}"
         )

@@ -126,6 +126,11 @@ def _check_n(n: object) -> int:
     return int(n)
 
 
+def _check_flag(x: object, param: str) -> None:
+    if not isinstance(x, bool | np.bool_):
+        raise ScenarioError(f"{param}={x!r} is not allowed; it must be True or False")
+
+
 def bytes_per_patient(
     *, potential_outcomes: bool = False, latent: bool = False, frame: bool = True
 ) -> int:
@@ -254,6 +259,7 @@ def simulate_arrays(
     The result depends only on (scenario, n, seed): not on ``threads``.
     """
     sc = _resolve(scenario)
+    _check_flag(potential_outcomes, "potential_outcomes")
     n = check_size(n, potential_outcomes=potential_outcomes, frame=False)
     root = as_seed_sequence(seed)
     threads = _check_threads(threads)
@@ -337,6 +343,7 @@ def simulate(
         before any work is done.
     """
     sc = _resolve(scenario)
+    _check_flag(latent, "latent")
     check_size(n, potential_outcomes=potential_outcomes, latent=latent)
     arr = simulate_arrays(sc, n, seed, potential_outcomes=potential_outcomes, threads=threads)
     return to_frame(arr, potential_outcomes=potential_outcomes, latent=latent)

@@ -566,6 +566,10 @@ class Scenario:
         _canonical(self)
         if not isinstance(self.name, str) or not self.name:
             raise ScenarioError(f"name={self.name!r} is not allowed; it must be a non-empty string")
+        if not isinstance(self.description, str):
+            raise ScenarioError(
+                f"description={self.description!r} is not allowed; it must be a string"
+            )
         for sec in _SECTIONS:
             expected = _hints(Scenario)[sec]
             if not isinstance(getattr(self, sec), expected):
@@ -611,6 +615,15 @@ class Scenario:
         ``sc.replace(outcomes__pfs_hr=1.0, name="null-like")``.  The result is validated.
         """
         d = self.to_dict()
+        seen: dict[str, str] = {}
+        for key in changes:
+            dotted = key.replace("__", ".")
+            if dotted in seen:
+                raise ScenarioError(
+                    f"replace: {seen[dotted]!r} and {key!r} name the same parameter {dotted!r}; "
+                    "give it once"
+                )
+            seen[dotted] = key
         for key, value in changes.items():
             path = key.replace("__", ".").split(".")
             node = d
@@ -707,17 +720,39 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
 
 
 def scenario_from_toml(text: str, source: str = "<string>") -> Scenario:
-    """Parse TOML text into a validated scenario (malformed TOML -> ScenarioError)."""
+    """Parse TOML text into a validated scenario (malformed TOML -> ScenarioError).
+
+    An empty document is refused (it would silently be the default scenario).
+    """
+    if not isinstance(text, str):
+        raise ScenarioError(
+            f"text={text!r} is not allowed; give the TOML document as a str"
+            if not isinstance(text, bytes)
+            else "text is bytes; decode it first (scenario files are UTF-8 text)"
+        )
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ScenarioError(f"scenario file {source} is not valid TOML: {err}") from None
+    if not data:
+        raise ScenarioError(
+            f"scenario file {source} is empty; give at least a name or one section "
+            "(`rwesim show flatiron --toml` prints a complete scenario)"
+        )
     return scenario_from_dict(data)
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read a scenario TOML file."""
+    """Read a scenario TOML file (UTF-8)."""
+    if not isinstance(path, str | Path) or not str(path):
+        raise ScenarioError(f"path={path!r} is not allowed; give a scenario file name")
     p = Path(path)
+    if p.is_dir():
+        raise ScenarioError(f"scenario file {str(path)!r} is a directory, not a TOML file")
     if not p.is_file():
         raise ScenarioError(f"scenario file {str(path)!r} does not exist")
-    return scenario_from_toml(p.read_text(), source=str(path))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError(f"scenario file {str(path)!r} is not UTF-8 text (TOML)") from None
+    return scenario_from_toml(text, source=str(path))

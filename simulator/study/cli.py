@@ -184,6 +184,8 @@ def show(
     toml: Annotated[bool, typer.Option("--toml", help="Print the scenario as TOML.")] = False,
 ) -> None:
     """Show a scenario's parameters, its calibration and its computed true estimands."""
+    if as_json and toml:
+        raise UserError("--json and --toml are not allowed together; pick one")
     sc = resolve_scenario(scenario)
     if toml:
         sys.stdout.write(sc.to_toml())
@@ -303,6 +305,8 @@ def _check_output_file(output: Path, force: bool) -> None:
     if output.exists() and not force:
         raise UserError(f"--output={output} exists; pass --force to overwrite it")
     parent = output.parent
+    if parent.exists() and not parent.is_dir():
+        raise UserError(f"--output={output}: {parent} is a file, not a directory")
     if not parent.is_dir():
         raise UserError(f"--output={output}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK) or (
