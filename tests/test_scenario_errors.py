@@ -922,3 +922,67 @@ def test_seed_sequence_and_numpy_integers_are_accepted():
     a = simulator.simulate_arrays(BASE, 20, np.int64(7))
     b = simulator.simulate_arrays(BASE, np.int32(20), np.random.SeedSequence(7))
     np.testing.assert_array_equal(a.floats, b.floats)
+
+
+# ---- inputs a hostile user tries from Python ------------------------------------------------
+@pytest.mark.parametrize(
+    ("call", "fragments"),
+    [
+        (
+            lambda: BASE.replace(**{"treatment.strength": 2.0, "treatment__strength": 3.0}),
+            ("'treatment.strength' and 'treatment__strength'", "same parameter"),
+        ),
+        (lambda: BASE.replace(description=5), ("description=5", "must be a string")),
+        (lambda: load_scenario(123), ("path=123", "scenario file name")),
+        (lambda: load_scenario(None), ("path=None",)),
+        (lambda: load_scenario(""), ("path=''",)),
+        (lambda: scenario_from_toml(b"name = 'x'"), ("bytes", "decode it first")),
+        (lambda: scenario_from_toml(None), ("text=None", "as a str")),
+        (lambda: scenario_from_toml(""), ("is empty",)),
+        (lambda: get_scenario(["flatiron"]), ("scenario=['flatiron'] is unknown",)),
+        (lambda: simulator.simulate(BASE, 5, 1, latent="no"), ("latent='no'", "True or False")),
+        (
+            lambda: simulator.simulate_arrays(BASE, 5, 1, potential_outcomes=1),
+            ("potential_outcomes=1", "True or False"),
+        ),
+    ],
+    ids=[
+        "replace-same-parameter-twice",
+        "description-not-str",
+        "load-int",
+        "load-none",
+        "load-empty",
+        "toml-bytes",
+        "toml-none",
+        "toml-empty",
+        "name-list",
+        "latent-not-bool",
+        "potential-not-bool",
+    ],
+)
+def test_hostile_python_inputs_are_scenario_errors(call, fragments):
+    with pytest.raises(ScenarioError) as err:
+        call()
+    _assert_message(err, fragments)
+
+
+def test_load_scenario_refuses_directories_binary_and_empty_files(tmp_path):
+    (tmp_path / "d.toml").mkdir()
+    with pytest.raises(ScenarioError, match=r"is a directory, not a TOML file"):
+        load_scenario(tmp_path / "d.toml")
+    (tmp_path / "b.toml").write_bytes(b"\xff\xfe\x00\x01")
+    with pytest.raises(ScenarioError, match=r"is not UTF-8 text"):
+        load_scenario(tmp_path / "b.toml")
+    (tmp_path / "e.toml").write_text("\n# nothing\n")
+    with pytest.raises(ScenarioError, match=r"e\.toml is empty"):
+        load_scenario(tmp_path / "e.toml")
+
+
+def test_simulate_checks_memory_before_calibrating(monkeypatch):
+    def forbidden(*_a, **_k):
+        raise _Calibrated
+
+    monkeypatch.setattr("simulator.generate.calibrate", forbidden)
+    for fn in (simulator.simulate, simulator.simulate_arrays):
+        with pytest.raises(ScenarioError, match=r"n=1000000000000 is not allowed here: .* GiB"):
+            fn(BASE, 10**12, 1)
