@@ -438,3 +438,9 @@ def test_show_announces_calibration_of_an_uncalibrated_scenario(tmp_path, monkey
     assert "calibrating 'small' on 20,000 patients (once; cached)" in res.stderr
     again = runner.invoke(app, ["calibrate", str(path)])
     assert "calibrating" not in again.stderr  # cached now
+
+
+def test_run_with_too_many_patients_per_replicate_is_one_line(tmp_path):
+    res = runner.invoke(app, ["run", "flatiron", "-n", str(10**12), "-o", str(tmp_path / "r")])
+    _one_line_error(res, "n=1000000000000", "GiB")
+    assert not (tmp_path / "r").exists()

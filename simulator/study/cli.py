@@ -413,6 +413,8 @@ def run(
     """Run a simulation study: replicates x estimators x outcomes, streamed to Parquet."""
     censoring = None if truth_censoring is None else truth_censoring.value
     study = _study_from_args(target, reps, n, seed, estimators, outcomes, censoring)
+    for size in study.sample_sizes:  # a replicate's cohort must fit in memory
+        check_size(size)
     report = run_study(
         study,
         output,
