@@ -444,3 +444,24 @@ def test_run_with_too_many_patients_per_replicate_is_one_line(tmp_path):
     res = runner.invoke(app, ["run", "flatiron", "-n", str(10**12), "-o", str(tmp_path / "r")])
     _one_line_error(res, "n=1000000000000", "GiB")
     assert not (tmp_path / "r").exists()
+
+
+def test_the_cli_does_not_need_click_installed(tmp_path):
+    """Recent typer vendors click; importing click directly broke `pip install .` (no click)."""
+    code = (
+        "import sys\n"
+        "sys.modules['click'] = None  # as if click were not installed\n"
+        "try:\n"
+        "    import typer\n"
+        "except ImportError:\n"
+        "    print('typer needs click'); sys.exit(0)\n"
+        "from simulator.study.cli import app\n"
+        "app(['simulate', 'flatiron', '-n', '0'], prog_name='rwesim')\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    if res.stdout.strip() == "typer needs click":
+        pytest.skip("this typer depends on click")
+    assert res.returncode == 2, res.stderr
+    assert "n=0 is not allowed" in res.stderr

@@ -20,7 +20,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -87,6 +86,11 @@ FILE_ERRORS = (
 FILE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENAMETOOLONG})
 
 
+# typer's own exits and usage errors pass through (recent typer vendors click: import
+# nothing from click: it may not be installed).
+_PASS_THROUGH = (typer.Exit, typer.Abort, getattr(typer, "TyperException", typer.BadParameter))
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -113,7 +117,7 @@ def user_errors(func=None, *, interrupted: str = ""):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except _PASS_THROUGH:
             raise
         except USER_ERRORS as exc:
             _fail(_one_line(exc), 2)
