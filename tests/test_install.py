@@ -18,6 +18,7 @@ root with every capability dropped, so file permissions apply to it like to any 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import shutil
 import site
@@ -69,7 +70,10 @@ def _nobody_can_run_python() -> bool:
     return probe.returncode == 0
 
 
-UNPRIVILEGED = _drop_privileges_as_nobody if _nobody_can_run_python() else _drop_capabilities
+@functools.cache
+def _unprivileged():
+    """The preexec_fn that makes a child process unprivileged."""
+    return _drop_privileges_as_nobody if _nobody_can_run_python() else _drop_capabilities
 
 
 def _copy_sources(dest: Path) -> Path:
@@ -153,20 +157,26 @@ def test_cli_runs_from_a_read_only_install_without_a_writable_home(scratch):
         "import simulator, estimators, os; "
         "print(simulator.__file__, estimators.__file__, os.environ['NUMBA_CACHE_DIR'])"
     )
+    estimators_alone = (  # usable without simulator: it sets up the cache itself
+        "import estimators, os, sys; assert 'simulator' not in sys.modules; "
+        "print(os.environ['NUMBA_CACHE_DIR'])"
+    )
     runs = {
         "where": [sys.executable, "-c", where],
+        "estimators-alone": [sys.executable, "-c", estimators_alone],
         "help": [sys.executable, script, "--help"],
         "simulate": [sys.executable, script, "simulate", "flatiron", "-n", "20", "-o", parquet],
     }
     results = {}
     for name, cmd in runs.items():  # each as an unprivileged user
         results[name] = subprocess.run(
-            cmd, env=env, preexec_fn=UNPRIVILEGED, capture_output=True, text=True, cwd="/"
+            cmd, env=env, preexec_fn=_unprivileged(), capture_output=True, text=True, cwd="/"
         )
         assert results[name].returncode == 0, (name, results[name].stderr)
     sim_file, est_file, cache = results["where"].stdout.split()
     assert sim_file.startswith(str(target)) and est_file.startswith(str(target))
     assert cache.startswith(str(tmp)), cache
+    assert results["estimators-alone"].stdout.strip() == cache
     assert "Usage" in results["help"].stdout
     assert "wrote 20 patients" in results["simulate"].stderr
     assert (out / "c.parquet").stat().st_size > 0
@@ -193,7 +203,7 @@ def test_cli_runs_when_nothing_is_writable(scratch):
     res = subprocess.run(
         [sys.executable, "-c", code, str(sealed)],
         env=_clean_env(HOME=str(sealed), PYTHONPATH=str(target)),
-        preexec_fn=UNPRIVILEGED,
+        preexec_fn=_unprivileged(),
         capture_output=True,
         text=True,
         cwd="/",
