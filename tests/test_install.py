@@ -115,12 +115,28 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def _scratch_dir() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="rwesim-install-"))
+    os.chmod(path, 0o755)
+    return path
+
+
 @pytest.fixture
 def scratch():
     """A world-traversable scratch folder (pytest's tmp_path is private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="rwesim-install-"))
-    os.chmod(path, 0o755)
+    path = _scratch_dir()
     yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def read_only_install():
+    """The project installed (not editable) with pip --target, then made read-only."""
+    path = _scratch_dir()
+    target = path / "site"
+    _pip("install", "--no-deps", "--target", str(target), str(_copy_sources(path / "src")))
+    _read_only(target)
+    yield target
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -138,10 +154,8 @@ def _files_not_recorded(site_dir: Path) -> list[str]:
     return sorted(found - known)
 
 
-def test_cli_runs_from_a_read_only_install_without_a_writable_home(scratch):
-    target = scratch / "site"
-    _pip("install", "--no-deps", "--target", str(target), str(_copy_sources(scratch / "src")))
-    _read_only(target)
+def test_cli_runs_from_a_read_only_install_without_a_writable_home(scratch, read_only_install):
+    target = read_only_install
     home = scratch / "home"  # exists but read-only: '/nonexistent' is creatable by uid 0
     home.mkdir(mode=0o555)
     tmp = scratch / "tmp"  # the per-user temp dir the cache falls back to
@@ -186,11 +200,9 @@ def test_cli_runs_from_a_read_only_install_without_a_writable_home(scratch):
     assert stat.S_IMODE(private.stat().st_mode) == 0o700
 
 
-def test_cli_runs_when_nothing_is_writable(scratch):
+def test_cli_runs_when_nothing_is_writable(scratch, read_only_install):
     """No writable cache anywhere: kernels compile in memory instead of failing."""
-    target = scratch / "site"
-    _pip("install", "--no-deps", "--target", str(target), str(_copy_sources(scratch / "src")))
-    _read_only(target)
+    target = read_only_install
     sealed = scratch / "sealed"
     sealed.mkdir(mode=0o555)
     code = (
