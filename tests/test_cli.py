@@ -465,3 +465,16 @@ def test_the_cli_does_not_need_click_installed(tmp_path):
         pytest.skip("this typer depends on click")
     assert res.returncode == 2, res.stderr
     assert "n=0 is not allowed" in res.stderr
+
+
+def test_plot_and_summarize_a_run_without_results_yet(tmp_path):
+    """plots raised a bare ValueError here (now an internal error), so the CLI checks first."""
+    out = tmp_path / "r"
+    res = runner.invoke(
+        app, ["run", "flatiron", "--reps", "2", "-n", "300", "-w", "1", "-o", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    for part in (out / "parts").glob("*.parquet"):
+        part.unlink()  # as if every chunk were still running
+    _one_line_error(runner.invoke(app, ["plot", str(out)]), "no finished replicates")
+    _one_line_error(runner.invoke(app, ["summarize", str(out)]), "no finished replicates")

@@ -482,6 +482,8 @@ def plot(
 ) -> None:
     """Plots of a run: estimate distributions with the truths, zip plots, nested-loop plots."""
     store = _open_results(directory)
+    if not store.done():
+        raise UserError(f"{store.root} holds no finished replicates yet; nothing to plot")
     from .plots import plot_study
 
     paths = plot_study(store.root, output or store.root / "plots")
