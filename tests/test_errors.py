@@ -150,3 +150,20 @@ def test_a_temp_dir_planted_by_another_user_is_refused(tmp_path):
     planted.mkdir(parents=True)
     os.chown(planted, 65534, 65534)
     assert _chosen({"HOME": str(not_a_dir)}, tmp=shared) == "<none>"  # in-memory instead
+
+
+def test_numba_imported_first_still_reads_the_cache_dir(tmp_path):
+    """numba reads its environment on import: when it came first, the module reloads it."""
+    code = (
+        "import numba.core.config as config, simulator, os\n"
+        "print(config.CACHE_DIR == os.environ['NUMBA_CACHE_DIR'] != '')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_CACHE", "RWESIM_"))}
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "RWESIM_CACHE_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert res.stdout.strip() == "True", res.stderr
