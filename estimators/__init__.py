@@ -4,6 +4,7 @@ Every function works on a plain pandas DataFrame given the names of its time,
 event, treatment and covariate columns; nothing here knows about the simulator.
 """
 
+from . import _numba_cache  # noqa: F401  (first: sets numba's cache dir before numba loads)
 from .balance import balance_table
 from .cox import CoxPH, CoxResult, fit_cox_arrays
 from .design_matrix import Design, design_matrix

@@ -6,8 +6,10 @@
 >>> tr = simulator.truth(sc)
 """
 
+from . import _numba_cache  # noqa: F401  (first: sets numba's cache dir before numba loads)
 from .calibration import Calibration, calibrate
 from .catalog import get_scenario, scenario_names
+from .exceptions import CalibrationError, ScenarioError, SimulatorWarning
 from .generate import CohortArrays, describe_columns, simulate, simulate_arrays
 from .scenario import (
     AgeModel,
@@ -27,6 +29,7 @@ from .scenario import (
 __all__ = [
     "AgeModel",
     "Calibration",
+    "CalibrationError",
     "CalibrationSettings",
     "Censoring",
     "CohortArrays",
@@ -34,6 +37,8 @@ __all__ = [
     "EcogMissingness",
     "Outcomes",
     "Scenario",
+    "ScenarioError",
+    "SimulatorWarning",
     "Transition",
     "Treatment",
     "calibrate",

@@ -1,4 +1,5 @@
-"""Small validators: each raises ValueError naming the parameter, the value and what is allowed."""
+"""Small validators: each raises ScenarioError naming the parameter, the value and what is
+allowed."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .exceptions import ScenarioError
+
 
 def _is_number(x: object) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool | np.bool_)
@@ -16,7 +19,7 @@ def _is_number(x: object) -> bool:
 def number(x: object, param: str) -> float:
     """A finite real number."""
     if not _is_number(x) or not math.isfinite(float(x)):  # type: ignore[arg-type]
-        raise ValueError(f"{param}={x!r} is not allowed; it must be a finite number")
+        raise ScenarioError(f"{param}={x!r} is not allowed; it must be a finite number")
     return float(x)  # type: ignore[arg-type]
 
 
@@ -24,7 +27,7 @@ def positive(x: object, param: str, unit: str = "") -> float:
     """A finite number > 0."""
     v = number(x, param)
     if v <= 0:
-        raise ValueError(f"{param}={x!r} is not allowed; it must be > 0{unit}")
+        raise ScenarioError(f"{param}={x!r} is not allowed; it must be > 0{unit}")
     return v
 
 
@@ -32,7 +35,7 @@ def non_negative(x: object, param: str, unit: str = "") -> float:
     """A finite number >= 0."""
     v = number(x, param)
     if v < 0:
-        raise ValueError(f"{param}={x!r} is not allowed; it must be >= 0{unit}")
+        raise ScenarioError(f"{param}={x!r} is not allowed; it must be >= 0{unit}")
     return v
 
 
@@ -43,29 +46,29 @@ def probability(x: object, param: str, *, open_low: bool = False, open_high: boo
     hi_ok = v < 1 if open_high else v <= 1
     if not (lo_ok and hi_ok):
         interval = ("(" if open_low else "[") + "0, 1" + (")" if open_high else "]")
-        raise ValueError(f"{param}={x!r} is not allowed; it must be a probability in {interval}")
+        raise ScenarioError(f"{param}={x!r} is not allowed; it must be a probability in {interval}")
     return v
 
 
 def shares(xs: object, param: str, n: int) -> tuple[float, ...]:
     """``n`` probabilities summing to 1 (within 1e-6)."""
     if not isinstance(xs, Sequence) or isinstance(xs, str) or len(xs) != n:
-        raise ValueError(f"{param}={xs!r} is not allowed; it must be a list of {n} shares")
+        raise ScenarioError(f"{param}={xs!r} is not allowed; it must be a list of {n} shares")
     vals = tuple(probability(x, f"{param}[{i}]") for i, x in enumerate(xs))
     if abs(sum(vals) - 1.0) > 1e-6:
-        raise ValueError(f"{param}={list(xs)!r} is not allowed; the shares must sum to 1")
+        raise ScenarioError(f"{param}={list(xs)!r} is not allowed; the shares must sum to 1")
     return vals
 
 
 def choice(x: object, param: str, allowed: Sequence[str]) -> str:
     """One of a fixed set of strings."""
     if x not in allowed:
-        raise ValueError(f"{param}={x!r} is not allowed; use one of {list(allowed)}")
+        raise ScenarioError(f"{param}={x!r} is not allowed; use one of {list(allowed)}")
     return str(x)
 
 
 def count(x: object, param: str) -> int:
     """A positive integer (Python or NumPy)."""
     if isinstance(x, bool | np.bool_) or not isinstance(x, numbers.Integral) or x <= 0:
-        raise ValueError(f"{param}={x!r} is not allowed; it must be a positive integer")
+        raise ScenarioError(f"{param}={x!r} is not allowed; it must be a positive integer")
     return int(x)

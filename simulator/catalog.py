@@ -14,6 +14,7 @@ from pathlib import Path
 from scipy.optimize import brentq
 
 from .covariates import age_mean
+from .exceptions import ScenarioError
 from .features import RACES
 from .scenario import (
     AgeModel,
@@ -356,6 +357,11 @@ def scenario_names() -> list[str]:
 
 def resolve_scenario(name_or_path: str) -> Scenario:
     """A built-in scenario by name, or a scenario TOML file by path."""
+    if not isinstance(name_or_path, str) or not name_or_path:
+        raise ScenarioError(
+            f"scenario={name_or_path!r} is not allowed; give a built-in scenario name "
+            f"({', '.join(scenario_names())}) or a scenario TOML file"
+        )
     if name_or_path in BUILTIN:
         return get_scenario(name_or_path)
     if name_or_path.endswith(".toml") or Path(name_or_path).exists():
@@ -365,8 +371,10 @@ def resolve_scenario(name_or_path: str) -> Scenario:
 
 def get_scenario(name: str) -> Scenario:
     """A built-in scenario by name (validated, frozen)."""
-    if name not in BUILTIN:
-        raise ValueError(f"scenario={name!r} is unknown; built-in scenarios are {scenario_names()}")
+    if not isinstance(name, str) or name not in BUILTIN:
+        raise ScenarioError(
+            f"scenario={name!r} is unknown; built-in scenarios are {scenario_names()}"
+        )
     if name not in _CACHE:
         _CACHE[name] = BUILTIN[name]()
     return _CACHE[name]

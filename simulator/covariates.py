@@ -10,6 +10,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 from scipy.stats import multivariate_normal
 
+from .exceptions import ScenarioError
 from .features import INDEX, LATENT, N_FEATURES, RACES
 from .scenario import AgeModel, Covariates, Scenario
 
@@ -89,7 +90,7 @@ def bone_only_probability(cov: Covariates) -> float:
         return 0.0
     base = single_nonvisceral_share(cov)
     if cov.bone_only > base + 1e-12:
-        raise ValueError(
+        raise ScenarioError(
             f"covariates.bone_only={cov.bone_only!r} is not allowed: it exceeds the share of "
             f"patients with a single non-visceral site ({base:.3f}) implied by covariates.sites, "
             "covariates.visceral and their latent correlation"
@@ -169,7 +170,7 @@ def check_arm_means(sc: Scenario) -> None:
             continue
         implied = pi * m1 + (1 - pi) * m0
         if abs(implied - pop[feat]) > _tolerance(feat):
-            raise ValueError(
+            raise ScenarioError(
                 f"treatment.arm_means[{feat!r}]=({m1}, {m0}) implies a population mean of "
                 f"{implied:.4f} at treatment.fraction={pi}, but the covariate model gives "
                 f"{pop[feat]:.4f}; make them agree or give treatment.coefficients instead"

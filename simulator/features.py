@@ -10,6 +10,8 @@ feature vector, which the kernels compute for each patient.  ``ecog_1`` /
 
 from __future__ import annotations
 
+from .exceptions import ScenarioError
+
 FEATURES: tuple[str, ...] = (
     "age10",  # (age - 65) / 10, i.e. per decade, centred at 65 years
     "age_50_64",
@@ -48,9 +50,9 @@ LATENT: tuple[str, ...] = ("age", "ecog", "sites", "visceral")
 
 
 def check_feature_names(names: object, param: str) -> None:
-    """Raise ValueError if any key of ``names`` is not a known feature."""
+    """Raise ScenarioError if any key of ``names`` is not a known feature."""
     unknown = [k for k in names if k not in INDEX]  # type: ignore[union-attr]
     if unknown:
-        raise ValueError(
+        raise ScenarioError(
             f"{param} has unknown feature(s) {unknown}; allowed features are {list(FEATURES)}"
         )

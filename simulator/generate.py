@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -112,7 +114,7 @@ def _resolve(scenario: Scenario | str) -> Scenario:
     if isinstance(scenario, str):
         return get_scenario(scenario)
     if not isinstance(scenario, Scenario):
-        raise ValueError(
+        raise ScenarioError(
             f"scenario={scenario!r} is not allowed; give a Scenario or a built-in scenario name"
         )
     return scenario
@@ -120,8 +122,91 @@ def _resolve(scenario: Scenario | str) -> Scenario:
 
 def _check_n(n: object) -> int:
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n <= 0:
-        raise ValueError(f"n={n!r} is not allowed; it must be a positive integer (patients)")
+        raise ScenarioError(f"n={n!r} is not allowed; it must be a positive integer (patients)")
     return int(n)
+
+
+def _check_flag(x: object, param: str) -> None:
+    if not isinstance(x, bool | np.bool_):
+        raise ScenarioError(f"{param}={x!r} is not allowed; it must be True or False")
+
+
+def bytes_per_patient(
+    *, potential_outcomes: bool = False, latent: bool = False, frame: bool = True
+) -> int:
+    """Estimated peak memory of :func:`simulate` per patient, bytes.
+
+    The kernel's output arrays (float64 and int8 rows) plus, for a DataFrame, one copy of
+    its columns (pandas may copy them when it builds the frame).  Measured peaks (traced,
+    large n) are about 105 and 147 bytes per patient without and with every extra column:
+    this bound is 1.4-1.6 times that.
+    """
+    arrays = K.N_FLOAT_OUT * 8 + K.N_INT_OUT
+    if not frame:
+        return arrays
+    floats = len(FLOAT_COLUMNS) + (len(POTENTIAL_COLUMNS) if potential_outcomes else 0)
+    small = len(INT_COLUMNS) + len(CATEGORICAL_COLUMNS)  # int8 columns and category codes
+    if latent:
+        floats, small = floats + 1, small + 1
+    return arrays + 8 * floats + small
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process can still use (None where it cannot be told).
+
+    Linux: ``MemAvailable`` of /proc/meminfo, capped by a cgroup v2 ``memory.max`` limit;
+    elsewhere the free (else total) physical memory.
+    """
+    avail = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        if limit != "max":
+            room = max(int(limit) - used, 0)
+            avail = room if avail is None else min(avail, room)
+    except (OSError, ValueError):
+        pass
+    if avail is None:
+        for pages in ("SC_AVPHYS_PAGES", "SC_PHYS_PAGES"):
+            try:
+                avail = os.sysconf(pages) * os.sysconf("SC_PAGE_SIZE")
+                break
+            except (ValueError, OSError, AttributeError):
+                continue
+    return avail
+
+
+def check_size(
+    n: object, *, potential_outcomes: bool = False, latent: bool = False, frame: bool = True
+) -> int:
+    """Validate ``n`` (patients) and check the cohort fits in the memory left, before work.
+
+    Raises
+    ------
+    ScenarioError
+        ``n`` is not a positive integer, or the estimated memory
+        (``n`` x :func:`bytes_per_patient`) exceeds :func:`available_memory`.
+    """
+    n = _check_n(n)
+    per = bytes_per_patient(potential_outcomes=potential_outcomes, latent=latent, frame=frame)
+    avail = available_memory()
+    if avail is not None and n * per > avail:
+        raise ScenarioError(
+            f"n={n!r} is not allowed here: {n:,} patients need about {_gib(n * per)} of memory "
+            f"({per} bytes per patient) and {_gib(avail)} is available; simulate fewer "
+            "patients, or several cohorts seeded by numpy.random.SeedSequence(seed).spawn(k)"
+        )
+    return n
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:,.1f} GiB"
 
 
 _PLANS: dict[str, Plan] = {}
@@ -157,7 +242,7 @@ def _check_threads(threads: object) -> int | None:
         or not isinstance(threads, int | np.integer)
         or not 1 <= threads <= top
     ):
-        raise ValueError(f"threads={threads!r} is not allowed; use 1..{top} or None")
+        raise ScenarioError(f"threads={threads!r} is not allowed; use 1..{top} or None")
     return int(threads)
 
 
@@ -188,7 +273,8 @@ def simulate_arrays(
     The result depends only on (scenario, n, seed): not on ``threads``.
     """
     sc = _resolve(scenario)
-    n = _check_n(n)
+    _check_flag(potential_outcomes, "potential_outcomes")
+    n = check_size(n, potential_outcomes=potential_outcomes, frame=False)
     root = as_seed_sequence(seed)
     threads = _check_threads(threads)
     plan = plan_for(sc, calibration)
@@ -267,13 +353,17 @@ def simulate(
     -------
     DataFrame, shape (n, 21 + extras)
         Columns documented by :func:`describe_columns`; times in months.
+
+    Raises
+    ------
+    ScenarioError
+        A bad argument, or a cohort too large for the memory left (see :func:`check_size`),
+        before any work is done.
     """
+    sc = _resolve(scenario)
+    _check_flag(latent, "latent")
+    check_size(n, potential_outcomes=potential_outcomes, latent=latent)
     arr = simulate_arrays(
-        scenario,
-        n,
-        seed,
-        potential_outcomes=potential_outcomes,
-        threads=threads,
-        calibration=calibration,
+        sc, n, seed, potential_outcomes=potential_outcomes, threads=threads, calibration=calibration
     )
     return to_frame(arr, potential_outcomes=potential_outcomes, latent=latent)

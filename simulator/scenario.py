@@ -14,9 +14,9 @@ A scenario has five parts, mirroring docs/design.md §2 (times in months):
 * ``calibration`` — size and seed of the super-population used to solve the targets
   and compute the truth.
 
-Every check raises ``ValueError`` naming the parameter (dotted path), the value and
-what is allowed.  Scenarios round-trip through TOML (:func:`load_scenario`,
-:meth:`Scenario.to_toml`).
+Every check raises :class:`~simulator.exceptions.ScenarioError` (a ``ValueError``) naming
+the parameter (dotted path), the value and what is allowed.  Scenarios round-trip through
+TOML (:func:`load_scenario`, :meth:`Scenario.to_toml`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import numpy as np
 import tomli_w
 
 from . import _checks as ck
+from .exceptions import ScenarioError
 from .features import INDEX, LATENT, RACES, check_feature_names
 
 _BINARY_FEATURES = frozenset(INDEX) - {"age10", "sites"}
@@ -121,9 +122,11 @@ class AgeModel:
         lo = ck.number(self.min_age, f"{p}.min_age")
         hi = ck.number(self.max_age, f"{p}.max_age")
         if not 18.0 <= lo < 50.0:
-            raise ValueError(f"{p}.min_age={self.min_age!r} is not allowed; it must be in [18, 50)")
+            raise ScenarioError(
+                f"{p}.min_age={self.min_age!r} is not allowed; it must be in [18, 50)"
+            )
         if hi <= 75.0:
-            raise ValueError(f"{p}.max_age={self.max_age!r} is not allowed; it must be > 75")
+            raise ScenarioError(f"{p}.max_age={self.max_age!r} is not allowed; it must be > 75")
 
 
 @dataclass(frozen=True)
@@ -153,12 +156,12 @@ class EcogMissingness:
         ):
             ors = ("age_log_or", "academic_log_or", "ecog_log_or")
             name = next(n for n in ors if getattr(self, n))
-            raise ValueError(
+            raise ScenarioError(
                 f"{p}.{name}={getattr(self, name)!r} is not allowed with mechanism 'mcar'; "
                 "log odds ratios need mechanism 'mar' or 'mnar'"
             )
         if self.mechanism == "mar" and self.ecog_log_or:
-            raise ValueError(
+            raise ScenarioError(
                 f"{p}.ecog_log_or={self.ecog_log_or!r} is not allowed with mechanism 'mar' "
                 "(missingness depending on true ECOG is 'mnar')"
             )
@@ -220,12 +223,12 @@ class Covariates:
                 or parts[0] == parts[1]
             ):
                 pairs = [f"{a}:{b}" for i, a in enumerate(LATENT) for b in LATENT[i + 1 :]]
-                raise ValueError(
+                raise ScenarioError(
                     f"covariates.correlation has unknown key {key!r}; allowed: {pairs}"
                 )
             v = ck.number(value, f"covariates.correlation[{key!r}]")
             if not -1.0 < v < 1.0:
-                raise ValueError(
+                raise ScenarioError(
                     f"covariates.correlation[{key!r}]={value!r} is not allowed; "
                     "it must be in (-1, 1)"
                 )
@@ -233,7 +236,7 @@ class Covariates:
             r[i, j] = r[j, i] = v
         smallest = float(np.linalg.eigvalsh(r)[0])
         if smallest <= 1e-10:
-            raise ValueError(
+            raise ScenarioError(
                 f"covariates.correlation={self.correlation!r} is not allowed: the latent "
                 f"correlation matrix is not positive definite (smallest eigenvalue {smallest:.3g})"
             )
@@ -269,7 +272,7 @@ class Treatment:
         check_feature_names(self.arm_means, f"{p}.arm_means")
         check_feature_names(self.coefficients, f"{p}.coefficients")
         if self.arm_means and self.coefficients:
-            raise ValueError(
+            raise ScenarioError(
                 f"{p}: give either {p}.arm_means (coefficients solved) or {p}.coefficients "
                 f"(raw), not both (got coefficients={self.coefficients!r})"
             )
@@ -279,7 +282,7 @@ class Treatment:
             ck.number(v, f"{p}.coefficients[{k!r}]")
         lo, hi = self._bounds()
         if not lo < self.fraction < hi:
-            raise ValueError(
+            raise ScenarioError(
                 f"{p}.fraction={self.fraction!r} is not allowed with ps_bounds={self.ps_bounds!r}; "
                 "it must lie strictly inside the bounds"
             )
@@ -287,18 +290,18 @@ class Treatment:
     def _arm_pair(self, key: str, value: object) -> tuple[float, float]:
         param = f"treatment.arm_means[{key!r}]"
         if not isinstance(value, list | tuple) or len(value) != 2:
-            raise ValueError(f"{param}={value!r} is not allowed; it must be [treated, control]")
+            raise ScenarioError(f"{param}={value!r} is not allowed; it must be [treated, control]")
         check = ck.probability if key in _BINARY_FEATURES else ck.number
         return (check(value[0], f"{param}[0]"), check(value[1], f"{param}[1]"))
 
     def _bounds(self) -> tuple[float, float]:
         b = self.ps_bounds
         if not isinstance(b, list | tuple) or len(b) != 2:
-            raise ValueError(f"treatment.ps_bounds={b!r} is not allowed; it must be [lo, hi]")
+            raise ScenarioError(f"treatment.ps_bounds={b!r} is not allowed; it must be [lo, hi]")
         lo = ck.probability(b[0], "treatment.ps_bounds[0]")
         hi = ck.probability(b[1], "treatment.ps_bounds[1]")
         if lo >= hi:
-            raise ValueError(f"treatment.ps_bounds={list(b)!r} is not allowed; lo must be < hi")
+            raise ScenarioError(f"treatment.ps_bounds={list(b)!r} is not allowed; lo must be < hi")
         _freeze(self, "ps_bounds", (lo, hi))
         return lo, hi
 
@@ -380,7 +383,7 @@ class Outcomes:
             ck.positive(self.os_median_control, f"{p}.os_median_control", " months")
         else:
             if len(self.scales) != 3:
-                raise ValueError(f"{p}.scales={self.scales!r} is not allowed; give 3 scales")
+                raise ScenarioError(f"{p}.scales={self.scales!r} is not allowed; give 3 scales")
             _freeze(
                 self,
                 "scales",
@@ -395,15 +398,18 @@ class Outcomes:
         param = "outcomes.os_survival_control"
         v = self.os_survival_control
         if not isinstance(v, list | tuple) or len(v) != 2:
-            raise ValueError(f"{param}={v!r} is not allowed; give [months, survival]")
+            raise ScenarioError(f"{param}={v!r} is not allowed; give [months, survival]")
         t = ck.positive(v[0], f"{param}[0]", " months")
         surv = ck.probability(v[1], f"{param}[1]", open_low=True, open_high=True)
         if self.scales is not None:
-            raise ValueError(f"{param} needs calibrated scales, not raw outcomes.scales")
+            raise ScenarioError(
+                f"{param}={list(v)!r} is not allowed with raw outcomes.scales; it is a "
+                "calibration target: give outcomes.os_median_control instead of scales"
+            )
         if self.os_median_control is not None:
             before = t < self.os_median_control
             if before != (surv > 0.5):
-                raise ValueError(
+                raise ScenarioError(
                     f"{param}={list(v)!r} is not allowed with os_median_control="
                     f"{self.os_median_control}: survival must be above 0.5 before the median "
                     "and below it after"
@@ -442,7 +448,7 @@ class Outcomes:
             if v is not None
         ]
         if len(given) != 1:
-            raise ValueError(
+            raise ScenarioError(
                 f"{p}: give exactly one of {outcome}_hr, {outcome}_median_treated, "
                 f"gamma_{outcome} (got {', '.join(given) or 'none'})"
             )
@@ -451,7 +457,7 @@ class Outcomes:
         if med is not None:
             ck.positive(med, f"{p}.{outcome}_median_treated", " months")
             if self.scales is not None:
-                raise ValueError(
+                raise ScenarioError(
                     f"{p}.{outcome}_median_treated={med!r} is not allowed with raw {p}.scales; "
                     f"give {outcome}_hr or gamma_{outcome} instead"
                 )
@@ -499,12 +505,12 @@ class Censoring:
         ck.non_negative(self.visit_interval_months, f"{p}.visit_interval_months", " months")
         jitter = ck.non_negative(self.visit_jitter_months, f"{p}.visit_jitter_months", " months")
         if jitter and not self.visit_interval_months:
-            raise ValueError(
+            raise ScenarioError(
                 f"{p}.visit_jitter_months={jitter!r} is not allowed without visits; "
                 f"set {p}.visit_interval_months > 0 or the jitter to 0"
             )
         if jitter and jitter >= self.visit_interval_months / 2:
-            raise ValueError(
+            raise ScenarioError(
                 f"{p}.visit_jitter_months={jitter!r} is not allowed; it must be < half of "
                 f"visit_interval_months ({self.visit_interval_months!r})"
             )
@@ -533,9 +539,9 @@ class CalibrationSettings:
         for name in ("seed", "truth_seed"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"{p}.{name}={v!r} is not allowed; it must be an integer >= 0")
+                raise ScenarioError(f"{p}.{name}={v!r} is not allowed; it must be an integer >= 0")
         if self.truth_population < 100 * self.truth_batches:
-            raise ValueError(
+            raise ScenarioError(
                 f"{p}.truth_population={self.truth_population!r} is too small for "
                 f"{self.truth_batches} batches; use at least 100 patients per batch"
             )
@@ -559,12 +565,16 @@ class Scenario:
     def __post_init__(self) -> None:
         _canonical(self)
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"name={self.name!r} is not allowed; it must be a non-empty string")
+            raise ScenarioError(f"name={self.name!r} is not allowed; it must be a non-empty string")
+        if not isinstance(self.description, str):
+            raise ScenarioError(
+                f"description={self.description!r} is not allowed; it must be a string"
+            )
         for sec in _SECTIONS:
             expected = _hints(Scenario)[sec]
             if not isinstance(getattr(self, sec), expected):
                 got = type(getattr(self, sec)).__name__
-                raise ValueError(f"{sec} must be a {expected.__name__}, got {got}")
+                raise ScenarioError(f"{sec} must be a {expected.__name__}, got {got}")
         from .covariates import bone_only_probability, check_arm_means
 
         bone_only_probability(self.covariates)
@@ -605,6 +615,15 @@ class Scenario:
         ``sc.replace(outcomes__pfs_hr=1.0, name="null-like")``.  The result is validated.
         """
         d = self.to_dict()
+        seen: dict[str, str] = {}
+        for key in changes:
+            dotted = key.replace("__", ".")
+            if dotted in seen:
+                raise ScenarioError(
+                    f"replace: {seen[dotted]!r} and {key!r} name the same parameter {dotted!r}; "
+                    "give it once"
+                )
+            seen[dotted] = key
         for key, value in changes.items():
             path = key.replace("__", ".").split(".")
             node = d
@@ -612,7 +631,7 @@ class Scenario:
                 if not isinstance(node.get(part), dict):
                     node[part] = {} if part not in node or node[part] is None else node[part]
                     if not isinstance(node[part], dict):
-                        raise ValueError(f"replace: {key!r} does not name a scenario parameter")
+                        raise ScenarioError(f"replace: {key!r} does not name a scenario parameter")
                 node = node[part]
             node[path[-1]] = _to_plain(value) if dataclasses.is_dataclass(value) else value
         return scenario_from_dict(d)
@@ -656,11 +675,11 @@ def _convert(tp: Any, value: Any, param: str) -> Any:
     origin = typing.get_origin(tp)
     if origin is tuple:
         if not isinstance(value, list | tuple):
-            raise ValueError(f"{param}={value!r} is not allowed; it must be a list")
+            raise ScenarioError(f"{param}={value!r} is not allowed; it must be a list")
         return tuple(_scalar(v) for v in value)
     if origin is dict:
         if not isinstance(value, dict):
-            raise ValueError(f"{param}={value!r} is not allowed; it must be a table (mapping)")
+            raise ScenarioError(f"{param}={value!r} is not allowed; it must be a table (mapping)")
         return {str(k): (tuple(v) if isinstance(v, list) else v) for k, v in value.items()}
     return value
 
@@ -673,7 +692,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     if isinstance(data, cls):
         return data
     if not isinstance(data, dict):
-        raise ValueError(f"{prefix or 'scenario'} must be a table (mapping), got {data!r}")
+        raise ScenarioError(f"{prefix or 'scenario'} must be a table (mapping), got {data!r}")
     hints = _hints(cls)
     if hasattr(cls, "_fill_missing"):
         data = cls._fill_missing(data)
@@ -681,7 +700,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     unknown = [k for k in data if k not in names]
     if unknown:
         where = prefix or "scenario"
-        raise ValueError(f"{where} has unknown parameter(s) {unknown}; allowed: {names}")
+        raise ScenarioError(f"{where} has unknown parameter(s) {unknown}; allowed: {names}")
     kwargs = {}
     for k, v in data.items():
         param = f"{prefix}.{k}" if prefix else k
@@ -692,7 +711,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     try:
         return cls(**kwargs)
     except TypeError as err:  # wrong types deep inside (e.g. a string where a number goes)
-        raise ValueError(f"{prefix or 'scenario'}: {err}") from None
+        raise ScenarioError(f"{prefix or 'scenario'}: {err}") from None
 
 
 def scenario_from_dict(data: dict[str, Any]) -> Scenario:
@@ -701,17 +720,39 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
 
 
 def scenario_from_toml(text: str, source: str = "<string>") -> Scenario:
-    """Parse TOML text into a validated scenario (malformed TOML -> ValueError)."""
+    """Parse TOML text into a validated scenario (malformed TOML -> ScenarioError).
+
+    An empty document is refused (it would silently be the default scenario).
+    """
+    if not isinstance(text, str):
+        raise ScenarioError(
+            f"text={text!r} is not allowed; give the TOML document as a str"
+            if not isinstance(text, bytes)
+            else "text is bytes; decode it first (scenario files are UTF-8 text)"
+        )
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"scenario file {source} is not valid TOML: {err}") from None
+        raise ScenarioError(f"scenario file {source} is not valid TOML: {err}") from None
+    if not data:
+        raise ScenarioError(
+            f"scenario file {source} is empty; give at least a name or one section "
+            "(`rwesim show flatiron --toml` prints a complete scenario)"
+        )
     return scenario_from_dict(data)
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read a scenario TOML file."""
+    """Read a scenario TOML file (UTF-8)."""
+    if not isinstance(path, str | Path) or not str(path):
+        raise ScenarioError(f"path={path!r} is not allowed; give a scenario file name")
     p = Path(path)
+    if p.is_dir():
+        raise ScenarioError(f"scenario file {str(path)!r} is a directory, not a TOML file")
     if not p.is_file():
-        raise ValueError(f"scenario file {str(path)!r} does not exist")
-    return scenario_from_toml(p.read_text(), source=str(path))
+        raise ScenarioError(f"scenario file {str(path)!r} does not exist")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError(f"scenario file {str(path)!r} is not UTF-8 text (TOML)") from None
+    return scenario_from_toml(text, source=str(path))

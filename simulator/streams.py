@@ -12,6 +12,7 @@ import numpy as np
 from numba.typed import List
 
 from ._cohort_kernels import CHUNK
+from .exceptions import ScenarioError
 
 SeedLike = int | np.random.SeedSequence
 
@@ -21,7 +22,7 @@ def as_seed_sequence(seed: SeedLike, param: str = "seed") -> np.random.SeedSeque
     if isinstance(seed, np.random.SeedSequence):
         return seed
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(
+        raise ScenarioError(
             f"{param}={seed!r} is not allowed; it must be an integer >= 0 or a SeedSequence"
         )
     return np.random.SeedSequence(int(seed))

@@ -323,7 +323,7 @@ def test_equal_scenarios_have_equal_fingerprints():
 def test_threads_validated_before_calibrating(monkeypatch):
     monkeypatch.setattr("simulator.generate.calibrate", lambda *a, **k: 1 / 0)
     sc = sim_scenarios.small(name="fresh", **{"outcomes.pfs_hr": 0.77})
-    with pytest.raises(ValueError, match="threads=0"):
+    with pytest.raises(simulator.ScenarioError, match="threads=0"):
         simulator.simulate(sc, 10, 1, threads=0)
 
 

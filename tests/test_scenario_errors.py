@@ -1,6 +1,6 @@
 """Bad input, case by case: every invalid scenario parameter or ``simulate`` argument raises
-``ValueError`` naming the parameter (dotted path), the offending value and what is allowed,
-before any work is done.
+``ScenarioError`` (a ``ValueError``) naming the parameter (dotted path), the offending value
+and what is allowed, before any work is done.
 
 Each case lists message fragments that must all appear, in order: the parameter path with
 the offending value first, then the rule.
@@ -16,7 +16,7 @@ import pytest
 import tomli_w
 
 import simulator
-from simulator import get_scenario, load_scenario, scenario_from_toml
+from simulator import ScenarioError, get_scenario, load_scenario, scenario_from_toml
 
 BASE = get_scenario("flatiron")
 
@@ -753,7 +753,7 @@ ALL_CASES = (
 
 @pytest.mark.parametrize(("changes", "fragments"), ALL_CASES)
 def test_replace_rejects_bad_parameter(changes, fragments):
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ScenarioError) as err:
         BASE.replace(**changes)
     _assert_message(err, fragments)
 
@@ -778,14 +778,14 @@ def test_scenario_from_toml_rejects_bad_parameter(changes, fragments):
             node = node.setdefault(part, {})
         node[last] = value
     text = tomli_w.dumps(data)
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ScenarioError) as err:
         scenario_from_toml(text)
     _assert_message(err, fragments)
 
 
 def test_fraction_must_lie_inside_ps_bounds():
     with pytest.raises(
-        ValueError,
+        ScenarioError,
         match=r"treatment\.fraction=0\.5 is not allowed with "
         r"ps_bounds=\(0\.5, 0\.9\); it must lie strictly inside",
     ):
@@ -794,30 +794,32 @@ def test_fraction_must_lie_inside_ps_bounds():
 
 def test_failed_replace_leaves_original_untouched():
     before = BASE.to_toml()
-    with pytest.raises(ValueError):
+    with pytest.raises(ScenarioError):
         BASE.replace(**{"outcomes.pfs_hr": -1.0})
     assert BASE.to_toml() == before
 
 
 def test_direct_construction_is_validated_too():
     message = r"outcomes\.pfs_hr=0(\.0)? is not allowed; it must be > 0"
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ScenarioError, match=message):
         simulator.Outcomes(pfs_hr=0)
-    with pytest.raises(ValueError, match=r"treatment must be a Treatment, got dict"):
+    with pytest.raises(ScenarioError, match=r"treatment must be a Treatment, got dict"):
         simulator.Scenario(treatment={"fraction": 0.5})
 
 
 # ---- TOML ------------------------------------------------------------------------------------
 def test_malformed_toml_is_a_value_error_naming_the_source():
     text = BASE.to_toml().replace("pfs_hr = 0.58", "pfs_hr = = 0.58")
-    with pytest.raises(ValueError, match=r"scenario file my\.toml is not valid TOML: .*line \d+"):
+    with pytest.raises(
+        ScenarioError, match=r"scenario file my\.toml is not valid TOML: .*line \d+"
+    ):
         scenario_from_toml(text, source="my.toml")
 
 
 def test_toml_typo_names_the_unknown_key_and_allowed_ones():
     text = BASE.to_toml().replace("death_share = ", "deaths_share = ")
     with pytest.raises(
-        ValueError,
+        ScenarioError,
         match=r"outcomes has unknown parameter\(s\) \['deaths_share'\]"
         r"; allowed: .*'death_share'",
     ):
@@ -826,31 +828,33 @@ def test_toml_typo_names_the_unknown_key_and_allowed_ones():
 
 def test_toml_unknown_section_is_rejected():
     text = BASE.to_toml() + "\n[censorship]\nlost_per_year = 0.1\n"
-    with pytest.raises(ValueError, match=r"scenario has unknown parameter\(s\) \['censorship'\]"):
+    with pytest.raises(
+        ScenarioError, match=r"scenario has unknown parameter\(s\) \['censorship'\]"
+    ):
         scenario_from_toml(text)
 
 
 def test_toml_string_where_a_number_goes():
     text = BASE.to_toml().replace("pfs_median_control = 11.9", 'pfs_median_control = "11.9"')
-    with pytest.raises(ValueError, match=r"outcomes\.pfs_median_control='11\.9' is not allowed"):
+    with pytest.raises(ScenarioError, match=r"outcomes\.pfs_median_control='11\.9' is not allowed"):
         scenario_from_toml(text)
 
 
 def test_toml_table_where_a_number_goes():
     text = BASE.to_toml().replace("accrual_months = 48.8", "accrual_months = { months = 48.8 }")
-    with pytest.raises(ValueError, match=r"censoring\.accrual_months=\{'months': 48\.8\}"):
+    with pytest.raises(ScenarioError, match=r"censoring\.accrual_months=\{'months': 48\.8\}"):
         scenario_from_toml(text)
 
 
 def test_load_scenario_missing_file(tmp_path):
     path = tmp_path / "nope.toml"
-    with pytest.raises(ValueError, match=r"scenario file '.*nope\.toml' does not exist"):
+    with pytest.raises(ScenarioError, match=r"scenario file '.*nope\.toml' does not exist"):
         load_scenario(path)
 
 
 def test_unknown_builtin_scenario_lists_the_known_ones():
     with pytest.raises(
-        ValueError,
+        ScenarioError,
         match=r"scenario='flatiron2' is unknown; built-in scenarios "
         r"are \['flatiron', .*'po25-rct'",
     ):
@@ -887,7 +891,7 @@ SIM_ARGS = [
 @pytest.mark.parametrize("fn", [simulator.simulate, simulator.simulate_arrays])
 def test_simulate_rejects_bad_arguments(fn, kwargs, where, rule):
     args = {"scenario": BASE, "n": 10, "seed": 1, **kwargs}
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ScenarioError) as err:
         fn(args.pop("scenario"), args.pop("n"), args.pop("seed"), **args)
     _assert_message(err, (where, rule))
 
@@ -910,7 +914,7 @@ def test_simulate_validates_before_calibrating(monkeypatch, kwargs, where):
 
     monkeypatch.setattr("simulator.generate.calibrate", forbidden)
     args = {"scenario": BASE, "n": 10, "seed": 1, **kwargs}
-    with pytest.raises(ValueError, match=re.escape(where)):
+    with pytest.raises(ScenarioError, match=re.escape(where)):
         simulator.simulate(args.pop("scenario"), args.pop("n"), args.pop("seed"))
 
 
@@ -918,3 +922,67 @@ def test_seed_sequence_and_numpy_integers_are_accepted():
     a = simulator.simulate_arrays(BASE, 20, np.int64(7))
     b = simulator.simulate_arrays(BASE, np.int32(20), np.random.SeedSequence(7))
     np.testing.assert_array_equal(a.floats, b.floats)
+
+
+# ---- inputs a hostile user tries from Python ------------------------------------------------
+@pytest.mark.parametrize(
+    ("call", "fragments"),
+    [
+        (
+            lambda: BASE.replace(**{"treatment.strength": 2.0, "treatment__strength": 3.0}),
+            ("'treatment.strength' and 'treatment__strength'", "same parameter"),
+        ),
+        (lambda: BASE.replace(description=5), ("description=5", "must be a string")),
+        (lambda: load_scenario(123), ("path=123", "scenario file name")),
+        (lambda: load_scenario(None), ("path=None",)),
+        (lambda: load_scenario(""), ("path=''",)),
+        (lambda: scenario_from_toml(b"name = 'x'"), ("bytes", "decode it first")),
+        (lambda: scenario_from_toml(None), ("text=None", "as a str")),
+        (lambda: scenario_from_toml(""), ("is empty",)),
+        (lambda: get_scenario(["flatiron"]), ("scenario=['flatiron'] is unknown",)),
+        (lambda: simulator.simulate(BASE, 5, 1, latent="no"), ("latent='no'", "True or False")),
+        (
+            lambda: simulator.simulate_arrays(BASE, 5, 1, potential_outcomes=1),
+            ("potential_outcomes=1", "True or False"),
+        ),
+    ],
+    ids=[
+        "replace-same-parameter-twice",
+        "description-not-str",
+        "load-int",
+        "load-none",
+        "load-empty",
+        "toml-bytes",
+        "toml-none",
+        "toml-empty",
+        "name-list",
+        "latent-not-bool",
+        "potential-not-bool",
+    ],
+)
+def test_hostile_python_inputs_are_scenario_errors(call, fragments):
+    with pytest.raises(ScenarioError) as err:
+        call()
+    _assert_message(err, fragments)
+
+
+def test_load_scenario_refuses_directories_binary_and_empty_files(tmp_path):
+    (tmp_path / "d.toml").mkdir()
+    with pytest.raises(ScenarioError, match=r"is a directory, not a TOML file"):
+        load_scenario(tmp_path / "d.toml")
+    (tmp_path / "b.toml").write_bytes(b"\xff\xfe\x00\x01")
+    with pytest.raises(ScenarioError, match=r"is not UTF-8 text"):
+        load_scenario(tmp_path / "b.toml")
+    (tmp_path / "e.toml").write_text("\n# nothing\n")
+    with pytest.raises(ScenarioError, match=r"e\.toml is empty"):
+        load_scenario(tmp_path / "e.toml")
+
+
+def test_simulate_checks_memory_before_calibrating(monkeypatch):
+    def forbidden(*_a, **_k):
+        raise _Calibrated
+
+    monkeypatch.setattr("simulator.generate.calibrate", forbidden)
+    for fn in (simulator.simulate, simulator.simulate_arrays):
+        with pytest.raises(ScenarioError, match=r"n=1000000000000 is not allowed here: .* GiB"):
+            fn(BASE, 10**12, 1)

@@ -1,26 +1,40 @@
 """The ``rwesim`` command line.
 
 User errors (unknown scenario, bad parameter, unreadable file, ...) print one line on
-stderr and exit with status 2, without a traceback.
+stderr and exit with status 2, without a traceback.  Anything else is a bug in rwesim: it
+is reported as an internal error with its full traceback and exit status 1.  Ctrl-C exits
+with status 130.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import os
 import sys
-from importlib.metadata import version
+import tomllib
+import traceback
+from enum import StrEnum
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from estimators.exceptions import EstimatorInputError
 
 from .. import calibration
 from ..catalog import BUILTIN, get_scenario, resolve_scenario
+from ..exceptions import ScenarioError
+from ..generate import check_size
 from ..generate import simulate as simulate_cohort
 from ..scenario import Scenario
+from ..streams import as_seed_sequence
+from .exceptions import StudyError
 from .report import summary_markdown, summary_rich, summary_table
 from .runner import parse_shard, run_study
 from .spec import Study, load_study, study_from_dict
@@ -46,21 +60,97 @@ class UserError(Exception):
     """An error the user can fix: reported in one line, exit status 2."""
 
 
-def user_errors(func):
-    """Turn ValueError / UserError / OSError into one line on stderr and exit status 2."""
+class TruthCensoring(StrEnum):
+    """Which censoring the marginal truths of a study are computed under."""
+
+    admin = "admin"
+    study = "study"
+
+
+# The project's user errors: one line on stderr, exit status 2.  Anything else is a bug.
+USER_ERRORS = (
+    ScenarioError,  # incl. CalibrationError
+    StudyError,  # incl. StoreError
+    EstimatorInputError,  # incl. SeparationError, NoOverlapError
+    UserError,
+    tomllib.TOMLDecodeError,
+)
+# File-system errors the user can fix (a wrong path, permissions, a full or read-only disk).
+FILE_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+)
+FILE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENAMETOOLONG})
+
+
+# typer's own exits and usage errors pass through (recent typer vendors click: import
+# nothing from click: it may not be installed).
+_PASS_THROUGH = (typer.Exit, typer.Abort, getattr(typer, "TyperException", typer.BadParameter))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _file_error(exc: OSError) -> str:
+    where = exc.filename if exc.filename is not None else ""
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    return f"{where}: {exc.strerror}" if where and exc.strerror else str(exc)
+
+
+def _is_file_error(exc: BaseException) -> bool:
+    return isinstance(exc, FILE_ERRORS) or (isinstance(exc, OSError) and exc.errno in FILE_ERRNOS)
+
+
+def user_errors(func=None, *, interrupted: str = ""):
+    """Report the project's user errors in one line (exit 2) and anything else as an internal
+    error with its traceback (exit 1).  Ctrl-C prints "interrupted" (and the ``interrupted``
+    hint) and exits 130."""
+    if func is None:
+        return functools.partial(user_errors, interrupted=interrupted)
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except (ValueError, UserError, OSError) as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+        except _PASS_THROUGH:
+            raise
+        except USER_ERRORS as exc:
+            _fail(_one_line(exc), 2)
+        except OSError as exc:
+            if not _is_file_error(exc):
+                _internal(exc)
+            _fail(_one_line(_file_error(exc)), 2)
         except KeyboardInterrupt:
-            err.print("interrupted")
+            err.print("interrupted" + (f"; {interrupted}" if interrupted else ""), highlight=False)
             raise typer.Exit(130) from None
+        except Exception as exc:
+            _internal(exc)
 
     return wrapper
+
+
+def _fail(message: str, status: int) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(status)
+
+
+def _internal(exc: BaseException) -> None:
+    """A bug in rwesim (or below it): the full traceback, and exit status 1."""
+    try:
+        where = f"rwesim {version('rwesim')}, Python {sys.version.split()[0]}"
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        where = f"rwesim from source, Python {sys.version.split()[0]}"
+    sys.stderr.write(
+        "internal error — please report it to the rwesim developers with the traceback below "
+        f"({where})\n"
+    )
+    traceback.print_exception(exc, file=sys.stderr)
+    raise typer.Exit(1)
 
 
 def _version(value: bool) -> None:
@@ -98,6 +188,8 @@ def show(
     toml: Annotated[bool, typer.Option("--toml", help="Print the scenario as TOML.")] = False,
 ) -> None:
     """Show a scenario's parameters, its calibration and its computed true estimands."""
+    if as_json and toml:
+        raise UserError("--json and --toml are not allowed together; pick one")
     sc = resolve_scenario(scenario)
     if toml:
         sys.stdout.write(sc.to_toml())
@@ -105,7 +197,8 @@ def show(
     cal = _calibrated(sc)
     from .truth import truth
 
-    tr = truth(sc)
+    with err.status(f"true estimands of {sc.name!r} (computed once, then cached)"):
+        tr = truth(sc)
     if as_json:
         doc = {
             "scenario": sc.name,
@@ -120,13 +213,14 @@ def show(
     _print_show(sc, cal, tr)
 
 
-def _calibrated(sc: Scenario) -> calibration.Calibration:
-    key = calibration.calibration_key(sc)
-    if calibration._read_cache(key) is None:
-        err.print(
-            f"calibrating {sc.name!r} on {sc.calibration.population:,} patients (once; cached)"
-        )
-    return calibration.calibrate(sc)
+def _calibrated(sc: Scenario, *, force: bool = False) -> calibration.Calibration:
+    """The scenario's calibration, announced and with a status line when it is solved now."""
+    if not force and calibration._read_cache(calibration.calibration_key(sc)) is not None:
+        return calibration.calibrate(sc)
+    what = f"calibrating {sc.name!r} on {sc.calibration.population:,} patients"
+    err.print(f"{what} (once; cached)", highlight=False)
+    with err.status(what):
+        return calibration.calibrate(sc, use_cache=not force)
 
 
 def _print_show(sc: Scenario, cal: calibration.Calibration, tr) -> None:
@@ -188,20 +282,41 @@ def simulate(
 ) -> None:
     """Simulate a cohort and write it to Parquet (or CSV)."""
     sc = resolve_scenario(scenario)
-    if output.suffix not in (".parquet", ".csv"):
-        raise UserError(f"--output={output} is not allowed; use a .parquet or .csv file name")
-    if output.exists() and not force:
-        raise UserError(f"--output={output} exists; pass --force to overwrite it")
-    if not output.parent.exists():
-        raise UserError(f"--output={output}: directory {output.parent} does not exist")
+    check_size(n, potential_outcomes=potential_outcomes, latent=latent)
+    as_seed_sequence(seed)
+    _check_output_file(output, force)
     _calibrated(sc)
     df = simulate_cohort(sc, n, seed, potential_outcomes=potential_outcomes, latent=latent)
-    if output.suffix == ".csv":
-        df.to_csv(output, index=False)
-    else:
-        df.to_parquet(output, index=False)
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")  # no half-written file
+    try:
+        if output.suffix == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_parquet(tmp, index=False)
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
     treated = int(df["treated"].sum())
     err.print(f"wrote {len(df):,} patients ({treated:,} treated) of {sc.name!r} to {output}")
+
+
+def _check_output_file(output: Path, force: bool) -> None:
+    """A clear error, before any work, for an output file that cannot be written."""
+    if output.suffix not in (".parquet", ".csv"):
+        raise UserError(f"--output={output} is not allowed; use a .parquet or .csv file name")
+    if output.is_dir():
+        raise UserError(f"--output={output} is a directory; give a file name in it")
+    if output.exists() and not force:
+        raise UserError(f"--output={output} exists; pass --force to overwrite it")
+    parent = output.parent
+    if parent.exists() and not parent.is_dir():
+        raise UserError(f"--output={output}: {parent} is a file, not a directory")
+    if not parent.is_dir():
+        raise UserError(f"--output={output}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK) or (
+        output.exists() and not os.access(output, os.W_OK)
+    ):
+        raise UserError(f"--output={output} is not writable (permission denied)")
 
 
 @app.command(name="calibrate")
@@ -212,7 +327,7 @@ def calibrate_cmd(
 ) -> None:
     """Solve a scenario's targets (cached) and print the solved parameters as JSON."""
     sc = resolve_scenario(scenario)
-    cal = calibration.calibrate(sc, use_cache=not force) if force else _calibrated(sc)
+    cal = _calibrated(sc, force=force)
     sys.stdout.write(json.dumps(cal.to_json(), indent=2) + "\n")
 
 
@@ -245,21 +360,22 @@ def _study_from_args(
             "seed": 20_240_601 if seed is None else seed,
             **({"estimators": tuple(estimators)} if estimators else {}),
             **({"outcomes": tuple(outcomes)} if outcomes else {}),
+            **({"truth_censoring": truth_censoring} if truth_censoring else {}),
         }
     )
 
 
 def _is_study_file(path: Path) -> bool:
-    import tomllib
-
     try:
         return "study" in tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a text (UTF-8) TOML file") from None
 
 
 @app.command()
-@user_errors
+@user_errors(interrupted="finished results are kept; use --resume")
 def run(
     target: Annotated[str, typer.Argument(help="A scenario (name or TOML) or a study TOML file.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Results directory.")],
@@ -291,7 +407,7 @@ def run(
         bool, typer.Option("--overwrite", help="Discard a previous run in the directory.")
     ] = False,
     truth_censoring: Annotated[
-        str | None,
+        TruthCensoring | None,
         typer.Option(
             "--truth-censoring",
             help="Marginal truths under 'admin' censoring (default) or all 'study' censoring.",
@@ -299,7 +415,10 @@ def run(
     ] = None,
 ) -> None:
     """Run a simulation study: replicates x estimators x outcomes, streamed to Parquet."""
-    study = _study_from_args(target, reps, n, seed, estimators, outcomes, truth_censoring)
+    censoring = None if truth_censoring is None else truth_censoring.value
+    study = _study_from_args(target, reps, n, seed, estimators, outcomes, censoring)
+    for size in study.sample_sizes:  # a replicate's cohort must fit in memory
+        check_size(size)
     report = run_study(
         study,
         output,
@@ -363,6 +482,8 @@ def plot(
 ) -> None:
     """Plots of a run: estimate distributions with the truths, zip plots, nested-loop plots."""
     store = _open_results(directory)
+    if not store.done():
+        raise UserError(f"{store.root} holds no finished replicates yet; nothing to plot")
     from .plots import plot_study
 
     paths = plot_study(store.root, output or store.root / "plots")
