@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))  # document (and doctest) this checkout's code
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 # autosummary imports every module of a package, ``__main__`` too: importing
 # simulator/study/__main__.py would run the command line with Sphinx's arguments.
-for _main in ROOT.glob("*/**/__main__.py"):
+for _main in [m for pkg in ("simulator", "estimators") for m in (ROOT / pkg).rglob("__main__.py")]:
     _name = ".".join(_main.relative_to(ROOT).with_suffix("").parts)
     sys.modules.setdefault(_name, types.ModuleType(_name))
 
@@ -47,8 +47,15 @@ exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 templates_path = ["_templates"]
 
 # ---- Markdown (MyST) ----------------------------------------------------------------
-myst_enable_extensions = ["dollarmath", "colon_fence", "deflist"]
+myst_enable_extensions = ["dollarmath", "colon_fence", "deflist", "substitution"]
 myst_heading_anchors = 3  # links such as design.md#3-estimands-and-non-collapsibility
+# docs/truth.md (the truth engine's page) is written separately: link it when it is there.
+HAVE_TRUTH_PAGE = (Path(__file__).parent / "truth.md").is_file()
+myst_substitutions = {
+    "truth_page": "The truth-engine page ({doc}`truth`)"
+    if HAVE_TRUTH_PAGE
+    else "The truth-engine page of this site",
+}
 
 # ---- API reference --------------------------------------------------------------------
 # Whole modules are documented (autosummary walks the packages), so a function added
@@ -95,3 +102,13 @@ pd.set_option("display.width", 100)
 html_theme = "furo"
 html_title = f"rwesim {release}"
 html_static_path: list[str] = []
+
+
+def _drop_missing_pages(app, docname: str, source: list[str]) -> None:
+    """Leave docs/truth.md out of the index's table of contents until it exists."""
+    if docname == "index" and not HAVE_TRUTH_PAGE:
+        source[0] = source[0].replace("\ntruth\n", "\n")
+
+
+def setup(app) -> None:
+    app.connect("source-read", _drop_missing_pages)
