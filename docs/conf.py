@@ -18,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # document (and doctest) this checkout's code
+sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 # autosummary imports every module of a package, ``__main__`` too: importing
 # simulator/study/__main__.py would run the command line with Sphinx's arguments.
@@ -41,6 +42,7 @@ extensions = [
     "numpydoc",
     "sphinx.ext.doctest",
     "sphinx.ext.mathjax",
+    "plain_docstrings",  # docs/_ext: numpy-style text that reST would misread
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]

@@ -474,7 +474,7 @@ class CoxPH:
 
     @property
     def hazard_ratios_(self) -> pd.Series:
-        """``exp(params_)``."""
+        """exp(params_)."""
         return np.exp(self.params_).rename("exp(coef)")
 
     def _bounds(self) -> tuple[str, np.ndarray, np.ndarray]:

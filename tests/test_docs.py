@@ -123,3 +123,31 @@ def test_the_search_finds_an_outside_reference(tmp_path):
     assert outside_references([planted, clean], tmp_path) == [
         'module.py:1: """See ../shared/DESIGN.md section 3."""'
     ]
+
+
+def test_plain_docstring_text_is_escaped_outside_literals():
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        from plain_docstrings import escape_plain_docstring
+    finally:
+        sys.path.remove(str(DOCS / "_ext"))
+    lines = [
+        "Flags: |bias| > 3 MCSE; |fine - coarse| is conservative.",
+        "Returns exp(params_), see ``params_`` and :attr:`params_`.",
+        "float | None, a|b|c, snake_case_name and __init__ stay.",
+        "Example::",
+        "",
+        "    x = cph.params_  # |literal|",
+        "Back to text: hazard_ratios_.",
+        ">>> cph.params_",
+    ]
+    assert escape_plain_docstring(lines) == [
+        r"Flags: \|bias\| > 3 MCSE; \|fine - coarse\| is conservative.",
+        r"Returns exp(params\_), see ``params_`` and :attr:`params_`.",
+        "float | None, a|b|c, snake_case_name and __init__ stay.",
+        "Example::",
+        "",
+        "    x = cph.params_  # |literal|",
+        r"Back to text: hazard_ratios\_.",
+        ">>> cph.params_",
+    ]

@@ -266,7 +266,7 @@ def _fmt_time(s: float) -> str:
 
 
 def flagged(table: pd.DataFrame) -> list[str]:
-    """Plain-language flags: ``|bias| > 3`` MCSE; coverage off 95% by more than 3 SEs of a
+    """Plain-language flags: |bias| > 3 MCSE; coverage off 95% by more than 3 SEs of a
     binomial proportion at 95% (sqrt(0.95 * 0.05 / n_sim), as a test of nominal coverage);
     failed or non-converged fits."""
     out = []
