@@ -54,9 +54,7 @@ myst_heading_anchors = 3  # links such as design.md#3-estimands-and-non-collapsi
 # docs/truth.md (the truth engine's page) is written separately: link it when it is there.
 HAVE_TRUTH_PAGE = (Path(__file__).parent / "truth.md").is_file()
 myst_substitutions = {
-    "truth_page": "The truth-engine page ({doc}`truth`)"
-    if HAVE_TRUTH_PAGE
-    else "The truth-engine page of this site",
+    "truth_page": "{doc}`truth`" if HAVE_TRUTH_PAGE else "{mod}`simulator.study.truth`",
 }
 
 # ---- API reference --------------------------------------------------------------------
