@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from ._validation import (
+from .exceptions import EstimatorInputError
+from .validation import (
     check_binary,
     check_frame,
     check_probability,
@@ -36,7 +37,6 @@ from ._validation import (
     check_weights,
     float_column,
 )
-from .exceptions import EstimatorInputError
 
 
 @dataclass(frozen=True)
