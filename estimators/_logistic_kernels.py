@@ -172,7 +172,10 @@ def _firth_logistic(
     coordinate (R ``logistf``'s ``maxstep``) and halved while the penalised
     log-likelihood decreases.  Returns ``(beta, n_iter, status, penalised loglik, eta,
     prob, information)`` as :func:`_newton_logistic`; ``CONVERGED`` when the last step
-    is below ``tol * max(1, max|beta|)`` in every coordinate.
+    is below ``tol * max(1, max|beta|)`` in every coordinate, or when no fraction of
+    a step below ``sqrt(tol) * max(1, max|beta|)`` increases the penalised
+    log-likelihood any more (the maximum within rounding; R ``logistf``'s default
+    ``xconv`` is 1e-4).
     """
     p = X.shape[1]
     beta = np.zeros(p)
@@ -186,15 +189,20 @@ def _firth_logistic(
         big = np.max(np.abs(step))
         if big > max_step:
             step *= max_step / big
+        size = np.max(np.abs(step)) / max(1.0, np.max(np.abs(beta)))
         new = beta + step
         npll, neta, nprob, ng, nH, ok = _firth_evaluate(X, y, new)
         halvings = 0
-        while (not ok or npll < pll - 1e-12 * abs(pll)) and halvings < 40:
+        # I(beta) is not the Hessian of the penalty: a full step can overshoot, even
+        # oscillate around the maximum, so only strict ascent is accepted
+        while (not ok or npll <= pll) and halvings < 40:
             step *= 0.5
             new = beta + step
             npll, neta, nprob, ng, nH, ok = _firth_evaluate(X, y, new)
             halvings += 1
-        if not ok or halvings == 40:  # no ascent along the modified score: stuck
+        if not ok or npll <= pll:  # no ascent along the modified score
+            if size <= np.sqrt(tol):  # ... within rounding of the maximum
+                return beta, it, CONVERGED, pll, eta, prob, H
             return beta, it, MAX_ITER if ok else SINGULAR, pll, eta, prob, H
         beta, pll, eta, prob, g, H = new, npll, neta, nprob, ng, nH
         if np.max(np.abs(step)) <= tol * max(1.0, np.max(np.abs(beta))):

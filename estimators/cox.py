@@ -221,12 +221,14 @@ def _fit_clean(
     beta0: np.ndarray | None,
     names: Sequence[str],
     order: np.ndarray | None = None,
+    rescale: bool = True,
 ) -> CoxResult:
     """Sort, run the kernel, package, on validated input.
 
     ``t`` float64 (n,) > 0; ``ev`` int8 (n,) with an event; ``x`` C-contiguous float64
     (n, p), finite, no constant column; ``w`` float64 > 0 or None; ``s`` / ``cluster``
-    int64 codes or None; ``order`` the kernels' row order if already known.
+    int64 codes or None; ``order`` the kernels' row order if already known;
+    ``rescale=False`` when every column is known to be on unit scale (a 0/1 treatment).
     """
     n, p = x.shape
     if w is None:
@@ -236,7 +238,7 @@ def _fit_clean(
     else:
         uniq, cl = np.unique(cluster, return_inverse=True)
         cl, n_cl = cl.astype(np.int64, copy=False), uniq.shape[0]
-    d = power_of_two_scale(x, centred=True)
+    d = power_of_two_scale(x, centred=True) if rescale else None
     xs = x if d is None else x / d
     beta0 = np.zeros(p) if beta0 is None else (beta0 if d is None else beta0 * d)
     if order is None:

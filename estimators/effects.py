@@ -217,6 +217,7 @@ def siptw(
         None,
         (treatment,),
         oc.order,
+        rescale=False,
     )
     return _estimate(
         "siptw",
@@ -324,6 +325,7 @@ def psm(
         None,
         (treatment,),
         _sort_order(t, None),
+        rescale=False,
     )
     extra = {}
     if balance:
@@ -377,6 +379,7 @@ def naive_cox(
         None,
         (treatment,),
         oc.order,
+        rescale=False,
     )
     return _estimate("naive_cox", "crude", fit)
 

@@ -283,8 +283,9 @@ class PropensityModel:
         Fitted P(A = 1 | X), in row order of the DataFrame.
     logit : ndarray, shape (n,)
         Linear predictor (logit of ``ps``), finite even where ``ps`` rounds to 0/1.
-    coef, se : Series
-        Coefficients and model-based SEs indexed by ``"Intercept"`` and design names.
+    fit : LogisticFit
+        The logistic fit (arrays); ``coef`` and ``se`` are its pandas views, indexed
+        by ``"Intercept"`` and the design names.
     converged : bool
     n_iter : int
     warnings : tuple of str
@@ -300,8 +301,7 @@ class PropensityModel:
 
     ps: np.ndarray
     logit: np.ndarray
-    coef: pd.Series
-    se: pd.Series
+    fit: LogisticFit
     converged: bool
     n_iter: int
     warnings: tuple[str, ...]
@@ -314,6 +314,17 @@ class PropensityModel:
     def names(self) -> tuple[str, ...]:
         """Design column names (without the intercept)."""
         return self.design.names
+
+    # pandas views of ``fit``, built on access (fits in a study's loop pay nothing)
+    @property
+    def coef(self) -> pd.Series:
+        """Coefficients indexed by ``"Intercept"`` and the design names."""
+        return pd.Series(self.fit.coef, index=[INTERCEPT, *self.names], name="coef")
+
+    @property
+    def se(self) -> pd.Series:
+        """Model-based SEs indexed like :attr:`coef`."""
+        return pd.Series(self.fit.se, index=[INTERCEPT, *self.names], name="se")
 
 
 def pool_rare_levels(design: Design, a: np.ndarray, min_count: int) -> Design:
@@ -441,8 +452,7 @@ def _fit_propensity(
     return PropensityModel(
         ps=fit.prob,
         logit=fit.eta,
-        coef=pd.Series(fit.coef, index=names, name="coef"),
-        se=pd.Series(fit.se, index=names, name="se"),
+        fit=fit,
         converged=fit.converged,
         n_iter=fit.n_iter,
         warnings=fit.warnings,

@@ -6,7 +6,8 @@ largest diagonal element.  The fits therefore divide every column whose scale li
 outside ``[2**-SCALE_LIMIT, 2**SCALE_LIMIT]`` by the power of two nearest its scale,
 fit, and transform coefficients and (co)variances back.  Division by a power of two is
 exact in floating point, and columns on a usual scale are left alone, so fits of
-well-scaled data are unchanged bit for bit.
+well-scaled data are unchanged bit for bit.  A column's scale is its range (or
+largest absolute value, see :func:`power_of_two_scale`).
 """
 
 from __future__ import annotations
@@ -20,18 +21,21 @@ SCALE_LIMIT = 8
 def power_of_two_scale(X: np.ndarray, centred: bool) -> np.ndarray | None:
     """Per-column divisors (powers of two), or None when no column needs one.
 
-    ``centred=True`` measures a column's scale by its SD (for fits that centre the
-    columns themselves, as the Cox kernel does), else by its root mean square.
+    ``centred=True`` measures a column's scale by its range ``max - min`` (for fits
+    that centre the columns themselves, as the Cox kernel does), else by ``max |x|``.
     """
     if X.shape[0] == 0 or X.shape[1] == 0:
         return None
-    scale = X.std(axis=0) if centred else np.sqrt(np.mean(np.square(X), axis=0))
-    with np.errstate(divide="ignore"):
-        k = np.round(np.log2(scale))
-    k = np.where(np.isfinite(k) & (np.abs(k) > SCALE_LIMIT), k, 0.0)
-    if not k.any():
+    hi, lo = X.max(axis=0), X.min(axis=0)
+    scale = hi - lo if centred else np.maximum(hi, -lo)
+    far = (scale > _HIGH) | ((scale < _LOW) & (scale > 0.0))
+    if not far.any():
         return None
-    return np.exp2(k)
+    return np.where(far, np.exp2(np.round(np.log2(np.where(far, scale, 1.0)))), 1.0)
+
+
+_HIGH = 2.0 ** (SCALE_LIMIT + 0.5)  # log2(scale) rounds to more than SCALE_LIMIT
+_LOW = 2.0 ** -(SCALE_LIMIT + 0.5)
 
 
 def unscale(

@@ -61,8 +61,9 @@ DEFAULT_COVARIATES = (
     "academic",
     "race",
 )
-# Adjusted Cox: the PS covariates plus the organ sites that carry prognosis.
-DEFAULT_OPTIONS = {"adjusted_cox": {"covariates": [*DEFAULT_COVARIATES, "lung_mets", "liver_mets"]}}
+# Adjusted Cox adjusts for the study's covariates plus the organ sites that carry
+# prognosis (unless its own ``covariates`` option says exactly what to adjust for).
+EXTRA_COVARIATES = {"adjusted_cox": ("lung_mets", "liver_mets")}
 DEFAULT_ESTIMATORS = ("siptw", "psm", "naive_cox", "adjusted_cox")
 
 
@@ -122,19 +123,23 @@ class Study:
         self.conditions()  # validates scenarios and every grid change
 
     def options_for(self, estimator: str) -> dict[str, Any]:
-        """Keyword options of one estimator (study's, else the built-in defaults)."""
-        opts = dict(DEFAULT_OPTIONS.get(estimator, {}))
-        opts.update(self.estimator_options.get(estimator, {}))
-        return opts
+        """Keyword options of one estimator, as the study gives them."""
+        return dict(self.estimator_options.get(estimator, {}))
 
     def covariates_for(self, estimator: str, scenario: Scenario | None = None) -> list[str]:
-        """Covariate columns passed to an estimator.
+        """Covariate columns passed to an estimator: its ``covariates`` option, else the
+        study's ``covariates`` (plus :data:`EXTRA_COVARIATES` for adjusted Cox).
 
         With ``scenario``, binary columns that the scenario makes constant (``visceral``
         and ``bone_only`` in a lung-metastases subgroup, say) are left out: a constant
         has no coefficient and no SMD.
         """
-        covs = list(self.options_for(estimator).get("covariates", self.covariates))
+        opts = self.options_for(estimator)
+        if "covariates" in opts:
+            covs = list(opts["covariates"])
+        else:
+            extra = EXTRA_COVARIATES.get(estimator, ())
+            covs = [*self.covariates, *(c for c in extra if c not in self.covariates)]
         if scenario is None:
             return covs
         constant = constant_columns(scenario)
