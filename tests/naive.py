@@ -477,9 +477,11 @@ def firth_logistic_naive(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     return res.x
 
 
-def pool_rare_naive(codes: np.ndarray, treatment: np.ndarray, min_count: int) -> np.ndarray:
-    """Pooled category codes: levels with < ``min_count`` patients in either arm become
-    level -2 ("other"); when "other" is itself rare it becomes the reference (the first
+def pool_rare_naive(
+    codes: np.ndarray, treatment: np.ndarray, min_count: int, other: int
+) -> np.ndarray:
+    """Pooled category codes: levels with < ``min_count`` patients in either arm get code
+    ``other``; when that level is itself rare it becomes the reference (the first
     present level).  Returns the new code of every patient."""
     levels = sorted(set(codes.tolist()))
     ref = levels[0]
@@ -492,7 +494,7 @@ def pool_rare_naive(codes: np.ndarray, treatment: np.ndarray, min_count: int) ->
     out = codes.copy()
     for lv in levels[1:]:
         if rare(codes == lv):
-            out[codes == lv] = -2
-    if (out == -2).any() and rare(out == -2):
-        out[out == -2] = ref
+            out[codes == lv] = other
+    if (out == other).any() and rare(out == other):
+        out[out == other] = ref
     return out

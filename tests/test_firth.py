@@ -104,19 +104,27 @@ def test_siptw_and_psm_with_firth_converge_under_separation():
 
 
 def test_pool_rare_matches_naive_recoding():
-    df = _separated_cohort(seed=1, n=600)
-    a = df["treated"].to_numpy()
-    for m in (1, 5, 20, 80):
+    rng = np.random.default_rng(1)
+    n = 600
+    levels = ["White", "Black", "Asian", "Native", "Other"]
+    race = rng.choice(levels, n, p=[0.6, 0.2, 0.1, 0.05, 0.05])
+    df = pd.DataFrame(
+        {"age": rng.normal(65, 10, n), "race": pd.Categorical(race, categories=levels)}
+    )
+    a = rng.binomial(1, 0.5, n)
+    survived = set()
+    for m in (1, 10, 14, 20, 40, 200):
         pooled = pool_rare_levels(design_matrix(df, ["age", "race"]), a, m)
         codes = df["race"].cat.codes.to_numpy().copy()
-        ref = pool_rare_naive(codes, a, m)
-        levels = [*df["race"].cat.categories, "other"]
-        expect = pd.DataFrame({"age": df["age"], "race": [levels[c] for c in ref]})
-        expect["race"] = pd.Categorical(expect["race"], categories=levels)
+        ref = pool_rare_naive(codes, a, m, other=len(levels))
+        names = [*levels, "other"]
+        expect = pd.DataFrame({"age": df["age"], "race": [names[c] for c in ref]})
+        expect["race"] = pd.Categorical(expect["race"], categories=names)
         want = design_matrix(expect, ["age", "race"])
-        assert pooled.X.shape == want.X.shape
-        np.testing.assert_array_equal(pooled.X, want.X)
         assert pooled.names == want.names
+        np.testing.assert_array_equal(pooled.X, want.X)
+        survived |= {nm for nm in pooled.names if nm == "race[other]"}
+    assert survived == {"race[other]"}  # some m pools into "other", others into the reference
 
 
 def test_pool_rare_removes_the_separation():
