@@ -75,6 +75,25 @@ def _cholesky_solve(H: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 @njit(cache=True)
+def _cholesky_solve_factored(L: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Solve (L L') x = g given the lower Cholesky factor L."""
+    p = L.shape[0]
+    z = np.empty(p)
+    for i in range(p):
+        t = g[i]
+        for k in range(i):
+            t -= L[i, k] * z[k]
+        z[i] = t / L[i, i]
+    x = np.empty(p)
+    for i in range(p - 1, -1, -1):
+        t = z[i]
+        for k in range(i + 1, p):
+            t -= L[k, i] * x[k]
+        x[i] = t / L[i, i]
+    return x, True
+
+
+@njit(cache=True)
 def _newton_logistic(
     X: np.ndarray, y: np.ndarray, tol: float, max_iter: int
 ) -> tuple[np.ndarray, int, int, float, np.ndarray, np.ndarray, np.ndarray]:
@@ -143,22 +162,23 @@ def _firth_evaluate(
             for k in range(j):
                 t -= L[i, k] * L[j, k]
             L[i, j] = t / L[j, j]
-    score = np.zeros(p)
-    z = np.empty(p)
+    inv = np.empty((p, p))  # I^-1 from the Cholesky factor, column by column
+    e = np.zeros(p)
+    for j in range(p):
+        e[:] = 0.0
+        e[j] = 1.0
+        col, _ = _cholesky_solve_factored(L, e)
+        inv[:, j] = col
+    XI = X @ inv  # (n, p): x_i' I^-1 x_i = sum_a XI[i, a] X[i, a]
+    r = np.empty(n)
     for i in range(n):
-        for a in range(p):  # z = L^-1 x_i, so x_i' I^-1 x_i = |z|^2
-            t = X[i, a]
-            for k in range(a):
-                t -= L[a, k] * z[k]
-            z[a] = t / L[a, a]
         q = 0.0
         for a in range(p):
-            q += z[a] * z[a]
+            q += XI[i, a] * X[i, a]
         pr = prob[i]
         h = pr * (1.0 - pr) * q
-        r = y[i] - pr + h * (0.5 - pr)
-        for a in range(p):
-            score[a] += X[i, a] * r
+        r[i] = y[i] - pr + h * (0.5 - pr)
+    score = X.T @ r
     return ll + logdet, eta, prob, score, H, True
 
 
@@ -195,7 +215,8 @@ def _firth_logistic(
         halvings = 0
         # I(beta) is not the Hessian of the penalty: a full step can overshoot, even
         # oscillate around the maximum, so only strict ascent is accepted
-        while (not ok or npll <= pll) and halvings < 40:
+        floor = tol * max(1.0, np.max(np.abs(beta)))  # below this no step matters
+        while (not ok or npll <= pll) and halvings < 40 and np.max(np.abs(step)) > floor:
             step *= 0.5
             new = beta + step
             npll, neta, nprob, ng, nH, ok = _firth_evaluate(X, y, new)

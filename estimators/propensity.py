@@ -45,13 +45,23 @@ from .exceptions import (
     SeparationWarning,
 )
 from .scaling import power_of_two_scale, unscale
-from .validation import Data, check_covariates, check_frame, check_treatment, float_column
+from .validation import (
+    PS_METHODS,
+    Data,
+    check_covariates,
+    check_frame,
+    check_pool_rare,
+    check_ps_method,
+    check_treatment,
+    float_column,
+)
+
+__all__ = ["PS_METHODS", "PropensityModel", "fit_logistic", "fit_propensity", "pool_rare_levels"]
 
 PS_EPS = 1e-8
 """A fitted score closer than this to 0 or 1 counts as numerically 0 or 1."""
 
 INTERCEPT = "Intercept"
-PS_METHODS = ("ml", "firth")
 FIRTH_MAX_STEP = 5.0
 """Largest change of any coefficient in one Firth step (R ``logistf``'s ``maxstep``)."""
 
@@ -192,13 +202,6 @@ def fit_logistic(
         )
     names = list(names) if names is not None else [f"x{j}" for j in range(X.shape[1])]
     return _fit_logistic(X, y.astype(np.float64), names, method, float(tol), int(max_iter))
-
-
-def check_ps_method(method: object) -> str:
-    """``method`` must be one of :data:`PS_METHODS`."""
-    if method not in PS_METHODS:
-        raise EstimatorInputError(f"ps_method={method!r} is not allowed; use one of {PS_METHODS}")
-    return method  # type: ignore[return-value]
 
 
 def _fit_logistic(
@@ -374,18 +377,6 @@ def pool_rare_levels(design: Design, a: np.ndarray, min_count: int) -> Design:
             sources.append(src)
     X = np.column_stack(cols) if cols else np.empty((design.X.shape[0], 0))
     return Design(np.ascontiguousarray(X), tuple(names), tuple(sources))
-
-
-def check_pool_rare(pool_rare: object) -> int | None:
-    """``pool_rare`` is None or an integer >= 1."""
-    if pool_rare is None:
-        return None
-    if isinstance(pool_rare, bool) or not isinstance(pool_rare, int | np.integer) or pool_rare < 1:
-        raise EstimatorInputError(
-            f"pool_rare={pool_rare!r} is not allowed; use None or an integer >= 1 (the "
-            "minimum patients per arm a categorical level needs to keep its own indicator)"
-        )
-    return int(pool_rare)
 
 
 def fit_propensity(

@@ -19,12 +19,14 @@ import numpy as np
 
 from .cox import _sort_order
 from .design_matrix import Design, design_matrix
-from .propensity import PropensityModel, _fit_propensity, check_pool_rare, check_ps_method
+from .propensity import PropensityModel, _fit_propensity
 from .validation import (
     Data,
     check_covariates,
     check_events,
     check_frame,
+    check_pool_rare,
+    check_ps_method,
     check_times,
     check_treatment,
     float_column,

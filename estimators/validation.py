@@ -25,6 +25,7 @@ from .exceptions import EstimatorInputError
 TIES = ("efron", "breslow")
 WEIGHT_ESTIMANDS = ("ATE", "ATT")
 ORDERS = ("random", "largest", "smallest", "data")
+PS_METHODS = ("ml", "firth")
 
 
 @dataclass(frozen=True)
@@ -374,3 +375,22 @@ def check_random_state(random_state: int | np.random.Generator) -> np.random.Gen
     raise EstimatorInputError(
         f"random_state={random_state!r} is not allowed; use an int >= 0 or a numpy.random.Generator"
     )
+
+
+def check_ps_method(method: object) -> str:
+    """A propensity-model fit: one of :data:`PS_METHODS`."""
+    if method not in PS_METHODS:
+        raise EstimatorInputError(f"ps_method={method!r} is not allowed; use one of {PS_METHODS}")
+    return method  # type: ignore[return-value]
+
+
+def check_pool_rare(pool_rare: object) -> int | None:
+    """``pool_rare`` is None or an integer >= 1."""
+    if pool_rare is None:
+        return None
+    if isinstance(pool_rare, bool) or not isinstance(pool_rare, int | np.integer) or pool_rare < 1:
+        raise EstimatorInputError(
+            f"pool_rare={pool_rare!r} is not allowed; use None or an integer >= 1 (the "
+            "minimum patients per arm a categorical level needs to keep its own indicator)"
+        )
+    return int(pool_rare)

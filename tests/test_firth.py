@@ -45,7 +45,7 @@ def test_matches_dense_bfgs_reference(n, p, seed):
     X = np.c_[np.ones(n), rng.normal(size=(n, p))]
     X[:, 1] = rng.binomial(1, 0.15, n)  # a rare indicator: often quasi-separated
     y = rng.binomial(1, 1.0 / (1.0 + np.exp(-X @ rng.normal(size=p + 1))), n).astype(float)
-    assume(0 < y.sum() < n)
+    assume(0 < y.sum() < n and 0 < X[:, 1].sum() < n)  # both arms; the indicator varies
     fit = fit_logistic(X, y, method="firth")
     assert fit.converged
     ref = firth_logistic_naive(X, y)
