@@ -222,19 +222,23 @@ def _fit_clean(
     names: Sequence[str],
     order: np.ndarray | None = None,
     rescale: bool = True,
+    n_clusters: int | None = None,
 ) -> CoxResult:
     """Sort, run the kernel, package, on validated input.
 
     ``t`` float64 (n,) > 0; ``ev`` int8 (n,) with an event; ``x`` C-contiguous float64
     (n, p), finite, no constant column; ``w`` float64 > 0 or None; ``s`` / ``cluster``
     int64 codes or None; ``order`` the kernels' row order if already known;
-    ``rescale=False`` when every column is known to be on unit scale (a 0/1 treatment).
+    ``rescale=False`` when every column is known to be on unit scale (a 0/1 treatment);
+    ``n_clusters`` when ``cluster`` already holds every code ``0 .. n_clusters - 1``.
     """
     n, p = x.shape
     if w is None:
         w = np.ones(n)
     if cluster is None:
         cl, n_cl = np.empty(0, dtype=np.int64), 0
+    elif n_clusters is not None:
+        cl, n_cl = cluster, n_clusters
     else:
         uniq, cl = np.unique(cluster, return_inverse=True)
         cl, n_cl = cl.astype(np.int64, copy=False), uniq.shape[0]

@@ -336,6 +336,7 @@ def psm(
         (treatment,),
         _sort_order(t, None),
         rescale=False,
+        n_clusters=m.n_pairs,
     )
     extra = {}
     if balance:
