@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._column_kernels import _column_ranges
+
 SCALE_LIMIT = 8
 """Columns whose scale is within a factor ``2**SCALE_LIMIT`` of 1 are not rescaled."""
 
@@ -21,12 +23,14 @@ SCALE_LIMIT = 8
 def power_of_two_scale(X: np.ndarray, centred: bool) -> np.ndarray | None:
     """Per-column divisors (powers of two), or None when no column needs one.
 
+    ``X`` (n, p) is finite (validated by the caller).
+
     ``centred=True`` measures a column's scale by its range ``max - min`` (for fits
     that centre the columns themselves, as the Cox kernel does), else by ``max |x|``.
     """
     if X.shape[0] == 0 or X.shape[1] == 0:
         return None
-    hi, lo = X.max(axis=0), X.min(axis=0)
+    lo, hi, _ = _column_ranges(X)
     scale = hi - lo if centred else np.maximum(hi, -lo)
     far = (scale > _HIGH) | ((scale < _LOW) & (scale > 0.0))
     if not far.any():

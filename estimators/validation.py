@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._column_kernels import _column_ranges
 from .exceptions import EstimatorInputError
 
 TIES = ("efron", "breslow")
@@ -253,13 +254,15 @@ def int_codes(x: object, param: str, n: int) -> np.ndarray:
 
 def check_design_columns(X: np.ndarray, names: Sequence[str]) -> None:
     """Design columns must be finite and not constant (a constant has no coefficient)."""
-    finite = np.isfinite(X).all(axis=0)
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        return
+    lo, hi, finite = _column_ranges(np.asarray(X, dtype=np.float64))
     if not finite.all():
         j = int(np.flatnonzero(~finite)[0])
         raise EstimatorInputError(
             f"covariate {names[j]!r} contains NaN or inf; all values must be finite"
         )
-    const = np.flatnonzero(X.min(axis=0) == X.max(axis=0)) if X.shape[0] else []
+    const = np.flatnonzero(lo == hi)
     if len(const):
         j = int(const[0])
         raise EstimatorInputError(
