@@ -5,6 +5,14 @@ Replicate ``rep`` of condition ``c`` draws its cohort from
 executor, the number of workers or the order in which chunks run.  Each estimator call
 is isolated: an exception becomes a row with ``error`` set and NaN estimates, never a
 lost replicate.
+
+Fast path: a replicate's cohort stays in arrays (:func:`cohort_columns`; a DataFrame is
+built only for an estimator registered with ``frame=True``), and the work estimators
+share -- validated treatment and outcome arrays, their time order, one design matrix
+of every covariate any estimator uses, the propensity fit -- is done once per replicate
+by a :class:`estimators.SharedInputs`, handed to each estimator through the shared-input
+parameters it declares (``Estimator.accepts``).  Results equal those of calling each
+estimator on the DataFrame of ``simulate`` bit for bit.
 """
 
 from __future__ import annotations
