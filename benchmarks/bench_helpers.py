@@ -10,8 +10,16 @@ Cox.
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
 import warnings
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -134,3 +142,77 @@ def baseline_suite(df: pd.DataFrame, covariates: list[str], adjusted: bool = Tru
     if adjusted:
         out["adjusted_cox"] = _cox(pd.concat([outcome, X], axis=1))
     return out
+
+
+# --- the v0.1 study runner, for side-by-side study benchmarks ----------------------------
+V01_COMMIT = "d3de24b"
+"""Last revision before validation-once / shared inputs / the array fast path (v0.1's
+per-replicate path: one DataFrame per replicate, validation in every estimator call)."""
+
+REPLICATE_CPU = """
+import dataclasses, json, sys, time
+from simulator.study.spec import Study
+from simulator.study.runner import plan_chunks
+from simulator.study.replicate import run_chunk
+reps, rounds = int(sys.argv[1]), int(sys.argv[2])
+study = Study(reps=reps, chunk_reps=reps)
+chunk = plan_chunks(study, study.conditions())[0]
+run_chunk(dataclasses.replace(chunk, reps=(0, 3)))  # load kernels, shipped truths
+cpu, wall = [], []
+for _ in range(rounds):
+    c0, w0 = time.process_time(), time.perf_counter()
+    run_chunk(chunk)
+    cpu.append((time.process_time() - c0) / reps)
+    wall.append((time.perf_counter() - w0) / reps)
+print(json.dumps({"cpu": min(cpu), "wall": min(wall)}))
+"""
+
+STUDY_WALL = """
+import json, sys, tempfile, time
+from simulator.study.runner import run_study
+from simulator.study.spec import Study
+quiet = {"progress": False, "log": lambda msg: None}
+with tempfile.TemporaryDirectory() as tmp:
+    run_study(Study(reps=4, chunk_reps=2), tmp + "/warm", workers=1, **quiet)
+    t0 = time.perf_counter()
+    report = run_study(Study(reps=int(sys.argv[1])), tmp + "/run", workers=2, **quiet)
+    print(json.dumps({"wall": time.perf_counter() - t0, "replicate_phase": report.seconds}))
+"""
+
+
+def revision_tree(commit: str = V01_COMMIT) -> Path | None:
+    """The source tree of ``commit`` (git archive into a cache folder), or None without git."""
+    root = Path(__file__).resolve().parents[1]
+    dest = Path(tempfile.gettempdir()) / f"rwesim-{commit}"
+    if (dest / "estimators").is_dir():
+        return dest
+    try:
+        archive = subprocess.run(
+            ["git", "-C", str(root), "archive", commit], check=True, capture_output=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+def run_in(tree: Path, script: str, *args: object) -> dict:
+    """Run ``script`` with ``tree`` first on the path (its own numba cache in the temp
+    folder), one numba thread; returns the JSON it prints."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tree),
+        "NUMBA_NUM_THREADS": "1",
+        "NUMBA_CACHE_DIR": str(Path(tempfile.gettempdir()) / f"numba-cache-{tree.name}"),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        cwd=tree,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -93,3 +93,15 @@ def test_ps_fit_dataframe(benchmark, impl):
         ps = benchmark(fits[impl])
     ref = fit_propensity(df, "treated", COVARIATES).ps
     np.testing.assert_allclose(ps, ref, atol=1e-2 if impl == "sklearn-lbfgs" else 1e-6)
+
+
+@pytest.mark.benchmark(group="PS fit, n=1430 (arrays): maximum likelihood vs Firth")
+@pytest.mark.parametrize("method", ["ml", "firth"])
+def test_ps_fit_method(benchmark, method):
+    """Firth's step costs an extra pass for the hat values (O(n p^2)) per iteration."""
+    X, y = _design(1_430)
+    fit_logistic(X, y, method=method)  # warm-up (numba load / compile)
+    fit = benchmark(fit_logistic, X, y, method=method)
+    assert fit.converged
+    # no separation here: Firth's estimate is the MLE shrunk by O(1/n)
+    np.testing.assert_allclose(fit.coef, fit_logistic(X, y).coef, atol=0.1)

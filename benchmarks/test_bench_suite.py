@@ -23,7 +23,7 @@ import tempfile
 import pytest
 from bench_helpers import COVARIATES, baseline_suite, flatiron_like
 
-from estimators import adjusted_cox, fit_propensity, naive_cox, psm, siptw
+from estimators import SharedInputs, adjusted_cox, fit_propensity, naive_cox, psm, siptw
 
 OUTCOME = ("pfs_months", "pfs_event", "treated")
 
@@ -40,14 +40,34 @@ def rwesim_suite(df, covariates, adjusted: bool = True) -> dict:
     return out
 
 
+def rwesim_shared_suite(df, covariates, adjusted: bool = True) -> dict:
+    """The study's fast path: one SharedInputs, no balance tables."""
+    shared = SharedInputs(df, "treated", covariates)
+    out = {
+        name: fn(None, *OUTCOME, covariates, shared=shared, balance=False).log_hr
+        for name, fn in (("siptw", siptw), ("psm", psm))
+    }
+    out["naive_cox"] = naive_cox(None, *OUTCOME, shared=shared).log_hr
+    if adjusted:
+        out["adjusted_cox"] = adjusted_cox(None, *OUTCOME, covariates, shared=shared).log_hr
+    return out
+
+
+SUITES = {
+    "rwesim": rwesim_suite,
+    "rwesim-shared-inputs": rwesim_shared_suite,
+    "lifelines+sklearn": baseline_suite,
+}
+
+
 @pytest.mark.parametrize("adjusted", [False, True], ids=["ps-siptw-psm-naive", "full-suite"])
-@pytest.mark.parametrize("impl", ["rwesim", "lifelines+sklearn"])
+@pytest.mark.parametrize("impl", list(SUITES))
 def test_suite(benchmark, impl, adjusted):
     benchmark.group = "suite n=1430: " + (
         "full (+ adjusted Cox)" if adjusted else "PS+sIPTW+PSM+naive"
     )
     df = flatiron_like(1_430)
-    run = rwesim_suite if impl == "rwesim" else baseline_suite
+    run = SUITES[impl]
     run(df, COVARIATES, adjusted)  # warm-up
     result = benchmark(run, df, COVARIATES, adjusted)
     ours = rwesim_suite(df, COVARIATES, adjusted)

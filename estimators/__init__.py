@@ -1,7 +1,8 @@
 """Estimators of treatment effects on survival: Cox PH, propensity scores, sIPTW, PSM.
 
-Every function works on a plain pandas DataFrame given the names of its time,
-event, treatment and covariate columns; nothing here knows about the simulator.
+Every function works on a plain pandas DataFrame (or a mapping of column name to
+array) given the names of its time, event, treatment and covariate columns, validating
+its inputs once; nothing here knows about the simulator.
 """
 
 from . import _numba_cache  # noqa: F401  (first: sets numba's cache dir before numba loads)
@@ -12,12 +13,14 @@ from .effects import adjusted_cox, naive_cox, psm, siptw
 from .exceptions import (
     ConvergenceWarning,
     EstimatorInputError,
+    EstimatorWarning,
+    NoCovariatesWarning,
     NoOverlapError,
     SeparationError,
     SeparationWarning,
 )
 from .matching import Matching, match_pairs
-from .propensity import PropensityModel, fit_logistic, fit_propensity
+from .propensity import PropensityModel, fit_logistic, fit_propensity, pool_rare_levels
 from .registry import (
     Estimator,
     available_estimators,
@@ -26,10 +29,13 @@ from .registry import (
     unregister_estimator,
 )
 from .result import EffectEstimate
+from .shared import Outcome, SharedInputs, outcome_arrays
 from .survival import KaplanMeier, kaplan_meier, kaplan_meier_by_arm, survival_summary
+from .validation import Coded
 from .weighting import iptw_weights
 
 __all__ = [
+    "Coded",
     "ConvergenceWarning",
     "CoxPH",
     "CoxResult",
@@ -37,12 +43,16 @@ __all__ = [
     "EffectEstimate",
     "Estimator",
     "EstimatorInputError",
+    "EstimatorWarning",
     "KaplanMeier",
     "Matching",
+    "NoCovariatesWarning",
     "NoOverlapError",
+    "Outcome",
     "PropensityModel",
     "SeparationError",
     "SeparationWarning",
+    "SharedInputs",
     "adjusted_cox",
     "available_estimators",
     "balance_table",
@@ -56,6 +66,8 @@ __all__ = [
     "kaplan_meier_by_arm",
     "match_pairs",
     "naive_cox",
+    "outcome_arrays",
+    "pool_rare_levels",
     "psm",
     "register_estimator",
     "siptw",

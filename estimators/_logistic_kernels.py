@@ -1,4 +1,4 @@
-"""numba kernels for unpenalised logistic regression (Newton-Raphson)."""
+"""numba kernels for logistic regression: maximum likelihood and Firth-penalised (Newton)."""
 
 from __future__ import annotations
 
@@ -75,6 +75,25 @@ def _cholesky_solve(H: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 @njit(cache=True)
+def _cholesky_solve_factored(L: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Solve (L L') x = g given the lower Cholesky factor L."""
+    p = L.shape[0]
+    z = np.empty(p)
+    for i in range(p):
+        t = g[i]
+        for k in range(i):
+            t -= L[i, k] * z[k]
+        z[i] = t / L[i, i]
+    x = np.empty(p)
+    for i in range(p - 1, -1, -1):
+        t = z[i]
+        for k in range(i + 1, p):
+            t -= L[k, i] * x[k]
+        x[i] = t / L[i, i]
+    return x, True
+
+
+@njit(cache=True)
 def _newton_logistic(
     X: np.ndarray, y: np.ndarray, tol: float, max_iter: int
 ) -> tuple[np.ndarray, int, int, float, np.ndarray, np.ndarray, np.ndarray]:
@@ -110,3 +129,103 @@ def _newton_logistic(
         beta = beta + step
         ll_old = ll
         n_iter += 1
+
+
+@njit(cache=True)
+def _firth_evaluate(
+    X: np.ndarray, y: np.ndarray, beta: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Firth's penalised log-likelihood ``l(beta) + log|I(beta)| / 2`` and its parts.
+
+    Returns ``(penalised loglik, eta (n,), prob (n,), modified score (p,), information
+    (p, p), ok)``; the modified score is ``X'(y - p + h (1/2 - p))`` with ``h`` the
+    diagonal of the hat matrix ``W^1/2 X I^-1 X' W^1/2`` (Firth 1993; Heinze & Schemper
+    2002).  ``ok`` is False when the information is not positive definite.
+    """
+    n, p = X.shape
+    ll, eta, prob, g, H = _evaluate(X, y, beta)
+    L = np.zeros((p, p))
+    scale = 0.0
+    for j in range(p):
+        scale = max(scale, H[j, j])
+    logdet = 0.0
+    for j in range(p):
+        s = H[j, j]
+        for k in range(j):
+            s -= L[j, k] * L[j, k]
+        if not s > 1e-13 * scale:
+            return -np.inf, eta, prob, g, H, False
+        L[j, j] = np.sqrt(s)
+        logdet += np.log(L[j, j])
+        for i in range(j + 1, p):
+            t = H[i, j]
+            for k in range(j):
+                t -= L[i, k] * L[j, k]
+            L[i, j] = t / L[j, j]
+    inv = np.empty((p, p))  # I^-1 from the Cholesky factor, column by column
+    e = np.zeros(p)
+    for j in range(p):
+        e[:] = 0.0
+        e[j] = 1.0
+        col, _ = _cholesky_solve_factored(L, e)
+        inv[:, j] = col
+    XI = X @ inv  # (n, p): x_i' I^-1 x_i = sum_a XI[i, a] X[i, a]
+    r = np.empty(n)
+    for i in range(n):
+        q = 0.0
+        for a in range(p):
+            q += XI[i, a] * X[i, a]
+        pr = prob[i]
+        h = pr * (1.0 - pr) * q
+        r[i] = y[i] - pr + h * (0.5 - pr)
+    score = X.T @ r
+    return ll + logdet, eta, prob, score, H, True
+
+
+@njit(cache=True)
+def _firth_logistic(
+    X: np.ndarray, y: np.ndarray, tol: float, max_iter: int, max_step: float
+) -> tuple[np.ndarray, int, int, float, np.ndarray, np.ndarray, np.ndarray]:
+    """Firth-penalised logistic regression by modified-score Newton steps from 0.
+
+    Each step solves ``I(beta) step = U*(beta)``, is capped at ``max_step`` in every
+    coordinate (R ``logistf``'s ``maxstep``) and halved while the penalised
+    log-likelihood decreases.  Returns ``(beta, n_iter, status, penalised loglik, eta,
+    prob, information)`` as :func:`_newton_logistic`; ``CONVERGED`` when the last step
+    is below ``tol * max(1, max|beta|)`` in every coordinate, or when no fraction of
+    a step below ``sqrt(tol) * max(1, max|beta|)`` increases the penalised
+    log-likelihood any more (the maximum within rounding; R ``logistf``'s default
+    ``xconv`` is 1e-4).
+    """
+    p = X.shape[1]
+    beta = np.zeros(p)
+    pll, eta, prob, g, H, ok = _firth_evaluate(X, y, beta)
+    if not ok:
+        return beta, 0, SINGULAR, pll, eta, prob, H
+    for it in range(1, max_iter + 1):
+        step, ok = _cholesky_solve(H, g)
+        if not ok:
+            return beta, it - 1, SINGULAR, pll, eta, prob, H
+        big = np.max(np.abs(step))
+        if big > max_step:
+            step *= max_step / big
+        size = np.max(np.abs(step)) / max(1.0, np.max(np.abs(beta)))
+        new = beta + step
+        npll, neta, nprob, ng, nH, ok = _firth_evaluate(X, y, new)
+        halvings = 0
+        # I(beta) is not the Hessian of the penalty: a full step can overshoot, even
+        # oscillate around the maximum, so only strict ascent is accepted
+        floor = tol * max(1.0, np.max(np.abs(beta)))  # below this no step matters
+        while (not ok or npll <= pll) and halvings < 40 and np.max(np.abs(step)) > floor:
+            step *= 0.5
+            new = beta + step
+            npll, neta, nprob, ng, nH, ok = _firth_evaluate(X, y, new)
+            halvings += 1
+        if not ok or npll <= pll:  # no ascent along the modified score
+            if size <= np.sqrt(tol):  # ... within rounding of the maximum
+                return beta, it, CONVERGED, pll, eta, prob, H
+            return beta, it, MAX_ITER if ok else SINGULAR, pll, eta, prob, H
+        beta, pll, eta, prob, g, H = new, npll, neta, nprob, ng, nH
+        if np.max(np.abs(step)) <= tol * max(1.0, np.max(np.abs(beta))):
+            return beta, it, CONVERGED, pll, eta, prob, H
+    return beta, max_iter, MAX_ITER, pll, eta, prob, H

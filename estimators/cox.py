@@ -22,11 +22,25 @@ import pandas as pd
 from scipy.special import ndtr, ndtri
 
 from . import _cox_kernels as k
-from ._validation import check_events, check_frame, check_times, check_weights, float_column
 from .design_matrix import design_matrix
 from .exceptions import ConvergenceWarning, EstimatorInputError
+from .scaling import power_of_two_scale, unscale
+from .validation import (
+    TIES,
+    check_design_columns,
+    check_events,
+    check_frame,
+    check_iteration,
+    check_length,
+    check_ties,
+    check_times,
+    check_weights,
+    float_array,
+    float_column,
+    int_codes,
+)
 
-TIES = ("efron", "breslow")
+__all__ = ["TIES", "CoxPH", "CoxResult", "fit_cox_arrays"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,67 +98,6 @@ class CoxResult:
         if self.converged:
             return True
         return bool(self.diverging) and column not in self.diverging
-
-
-def _check_options(ties: object, tol: object, max_iter: object) -> None:
-    if ties not in TIES:
-        raise EstimatorInputError(f"ties={ties!r} is not allowed; use one of {TIES}")
-    if not (isinstance(tol, numbers.Real) and not isinstance(tol, bool) and 0.0 < tol < 1.0):
-        raise EstimatorInputError(f"tol={tol!r} is not allowed; it must be a number in (0, 1)")
-    if not (
-        isinstance(max_iter, numbers.Integral) and not isinstance(max_iter, bool) and max_iter >= 1
-    ):
-        raise EstimatorInputError(
-            f"max_iter={max_iter!r} is not allowed; it must be an integer >= 1"
-        )
-
-
-def _float_array(x: object, param: str, ndim: int) -> np.ndarray:
-    """C-contiguous float64 array (one kernel specialisation whatever the input layout)."""
-    try:
-        a = np.ascontiguousarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise EstimatorInputError(f"{param} must be numeric: {err}") from None
-    if a.ndim != ndim:
-        raise EstimatorInputError(f"{param} must be {ndim}-dimensional, got shape {a.shape}")
-    return a
-
-
-def _check_length(a: np.ndarray, param: str, n: int) -> None:
-    if a.shape[0] != n:
-        raise EstimatorInputError(
-            f"{param} has {a.shape[0]} rows but time has {n}; lengths must match"
-        )
-
-
-def _codes(x: object, param: str, n: int) -> np.ndarray:
-    """Integer group codes (any integers) as int64, shape (n,)."""
-    a = np.asarray(x)
-    if a.ndim != 1 or not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
-        raise EstimatorInputError(
-            f"{param} must be a 1-d array of integer codes, got dtype {a.dtype}, shape {a.shape}"
-        )
-    _check_length(a, param, n)
-    return np.ascontiguousarray(a, dtype=np.int64)
-
-
-def _check_design(X: np.ndarray, n: int, names: Sequence[str]) -> None:
-    _check_length(X, "X", n)
-    if X.shape[1] == 0:
-        raise EstimatorInputError("X has 0 columns; a Cox model needs at least one covariate")
-    finite = np.isfinite(X).all(axis=0)
-    if not finite.all():
-        j = int(np.flatnonzero(~finite)[0])
-        raise EstimatorInputError(
-            f"covariate {names[j]!r} contains NaN or inf; all values must be finite"
-        )
-    const = X.min(axis=0) == X.max(axis=0)
-    if const.any():
-        j = int(np.flatnonzero(const)[0])
-        raise EstimatorInputError(
-            f"covariate {names[j]!r} is constant (every value {X[0, j]!r}); "
-            "drop it: a constant has no coefficient in a Cox model"
-        )
 
 
 def _sort_order(time: np.ndarray, strata: np.ndarray | None) -> np.ndarray:
@@ -222,53 +175,98 @@ def _fit(
     init,
     names: Sequence[str] | None,
 ) -> CoxResult:
-    """Validate, sort, run the kernel, package; ``names`` label covariates in messages."""
-    _check_options(ties, tol, max_iter)
-    t = check_times(_float_array(time, "time", 1), "time")
+    """Validate, then :func:`_fit_clean`; ``names`` label covariates in messages."""
+    check_ties(ties)
+    check_iteration(tol, max_iter)
+    t = check_times(float_array(time, "time", 1), "time")
     n = t.shape[0]
     if n == 0:
         raise EstimatorInputError("time is empty; at least one row is required")
-    ev = _float_array(event, "event", 1)
-    _check_length(ev, "event", n)
+    ev = float_array(event, "event", 1)
+    check_length(ev, "event", n)
     ev = check_events(ev, "event")
-    x = _float_array(X, "X", 2)
+    x = float_array(X, "X", 2)
     names = tuple(names) if names is not None else tuple(f"X[:, {j}]" for j in range(x.shape[1]))
-    _check_design(x, n, names)
-    p = x.shape[1]
+    check_length(x, "X", n)
+    if x.shape[1] == 0:
+        raise EstimatorInputError("X has 0 columns; a Cox model needs at least one covariate")
+    check_design_columns(x, names)
     if weights is None:
-        w = np.ones(n)
+        w = None
     else:
-        w = _float_array(weights, "weights", 1)
-        _check_length(w, "weights", n)
+        w = float_array(weights, "weights", 1)
+        check_length(w, "weights", n)
         check_weights(w, "weights")
-    s = None if strata is None else _codes(strata, "strata", n)
+    s = None if strata is None else int_codes(strata, "strata", n)
+    cl = None if cluster is None else int_codes(cluster, "cluster", n)
+    beta0 = None if init is None else float_array(init, "init", 1)
+    if beta0 is not None and (beta0.shape != (x.shape[1],) or not np.isfinite(beta0).all()):
+        raise EstimatorInputError(f"init must be {x.shape[1]} finite values (one per column of X)")
+    return _fit_clean(
+        t, ev, x, w, s, cl, bool(robust), ties, float(tol), int(max_iter), beta0, names
+    )
+
+
+def _fit_clean(
+    t: np.ndarray,
+    ev: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray | None,
+    s: np.ndarray | None,
+    cluster: np.ndarray | None,
+    robust: bool,
+    ties: str,
+    tol: float,
+    max_iter: int,
+    beta0: np.ndarray | None,
+    names: Sequence[str],
+    order: np.ndarray | None = None,
+    rescale: bool = True,
+    n_clusters: int | None = None,
+) -> CoxResult:
+    """Sort, run the kernel, package, on validated input.
+
+    ``t`` float64 (n,) > 0; ``ev`` int8 (n,) with an event; ``x`` C-contiguous float64
+    (n, p), finite, no constant column; ``w`` float64 > 0 or None; ``s`` / ``cluster``
+    int64 codes or None; ``order`` the kernels' row order if already known;
+    ``rescale=False`` when every column is known to be on unit scale (a 0/1 treatment);
+    ``n_clusters`` when ``cluster`` already holds every code ``0 .. n_clusters - 1``.
+    """
+    n, p = x.shape
+    if w is None:
+        w = np.ones(n)
     if cluster is None:
         cl, n_cl = np.empty(0, dtype=np.int64), 0
+    elif n_clusters is not None:
+        cl, n_cl = cluster, n_clusters
     else:
-        uniq, cl = np.unique(_codes(cluster, "cluster", n), return_inverse=True)
+        uniq, cl = np.unique(cluster, return_inverse=True)
         cl, n_cl = cl.astype(np.int64, copy=False), uniq.shape[0]
-    beta0 = np.zeros(p) if init is None else _float_array(init, "init", 1)
-    if beta0.shape != (p,) or not np.isfinite(beta0).all():
-        raise EstimatorInputError(f"init must be {p} finite values (one per column of X)")
-    order = _sort_order(t, s)
+    d = power_of_two_scale(x, centred=True) if rescale else None
+    xs = x if d is None else x / d
+    beta0 = np.zeros(p) if beta0 is None else (beta0 if d is None else beta0 * d)
+    if order is None:
+        order = _sort_order(t, s)
     beta, loglik, u, _, var, cov, step, n_iter, status = k._cox_fit(
         t,
         ev,
-        x,
+        xs,
         w,
         np.zeros(n, dtype=np.int64) if s is None else s,
         cl,
         n_cl,
         order,
         ties == "efron",
-        bool(robust) or cluster is not None,
-        float(tol),
-        int(max_iter),
+        robust or cluster is not None,
+        tol,
+        max_iter,
         beta0.copy(),
     )
     msgs, diverging = _diagnose(status, n_iter, step, beta, tol, max_iter, names)
     for m in msgs:
-        warnings.warn(m, ConvergenceWarning, stacklevel=3)
+        warnings.warn(m, ConvergenceWarning, stacklevel=4)
+    _, var = unscale(beta, var, d)
+    beta, cov = unscale(beta, cov, d)
     return CoxResult(
         params=beta,
         se=np.sqrt(np.diag(cov)),
@@ -277,7 +275,7 @@ def _fit(
         loglik=float(loglik),
         n_iter=int(n_iter),
         converged=not msgs,
-        gradient_norm=float(np.sqrt(u @ u)),
+        gradient_norm=float(np.sqrt(u @ u) if d is None else np.sqrt((u * d) @ (u * d))),
         warnings=msgs,
         n=n,
         events=int(ev.sum()),
@@ -304,6 +302,13 @@ def _diagnose(
         return (msg,), ()
     if status == k.NONFINITE:
         return ("Cox log partial likelihood is not finite at the initial values (init)",), ()
+    if not np.isfinite(step).all():  # information vanished at the "maximum": exp(beta x) -> inf
+        msg = (
+            "Cox information matrix is singular at the estimate: the log partial likelihood "
+            "is monotone (e.g. every event in one group, or too few patients), so the "
+            "coefficients run off to +/-inf; estimates and SEs are meaningless"
+        )
+        return (msg,), ()
     # R's check: a further Newton step still moves a coefficient -> likelihood is monotone
     bad = np.flatnonzero(np.abs(step) > np.sqrt(tol) * np.maximum(1.0, np.abs(beta)))
     if bad.size:
@@ -359,7 +364,8 @@ class CoxPH:
     def __init__(
         self, ties: str = "efron", tol: float = 1e-9, max_iter: int = 50, alpha: float = 0.05
     ) -> None:
-        _check_options(ties, tol, max_iter)
+        check_ties(ties)
+        check_iteration(tol, max_iter)
         if not (isinstance(alpha, numbers.Real) and 0.0 < alpha < 1.0):
             raise EstimatorInputError(f"alpha={alpha!r} is not allowed; it must be in (0, 1)")
         self.ties, self.tol, self.max_iter, self.alpha = ties, tol, max_iter, float(alpha)

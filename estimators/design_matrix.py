@@ -8,13 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._validation import check_frame, numeric_values
 from .exceptions import EstimatorInputError
+from .validation import Coded, Data, check_covariates, check_frame, is_categorical, n_rows
+from .validation import raw_float_column as _raw_float
 
 
 @dataclass(frozen=True)
 class Design:
-    """A numeric design matrix built from DataFrame columns.
+    """A numeric design matrix built from data columns.
 
     Attributes
     ----------
@@ -23,25 +24,44 @@ class Design:
     names : tuple of str
         Column names: numeric covariates keep their name; a categorical ``c`` with
         level ``l`` becomes ``"c[l]"`` (reference level dropped).
+    sources : tuple of str
+        The covariate each column comes from (``"c"`` for ``"c[l]"``); empty when
+        unknown (a design built by hand).
     """
 
     X: np.ndarray
     names: tuple[str, ...]
+    sources: tuple[str, ...] = ()
+
+    def select(self, covariates: Sequence[str]) -> Design:
+        """The columns of ``covariates``, in their order: equal to the design built from
+        them alone (reference levels do not depend on the other covariates)."""
+        if tuple(covariates) == tuple(dict.fromkeys(self.sources)):
+            return self
+        missing = [c for c in covariates if c not in self.sources]
+        if missing or not self.sources:
+            raise EstimatorInputError(
+                f"covariates {missing or list(covariates)} are not in this design "
+                f"(built from {list(dict.fromkeys(self.sources))})"
+            )
+        idx = [j for c in covariates for j, s in enumerate(self.sources) if s == c]
+        return Design(
+            np.ascontiguousarray(self.X[:, idx]),
+            tuple(self.names[j] for j in idx),
+            tuple(self.sources[j] for j in idx),
+        )
 
 
-def _is_categorical(s: pd.Series) -> bool:
-    return bool(
-        isinstance(s.dtype, pd.CategoricalDtype)
-        or pd.api.types.is_object_dtype(s)
-        or pd.api.types.is_string_dtype(s)
-    )
+def _codes(s: object, col: str) -> tuple[np.ndarray, Sequence[str]]:
+    if isinstance(s, Coded):
+        return np.asarray(s.codes), s.levels
+    if isinstance(s, pd.Series) and isinstance(s.dtype, pd.CategoricalDtype):
+        return s.cat.codes.to_numpy(), s.cat.categories
+    return pd.factorize(s, sort=True)  # sorted levels, as astype("category") gives
 
 
-def _one_hot(s: pd.Series, col: str) -> tuple[list[np.ndarray], list[str]]:
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        codes, levels = s.cat.codes.to_numpy(), s.cat.categories
-    else:  # sorted levels, as astype("category") gives, at a third of the cost
-        codes, levels = pd.factorize(s, sort=True)
+def _one_hot(s: object, col: str) -> tuple[list[np.ndarray], list[str]]:
+    codes, levels = _codes(s, col)
     if (codes < 0).any():
         raise EstimatorInputError(
             f"covariate {col!r} has missing values; code them as a level (e.g. 'unknown')"
@@ -55,44 +75,43 @@ def _one_hot(s: pd.Series, col: str) -> tuple[list[np.ndarray], list[str]]:
     return cols, names
 
 
-def design_matrix(df: pd.DataFrame, covariates: Sequence[str]) -> Design:
+def design_matrix(df: Data, covariates: Sequence[str]) -> Design:
     """Build the design matrix for ``covariates``.
 
-    Numeric and boolean columns enter linearly; object, string and categorical
-    columns are one-hot coded against their first level present in the data
-    (pandas category order, else sorted), so an ``"unknown"`` level is its own
-    indicator.  Levels absent from ``df`` are dropped.  NaN or inf is an error.
+    Numeric and boolean columns enter linearly; object, string, categorical and
+    :class:`~estimators.validation.Coded` columns are one-hot coded against their
+    first level present in the data (category order, else sorted), so an
+    ``"unknown"`` level is its own indicator.  Levels absent from ``df`` are dropped.
+    NaN or inf is an error.
 
     Parameters
     ----------
-    df : DataFrame
+    df : DataFrame or mapping of column name to array
     covariates : sequence of str
-        Column names.
+        Column names, each once.
 
     Returns
     -------
     Design
     """
-    if isinstance(covariates, str):
-        raise EstimatorInputError(
-            f"covariates={covariates!r} must be a list of column names, not a string"
-        )
+    covariates = check_covariates(covariates)
     check_frame(df, covariates=list(covariates))
     cols: list[np.ndarray] = []
     names: list[str] = []
+    sources: list[str] = []
     for c in covariates:
         s = df[c]
-        if _is_categorical(s):
+        if is_categorical(s):
             c_cols, c_names = _one_hot(s, c)
-            cols += c_cols
-            names += c_names
-            continue
-        x = numeric_values(s)
-        if not np.isfinite(x).all():
-            raise EstimatorInputError(
-                f"covariate {c!r} contains NaN or inf; all covariate values must be finite"
-            )
-        cols.append(x)
-        names.append(c)
-    X = np.column_stack(cols) if cols else np.empty((len(df), 0))
-    return Design(X=np.ascontiguousarray(X, dtype=np.float64), names=tuple(names))
+        else:
+            x = _raw_float(df, c, "covariates")
+            if not np.isfinite(x).all():
+                raise EstimatorInputError(
+                    f"covariate {c!r} contains NaN or inf; all covariate values must be finite"
+                )
+            c_cols, c_names = [x], [c]
+        cols += c_cols
+        names += c_names
+        sources += [c] * len(c_names)
+    X = np.column_stack(cols) if cols else np.empty((n_rows(df), 0))
+    return Design(np.ascontiguousarray(X, dtype=np.float64), tuple(names), tuple(sources))

@@ -31,3 +31,7 @@ class ConvergenceWarning(EstimatorWarning):
 
 class SeparationWarning(EstimatorWarning):
     """Quasi-complete separation: some propensity scores are numerically 0 or 1."""
+
+
+class NoCovariatesWarning(EstimatorWarning):
+    """An adjusted estimator was given no covariates: its estimate is the crude contrast."""

@@ -17,15 +17,21 @@ is within the caliper; each control is used at most once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Real
 
 import numpy as np
 
 from ._matching_kernels import _greedy_match
-from ._validation import check_treatment
-from .exceptions import EstimatorInputError, NoOverlapError
+from .exceptions import NoOverlapError
+from .validation import (
+    ORDERS,
+    check_caliper,
+    check_logit,
+    check_order,
+    check_random_state,
+    check_treatment,
+)
 
-ORDERS = ("random", "largest", "smallest", "data")
+__all__ = ["ORDERS", "Matching", "match_pairs"]
 
 
 @dataclass(frozen=True)
@@ -70,42 +76,6 @@ class Matching:
         """Row indices of the matched set (treated then controls) and their pair ids."""
         ids = np.arange(self.n_pairs)
         return np.concatenate([self.treated, self.control]), np.concatenate([ids, ids])
-
-
-def check_caliper(caliper: float | None) -> float:
-    """Caliper multiplier: a finite number > 0, or None (returned as ``inf``)."""
-    if caliper is None:
-        return np.inf
-    if isinstance(caliper, bool) or not (
-        isinstance(caliper, Real) and np.isfinite(caliper) and caliper > 0
-    ):
-        raise EstimatorInputError(
-            f"caliper={caliper!r} is not allowed; use a finite number > 0 (a multiple of "
-            "the SD of the logit propensity score) or None for no caliper"
-        )
-    return float(caliper)
-
-
-def check_order(order: str) -> str:
-    """Matching order must be one of :data:`ORDERS`."""
-    if order not in ORDERS:
-        raise EstimatorInputError(f"order={order!r} is not allowed; use one of {ORDERS}")
-    return order
-
-
-def check_random_state(random_state: int | np.random.Generator) -> np.random.Generator:
-    """An int seed >= 0 or a numpy Generator (global random state is never used)."""
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if (
-        isinstance(random_state, int | np.integer)
-        and not isinstance(random_state, bool)
-        and (random_state >= 0)
-    ):
-        return np.random.default_rng(int(random_state))
-    raise EstimatorInputError(
-        f"random_state={random_state!r} is not allowed; use an int >= 0 or a numpy.random.Generator"
-    )
 
 
 def treated_order(
@@ -157,12 +127,18 @@ def match_pairs(
     check_order(order)
     rng = check_random_state(random_state)
     a = check_treatment(np.asarray(treatment, dtype=np.float64), "treatment").astype(bool)
-    logit = np.asarray(logit, dtype=np.float64)
-    if logit.shape != a.shape or not np.isfinite(logit).all():
-        raise EstimatorInputError(
-            f"logit must be finite with one value per patient; got shape {logit.shape} "
-            f"for {a.size} patients"
-        )
+    return _match(check_logit(logit, a.size), a, multiplier, caliper, order, rng)
+
+
+def _match(
+    logit: np.ndarray,
+    a: np.ndarray,
+    multiplier: float,
+    caliper: float | None,
+    order: str,
+    rng: np.random.Generator,
+) -> Matching:
+    """:func:`match_pairs` on clean input (``a`` boolean with both arms, finite logit)."""
     width = multiplier * float(np.std(logit, ddof=1)) if np.isfinite(multiplier) else np.inf
     treated_rows = np.flatnonzero(a)
     control_rows = np.flatnonzero(~a)

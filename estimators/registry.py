@@ -16,12 +16,35 @@ estimator runs exactly like them::
 The declared estimand says which truth the estimator should be judged against by
 default; every returned :class:`EffectEstimate` also carries the estimand it actually
 targeted (``siptw(..., estimand="ATT")`` returns ``"ATT"``).
+
+**Shared work is a capability.**  When an estimator's signature has any of the keyword
+parameters in :data:`SHARED_INPUTS`, a simulation study passes it the corresponding
+work done once per data set (:class:`~estimators.shared.SharedInputs`):
+
+``shared``
+    the :class:`SharedInputs` object itself (ask it for ``outcome(time, event)``,
+    ``design(covariates)``, ``propensity(covariates, method, pool_rare)``);
+``propensity``
+    the ML propensity model of the estimator's covariates;
+``design``
+    the design matrix of the estimator's covariates;
+``outcome``
+    the validated time / event / treatment arrays and time order (an
+    :class:`~estimators.shared.Outcome`);
+``balance``
+    ``False``: skip balance tables nobody reads in a study.
+
+``Estimator.accepts`` records which of them a function takes (read from its signature
+at registration); ``Estimator.frame`` says whether it needs a pandas DataFrame (True
+for any user estimator unless registered with ``frame=False``; the built-ins work on a
+mapping of column arrays, so a study builds no DataFrame for them).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pandas as pd
@@ -30,6 +53,9 @@ from .effects import adjusted_cox, naive_cox, psm, siptw
 from .estimands import ESTIMANDS
 from .exceptions import EstimatorInputError
 from .result import EffectEstimate
+
+SHARED_INPUTS = ("shared", "propensity", "design", "outcome", "balance")
+"""Keyword parameters through which an estimator accepts work shared per data set."""
 
 
 class EstimatorFunction(Protocol):
@@ -56,11 +82,18 @@ class Estimator:
     func : EstimatorFunction
     estimand : str
         One of :data:`estimators.estimands.ESTIMANDS`.
+    accepts : frozenset of str
+        The :data:`SHARED_INPUTS` keyword parameters ``func`` takes.
+    frame : bool
+        True when ``func`` needs a pandas DataFrame (False: a mapping of column arrays
+        will do).
     """
 
     name: str
     func: EstimatorFunction
     estimand: str
+    accepts: frozenset[str] = field(default_factory=frozenset)
+    frame: bool = True
 
     def __call__(
         self,
@@ -83,8 +116,23 @@ class Estimator:
 _REGISTRY: dict[str, Estimator] = {}
 
 
+def shared_inputs_of(func: EstimatorFunction) -> frozenset[str]:
+    """The :data:`SHARED_INPUTS` that ``func`` accepts as keyword parameters."""
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):  # some builtins have no signature
+        return frozenset()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return frozenset(k for k in SHARED_INPUTS if k in params and params[k].kind in kinds)
+
+
 def register_estimator(
-    name: str, func: EstimatorFunction, estimand: str, *, replace: bool = False
+    name: str,
+    func: EstimatorFunction,
+    estimand: str,
+    *,
+    replace: bool = False,
+    frame: bool = True,
 ) -> Estimator:
     """Register ``func`` under ``name``.
 
@@ -98,6 +146,9 @@ def register_estimator(
         The estimand ``func`` targets with default options.
     replace : bool
         Allow overwriting an existing registration.
+    frame : bool
+        False when ``func`` works on a mapping of column name to numpy array (or
+        :class:`~estimators.validation.Coded`) as well as on a DataFrame.
 
     Returns
     -------
@@ -113,7 +164,9 @@ def register_estimator(
         raise EstimatorInputError(
             f"an estimator named {name!r} is already registered; pass replace=True to overwrite"
         )
-    _REGISTRY[name] = Estimator(name, func, estimand)
+    if not isinstance(frame, bool):
+        raise EstimatorInputError(f"frame={frame!r} is not allowed; use True or False")
+    _REGISTRY[name] = Estimator(name, func, estimand, shared_inputs_of(func), frame)
     return _REGISTRY[name]
 
 
@@ -138,7 +191,7 @@ def available_estimators() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-register_estimator("siptw", siptw, "ATE")
-register_estimator("psm", psm, "ATT")
-register_estimator("naive_cox", naive_cox, "crude")
-register_estimator("adjusted_cox", adjusted_cox, "conditional")
+register_estimator("siptw", siptw, "ATE", frame=False)
+register_estimator("psm", psm, "ATT", frame=False)
+register_estimator("naive_cox", naive_cox, "crude", frame=False)
+register_estimator("adjusted_cox", adjusted_cox, "conditional", frame=False)

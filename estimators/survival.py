@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from ._validation import (
+from .exceptions import EstimatorInputError
+from .validation import (
     check_binary,
     check_frame,
     check_probability,
@@ -36,7 +37,6 @@ from ._validation import (
     check_weights,
     float_column,
 )
-from .exceptions import EstimatorInputError
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,11 @@ def kaplan_meier(
         w = check_weights(np.asarray(weights, dtype=np.float64), "weights")
         if w.shape != t.shape:
             raise EstimatorInputError(f"weights has shape {w.shape}; expected {t.shape}")
-    alpha = check_probability(alpha, "alpha", open_interval=True)
+    return _kaplan_meier(t, e, w, check_probability(alpha, "alpha", open_interval=True))
+
+
+def _kaplan_meier(t: np.ndarray, e: np.ndarray, w: np.ndarray, alpha: float) -> KaplanMeier:
+    """:func:`kaplan_meier` on validated arrays (times > 0, events 0/1, weights > 0)."""
     times, idx = np.unique(t, return_inverse=True)
     removed = np.bincount(idx, weights=w, minlength=times.size)
     d = np.bincount(idx, weights=w * e, minlength=times.size)
@@ -177,19 +181,21 @@ def kaplan_meier_by_arm(
     example the sIPTW weights, giving the adjusted curves).
     """
     check_frame(df, time=time, event=event, treatment=treatment)
-    t = float_column(df, time, "time")
-    e = float_column(df, event, "event")
+    t = check_times(float_column(df, time, "time"), "time")
+    e = check_binary(float_column(df, event, "event"), "event")
     a = check_treatment(float_column(df, treatment, "treatment"), "treatment")
     if isinstance(weights, str):
         check_frame(df, weights=weights)
-        w = float_column(df, weights, "weights")
+        w = check_weights(float_column(df, weights, "weights"), "weights")
     elif weights is None:
         w = np.ones(a.size)
     else:
         w = np.asarray(weights, dtype=np.float64)
         if w.shape != a.shape:
             raise EstimatorInputError(f"weights has shape {w.shape}; expected ({a.size},)")
-    return {arm: kaplan_meier(t[a == arm], e[a == arm], w[a == arm], alpha) for arm in (0, 1)}
+        check_weights(w, "weights")
+    alpha = check_probability(alpha, "alpha", open_interval=True)
+    return {arm: _kaplan_meier(t[a == arm], e[a == arm], w[a == arm], alpha) for arm in (0, 1)}
 
 
 def survival_summary(

@@ -26,53 +26,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._validation import check_treatment
 from .exceptions import EstimatorInputError
+from .validation import (
+    WEIGHT_ESTIMANDS,
+    check_estimand,
+    check_ps,
+    check_treatment,
+    check_truncate,
+)
 
-WEIGHT_ESTIMANDS = ("ATE", "ATT")
+__all__ = ["WEIGHT_ESTIMANDS", "ess_by_arm", "iptw_weights", "iptw_weights_from_logit", "kish_ess"]
+
 SUMMARY_PERCENTILES = (1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0)
-
-
-def check_truncate(truncate: Sequence[float] | None) -> tuple[float, float] | None:
-    """Validate ``truncate=(low, high)`` percentiles: 0 <= low < high <= 100."""
-    if truncate is None:
-        return None
-    try:
-        low, high = (float(v) for v in truncate)
-    except (TypeError, ValueError):
-        raise EstimatorInputError(
-            f"truncate={truncate!r} is not allowed; give two percentiles (low, high), "
-            "e.g. (1, 99), or None"
-        ) from None
-    if not (0.0 <= low < high <= 100.0):
-        raise EstimatorInputError(
-            f"truncate={truncate!r} is not allowed; percentiles must satisfy 0 <= low < high <= 100"
-        )
-    return low, high
-
-
-def check_estimand(estimand: str) -> str:
-    """``estimand`` must be ``"ATE"`` or ``"ATT"``."""
-    if estimand not in WEIGHT_ESTIMANDS:
-        raise EstimatorInputError(
-            f"estimand={estimand!r} is not allowed; use one of {WEIGHT_ESTIMANDS}"
-        )
-    return estimand
-
-
-def check_ps(ps: np.ndarray, n: int) -> np.ndarray:
-    """Propensity scores: float array of length ``n`` strictly inside (0, 1)."""
-    ps = np.asarray(ps, dtype=np.float64)
-    if ps.shape != (n,):
-        raise EstimatorInputError(f"ps has shape {ps.shape}; expected ({n},), one per patient")
-    bad = ~((ps > 0.0) & (ps < 1.0))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise EstimatorInputError(
-            f"ps has {int(bad.sum())} value(s) outside (0, 1), first at row {i}: {float(ps[i])!r}; "
-            "propensity scores must be strictly between 0 and 1"
-        )
-    return ps
 
 
 def iptw_weights(
@@ -131,6 +96,17 @@ def iptw_weights_from_logit(
             f"logit must be one non-NaN value per patient; got shape {logit.shape} for "
             f"{a.size} patients"
         )
+    return _weights_from_logit(logit, a, estimand, stabilized, bounds)
+
+
+def _weights_from_logit(
+    logit: np.ndarray,
+    a: np.ndarray,
+    estimand: str,
+    stabilized: bool,
+    bounds: tuple[float, float] | None,
+) -> np.ndarray:
+    """:func:`iptw_weights_from_logit` on clean input (``a`` boolean, both arms)."""
     if estimand == "ATE":
         w = 1.0 + np.exp(np.where(a, -logit, logit))
         estimated = np.ones(a.size, dtype=bool)

@@ -445,3 +445,56 @@ def rmst_naive(time, event, tau, weights=None):
         if d > 0 and y > d:
             var += area(u) ** 2 * d / (y * (y - d))
     return area(0.0), var**0.5
+
+
+def firth_logistic_naive(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Firth-penalised logistic regression: maximise ``l(b) + log det(X'WX) / 2`` with
+    scipy's BFGS, the objective and its gradient written out densely.
+
+    The gradient is the modified score ``X'(y - p + h (1/2 - p))`` with ``h`` the
+    diagonal of the full n x n hat matrix ``W^1/2 X (X'WX)^-1 X' W^1/2`` (Firth 1993).
+    """
+    from scipy.optimize import minimize
+
+    def parts(b):
+        p = 1.0 / (1.0 + np.exp(-(X @ b)))
+        w = p * (1.0 - p)
+        info = X.T @ (w[:, None] * X)
+        half = np.sqrt(w)[:, None] * X
+        hat = half @ np.linalg.inv(info) @ half.T
+        return p, info, np.diag(hat)
+
+    def objective(b):
+        p, info, _ = parts(b)
+        ll = np.sum(y * np.log(p) + (1.0 - y) * np.log1p(-p))
+        return -(ll + 0.5 * np.linalg.slogdet(info)[1])
+
+    def gradient(b):
+        p, _, h = parts(b)
+        return -(X.T @ (y - p + h * (0.5 - p)))
+
+    res = minimize(objective, np.zeros(X.shape[1]), jac=gradient, method="BFGS", tol=1e-12)
+    return res.x
+
+
+def pool_rare_naive(
+    codes: np.ndarray, treatment: np.ndarray, min_count: int, other: int
+) -> np.ndarray:
+    """Pooled category codes: levels with < ``min_count`` patients in either arm get code
+    ``other``; when that level is itself rare it becomes the reference (the first
+    present level).  Returns the new code of every patient."""
+    levels = sorted(set(codes.tolist()))
+    ref = levels[0]
+
+    def rare(mask):
+        return (mask & (treatment == 1)).sum() < min_count or (
+            mask & (treatment == 0)
+        ).sum() < min_count
+
+    out = codes.copy()
+    for lv in levels[1:]:
+        if rare(codes == lv):
+            out[codes == lv] = other
+    if (out == other).any() and rare(out == other):
+        out[out == other] = ref
+    return out

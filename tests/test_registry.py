@@ -121,3 +121,36 @@ def test_a_result_that_is_not_an_effect_estimate_is_an_error(cohort):
             get_estimator("broken")(cohort, *ARGS)
     finally:
         unregister_estimator("broken")
+
+
+def test_builtins_declare_the_shared_inputs_they_accept():
+    accepts = {name: get_estimator(name).accepts for name in available_estimators()[:4]}
+    assert accepts == {
+        "siptw": {"shared", "propensity", "balance"},
+        "psm": {"shared", "propensity", "balance"},
+        "naive_cox": {"shared"},
+        "adjusted_cox": {"shared", "design"},
+    }
+    assert not any(get_estimator(n).frame for n in accepts)
+
+
+def test_user_estimator_capabilities_come_from_its_signature():
+    def plain(df, time, event, treatment, covariates):
+        raise AssertionError
+
+    def with_ps(df, time, event, treatment, covariates, propensity=None, *, balance=True):
+        raise AssertionError
+
+    try:
+        assert register_estimator("plain", plain, "crude").accepts == frozenset()
+        est = register_estimator("with_ps", with_ps, "ATE", frame=False)
+        assert est.accepts == {"propensity", "balance"} and not est.frame
+    finally:
+        for name in ("plain", "with_ps"):
+            if name in available_estimators():
+                unregister_estimator(name)
+
+
+def test_bad_frame_flag():
+    with pytest.raises(EstimatorInputError, match="frame='no' is not allowed"):
+        register_estimator("bad", lambda *a: None, "crude", frame="no")

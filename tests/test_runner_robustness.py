@@ -452,13 +452,10 @@ def test_options_of_an_estimator_taking_kwargs_are_not_second_guessed(misbehavin
 
 def test_the_study_covariates_reach_adjusted_cox():
     study = Study(covariates=("age", "ecog"))
-    assert study.options_for("adjusted_cox")["covariates"] == [
-        "age",
-        "ecog",
-        "lung_mets",
-        "liver_mets",
-    ]
-    assert Study().options_for("adjusted_cox")["covariates"][-2:] == ["lung_mets", "liver_mets"]
+    assert study.covariates_for("adjusted_cox") == ["age", "ecog", "lung_mets", "liver_mets"]
+    assert Study().covariates_for("adjusted_cox")[-2:] == ["lung_mets", "liver_mets"]
+    chunk = plan_chunks(study, study.conditions())[0]
+    assert chunk.covariates["adjusted_cox"] == ["age", "ecog", "lung_mets", "liver_mets"]
 
 
 def test_project_warnings_are_recorded_per_row_numpy_ones_are_not_silenced(misbehaving):

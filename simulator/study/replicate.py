@@ -12,6 +12,14 @@ Warnings: the project's own (:class:`~simulator.exceptions.SimulatorWarning`,
 :class:`~estimators.exceptions.EstimatorWarning`) are recorded in each row's
 ``warnings`` instead of printed; every other warning (numpy's ``RuntimeWarning``, ...)
 is left to the normal filters.
+
+Fast path: a replicate's cohort stays in arrays (:func:`cohort_columns`; a DataFrame is
+built only for an estimator registered with ``frame=True``), and the work estimators
+share -- validated treatment and outcome arrays, their time order, one design matrix
+of every covariate any estimator uses, the propensity fit -- is done once per replicate
+by a :class:`estimators.SharedInputs`, handed to each estimator through the shared-input
+parameters it declares (``Estimator.accepts``).  Results equal those of calling each
+estimator on the DataFrame of ``simulate`` bit for bit.
 """
 
 from __future__ import annotations
@@ -29,25 +37,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from estimators.design_matrix import design_matrix
 from estimators.exceptions import EstimatorInputError, EstimatorWarning
-from estimators.propensity import fit_propensity
-from estimators.registry import get_estimator
+from estimators.registry import Estimator, get_estimator
 from estimators.result import EffectEstimate
+from estimators.shared import SharedInputs
+from estimators.validation import Coded
 
 from .. import calibration
 from ..exceptions import SimulatorWarning
-from ..generate import simulate
+from ..generate import (
+    CATEGORICAL_COLUMNS,
+    FLOAT_COLUMNS,
+    INT_COLUMNS,
+    CohortArrays,
+    simulate_arrays,
+    to_frame,
+)
 from ..scenario import Scenario
 from . import record
 from .exceptions import StudyWarning
 from .spec import OUTCOMES, TREATMENT
 from .workers import FitTimeout, deadline, set_status
 
-# built-ins that accept a PS fitted once per replicate (``propensity=``) and can skip
-# their balance tables (``balance=False``), and the one that takes a prebuilt ``design=``
-_PS_SHARING = {"siptw", "psm"}
-_DESIGN_SHARING = {"adjusted_cox"}
 PROJECT_WARNINGS = (SimulatorWarning, StudyWarning, EstimatorWarning)
 
 
@@ -127,53 +138,86 @@ def _caught() -> list[str]:
 def run_chunk(chunk: Chunk) -> pd.DataFrame:
     """Run the chunk's replicates; one row per replicate x outcome x estimator."""
     rows: list[dict[str, Any]] = []
+    ests = [get_estimator(name) for name in chunk.estimators]
     with _recording_project_warnings():
         for rep in range(*chunk.reps):
             seed = replicate_seed(chunk.seed, chunk.condition, rep)
             set_status(f"simulating\t\t{chunk.condition}\t{rep}\t")
             _caught().clear()
-            df = simulate(chunk.scenario, chunk.n, seed, calibration=chunk.calibration)
+            arrays = simulate_arrays(chunk.scenario, chunk.n, seed, calibration=chunk.calibration)
             sim_warnings = tuple(_caught())
-            shared = _shared_inputs(df, chunk)
+            data = _Data(arrays, chunk, ests)
             for outcome in chunk.outcomes:
-                for name in chunk.estimators:
-                    rows.append(_estimate(df, chunk, rep, outcome, name, shared, sim_warnings))
+                for e in ests:
+                    rows.append(_estimate(data.for_(e), chunk, rep, outcome, e, data, sim_warnings))
     set_status("idle\t\t\t\t")
     return record.frame(rows)
 
 
-def _shared_inputs(df: pd.DataFrame, chunk: Chunk) -> dict[str, dict[str, Any]]:
-    """Per-estimator extra keyword arguments computed once per replicate (both outcomes).
+def cohort_columns(arrays: CohortArrays) -> dict[str, Any]:
+    """The cohort's columns as arrays (categoricals :class:`Coded`), no DataFrame: what
+    the estimators registered with ``frame=False`` read (same values as ``to_frame``)."""
+    cols: dict[str, Any] = {name: arrays.floats[row] for name, (row, _) in FLOAT_COLUMNS.items()}
+    cols |= {name: arrays.ints[row] for name, (row, _) in INT_COLUMNS.items()}
+    for name, (row, levels, first, _) in CATEGORICAL_COLUMNS.items():
+        codes = arrays.ints[row] - np.int8(first) if first else arrays.ints[row]
+        cols[name] = Coded(codes, tuple(levels))
+    return cols
 
-    sIPTW and PSM share one PS fit when they use the same covariates; adjusted Cox gets
-    its design matrix built once.  A failure here is left to each estimator to report.
+
+class _Data:
+    """One replicate's data: column arrays, a DataFrame only if an estimator needs one,
+    and the inputs shared by every estimator (validated and computed once)."""
+
+    def __init__(self, arrays: CohortArrays, chunk: Chunk, ests: list[Estimator]) -> None:
+        self.arrays = arrays
+        self.columns = cohort_columns(arrays)
+        self._frame: pd.DataFrame | None = None
+        union = [c for e in ests for c in chunk.covariates[e.name]]
+        self.shared = SharedInputs(self.columns, TREATMENT, union)
+
+    def for_(self, est: Estimator) -> Any:
+        """The data argument for ``est``: column arrays, or a DataFrame if it needs one."""
+        if not est.frame:
+            return self.columns
+        if self._frame is None:
+            self._frame = to_frame(self.arrays)
+        return self._frame
+
+
+def _shared_inputs(data: _Data, est: Estimator, covariates: list[str], outcome: str):
+    """Keyword arguments of the shared work ``est`` declares it accepts (``est.accepts``).
+
+    An estimator taking ``shared=`` gets the :class:`SharedInputs` and asks it for what
+    it needs; otherwise ``propensity=`` / ``design=`` / ``outcome=`` are computed here
+    (once per replicate) and left out when that fails, for the estimator to report.
     """
-    shared: dict[str, dict[str, Any]] = {}
-    users = [e for e in chunk.estimators if e in _PS_SHARING]
-    for name in users:
-        shared[name] = {"balance": False}
-    if users and len({tuple(chunk.covariates[e]) for e in users}) == 1:
+    kwargs: dict[str, Any] = {}
+    if "balance" in est.accepts:
+        kwargs["balance"] = False
+    if "shared" in est.accepts:
+        kwargs["shared"] = data.shared
+        return kwargs
+    make = {
+        "propensity": lambda: data.shared.propensity(covariates),
+        "design": lambda: data.shared.design(covariates),
+        "outcome": lambda: data.shared.outcome(*OUTCOMES[outcome]),
+    }
+    for key in est.accepts & make.keys():
         try:
-            ps = fit_propensity(df, TREATMENT, chunk.covariates[users[0]])
-        except ValueError:
-            ps = None
-        if ps is not None:
-            for name in users:
-                shared[name]["propensity"] = ps
-    for name in (e for e in chunk.estimators if e in _DESIGN_SHARING):
-        try:
-            shared[name] = {"design": design_matrix(df, chunk.covariates[name])}
+            kwargs[key] = make[key]()
         except ValueError:
             pass
-    return shared
+    return kwargs
 
 
 def _estimate(
-    df, chunk: Chunk, rep: int, outcome: str, name: str, shared, sim_warnings=()
+    df, chunk: Chunk, rep: int, outcome: str, est: Estimator, data: _Data, sim_warnings=()
 ) -> dict[str, Any]:
     time_col, event_col = OUTCOMES[outcome]
-    opts = {**shared.get(name, {}), **chunk.options.get(name, {})}
-    est = get_estimator(name)
+    name = est.name
+    shared = _shared_inputs(data, est, chunk.covariates[name], outcome)
+    opts = {**shared, **chunk.options.get(name, {})}
     coords = {"condition": chunk.condition, "rep": rep, "outcome": outcome, "estimator": name}
     set_status(f"fitting\t{name}\t{chunk.condition}\t{rep}\t{outcome}")
     _caught().clear()

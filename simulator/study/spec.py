@@ -80,8 +80,9 @@ DEFAULT_COVARIATES = (
     "academic",
     "race",
 )
-# Adjusted Cox: the study's (PS) covariates plus the organ sites that carry prognosis.
-PROGNOSTIC_EXTRAS = {"adjusted_cox": ("lung_mets", "liver_mets")}
+# Adjusted Cox adjusts for the study's covariates plus the organ sites that carry
+# prognosis (unless its own ``covariates`` option says exactly what to adjust for).
+EXTRA_COVARIATES = {"adjusted_cox": ("lung_mets", "liver_mets")}
 DEFAULT_ESTIMATORS = ("siptw", "psm", "naive_cox", "adjusted_cox")
 DEFAULT_OUTCOMES = tuple(OUTCOMES)
 DEFAULT_SAMPLE_SIZE = 1430  # the Flatiron cohort
@@ -160,24 +161,23 @@ class Study:
         self.conditions()  # validates scenarios and every grid change
 
     def options_for(self, estimator: str) -> dict[str, Any]:
-        """Keyword options of one estimator: the study's ``estimator_options``, else the
-        defaults (adjusted Cox adjusts for the study's ``covariates`` plus the organ sites
-        ``lung_mets`` and ``liver_mets``)."""
-        opts: dict[str, Any] = {}
-        if estimator in PROGNOSTIC_EXTRAS:
-            extra = [c for c in PROGNOSTIC_EXTRAS[estimator] if c not in self.covariates]
-            opts["covariates"] = [*self.covariates, *extra]
-        opts.update(self.estimator_options.get(estimator, {}))
-        return opts
+        """Keyword options of one estimator, as the study gives them."""
+        return dict(self.estimator_options.get(estimator, {}))
 
     def covariates_for(self, estimator: str, scenario: Scenario | None = None) -> list[str]:
-        """Covariate columns passed to an estimator.
+        """Covariate columns passed to an estimator: its ``covariates`` option, else the
+        study's ``covariates`` (plus :data:`EXTRA_COVARIATES` for adjusted Cox).
 
         With ``scenario``, binary columns that the scenario makes constant (``visceral``
         and ``bone_only`` in a lung-metastases subgroup, say) are left out: a constant
         has no coefficient and no SMD.
         """
-        covs = list(self.options_for(estimator).get("covariates", self.covariates))
+        opts = self.options_for(estimator)
+        if "covariates" in opts:
+            covs = list(opts["covariates"])
+        else:
+            extra = EXTRA_COVARIATES.get(estimator, ())
+            covs = [*self.covariates, *(c for c in extra if c not in self.covariates)]
         if scenario is None:
             return covs
         constant = constant_columns(scenario)
