@@ -88,11 +88,17 @@ def _copy_sources(dest: Path) -> Path:
 
 
 def _pip(*args: str) -> None:
+    # Run pip away from the project folder and without PYTHONPATH: an editable install
+    # of the checkout leaves rwesim.egg-info there, which pip would take for the
+    # installation to replace (and then refuse to uninstall, as outside the venv).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     res = subprocess.run(
         [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args],
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=tempfile.gettempdir(),
+        env=env,
     )
     assert res.returncode == 0, res.stdout + res.stderr
 
