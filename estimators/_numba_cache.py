@@ -45,7 +45,7 @@ def candidates() -> list[tuple[Path, bool]]:
     return out
 
 
-def _writable(path: Path, shared: bool) -> bool:
+def writable(path: Path, shared: bool) -> bool:
     """Create ``path`` if needed and check a file can be written there (as numba does).
 
     Under a shared temp dir the ``rwesim-<user>`` folder must be ours and private:
@@ -73,7 +73,7 @@ def configure() -> str | None:
     """
     if os.environ.get(ENV):
         return os.environ[ENV]
-    chosen = next((str(p) for p, shared in candidates() if _writable(p, shared)), None)
+    chosen = next((str(p) for p, shared in candidates() if writable(p, shared)), None)
     if chosen is None:
         _compile_in_memory()
         return None

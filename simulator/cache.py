@@ -1,5 +1,11 @@
 """Where solved calibrations and computed truths are kept: shipped package data first,
-then the user cache ($RWESIM_CACHE_DIR, else ~/.cache/rwesim), one JSON file per key."""
+then the user cache, one JSON file per key.
+
+The user cache is the first writable of ``$RWESIM_CACHE_DIR``, ``$XDG_CACHE_HOME/rwesim``,
+``~/.cache/rwesim`` and a private ``<temp dir>/rwesim-<user>`` folder: the same order as
+numba's kernel cache (:mod:`simulator._numba_cache`), so a service account without a
+writable home keeps its calibrations between runs too.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,22 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from . import _numba_cache
+
 DATA = Path(__file__).resolve().parent / "data"
 SHIPPED = {"calibration": DATA / "calibrations.json", "truth": DATA / "truths.json"}
 
 
 def cache_dir() -> Path:
-    """User cache directory ($RWESIM_CACHE_DIR, else ~/.cache/rwesim)."""
+    """The user cache directory: the first writable candidate (see the module docstring).
+
+    When none is writable, ``$RWESIM_CACHE_DIR`` or ``~/.cache/rwesim`` is returned
+    anyway: writes then fail quietly and results stay in memory for the process.
+    """
+    for numba_dir, shared in _numba_cache.candidates():
+        root = numba_dir.parent
+        if _numba_cache.writable(root / "truth", shared):
+            return root
     env = os.environ.get("RWESIM_CACHE_DIR")
     return Path(env) if env else Path.home() / ".cache" / "rwesim"
 

@@ -167,3 +167,32 @@ def test_numba_imported_first_still_reads_the_cache_dir(tmp_path):
         check=True,
     )
     assert res.stdout.strip() == "True", res.stderr
+
+
+# ---- the calibration / truth cache follows the same writable-folder order -------------
+def test_record_cache_falls_back_to_a_private_temp_folder_without_a_writable_home(
+    tmp_path, monkeypatch
+):
+    import tempfile
+
+    from simulator import cache
+
+    home = tmp_path / "home-is-a-file"
+    home.write_text("")  # ~/.cache cannot be created under it
+    monkeypatch.delenv("RWESIM_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    root = cache.cache_dir()
+    assert root == temp / f"rwesim-{os.getuid()}"
+    cache.write("truth", "k-test", {"x": 1.5})
+    assert cache.read("truth", "k-test") == {"x": 1.5}  # kept for the next run
+
+
+def test_record_cache_prefers_rwesim_cache_dir(tmp_path, monkeypatch):
+    from simulator import cache
+
+    monkeypatch.setenv("RWESIM_CACHE_DIR", str(tmp_path / "mine"))
+    assert cache.cache_dir() == tmp_path / "mine"
