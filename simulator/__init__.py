@@ -6,7 +6,7 @@
 >>> tr = simulator.truth(sc)
 """
 
-from .calibration import Calibration, calibrate
+from .calibration import Calibration, calibrate, is_calibrated
 from .catalog import get_scenario, scenario_names
 from .generate import CohortArrays, describe_columns, simulate, simulate_arrays
 from .scenario import (
@@ -39,6 +39,7 @@ __all__ = [
     "calibrate",
     "describe_columns",
     "get_scenario",
+    "is_calibrated",
     "load_scenario",
     "scenario_from_dict",
     "scenario_from_toml",

@@ -17,7 +17,9 @@ from .features import N_FEATURES
 
 
 @njit(cache=True, parallel=True)
-def _decode(zn, uu, ee, age_table, chol, race_cum, S, W, nz, om, lost_b, nz_lost, feats, lp, ps, lost):
+def _decode(
+    zn, uu, ee, age_table, chol, race_cum, S, W, nz, om, lost_b, nz_lost, feats, lp, ps, lost
+):
     """Covariates of every sample point, as the cohort kernel decodes its draws.
 
     zn (n, N_NORMAL), uu (n, N_UNIFORM), ee (n, N_EXPON) are the point's normals, uniforms
@@ -51,8 +53,30 @@ def _cubic_weights(x, out):
 
 @njit(cache=True, parallel=True)
 def _accumulate(
-    lp0, lp1, m2, rho, bounds, wts, scale01, scale02, t, p01, p02, q01, q02,
-    m_lo, m_step, n_r, r_lo, r_step, want_os, S0, B0, death, spread,
+    lp0,
+    lp1,
+    m2,
+    rho,
+    bounds,
+    wts,
+    scale01,
+    scale02,
+    t,
+    p01,
+    p02,
+    q01,
+    q02,
+    m_lo,
+    m_step,
+    n_r,
+    r_lo,
+    r_step,
+    want_os,
+    want_share,
+    S0,
+    B0,
+    death,
+    spread,
 ):
     """Per-patient closed forms on the grid, summed into (group, row) accumulators.
 
@@ -64,8 +88,8 @@ def _accumulate(
     row r of wts (R, n):
 
     * S0[g, r, k] += w S00 E;  B0[g, r, k] += w rho S00 E;
-    * death[g, r] += w * share of state-0 exits that are deaths (midpoint rule per cell;
-      q01 = nu01 t_mid^(nu01-1), q02 likewise at the cell midpoints);
+    * when ``want_share``: death[g, r] += w * share of state-0 exits that are deaths
+      (midpoint rule per cell; q01 = nu01 t_mid^(nu01-1), q02 likewise at the midpoints);
     * when ``want_os``: the progression mass of cell k, h01/(h01+h02)(mid) *
       (S00_k - S00_{k+1}) * E(mid), spread with cubic Lagrange weights onto the kernel
       nodes (m2_i on the m-grid m_lo + j m_step; rho_i on its grid when n_r > 1):
@@ -93,7 +117,7 @@ def _accumulate(
                 for k in range(G):
                     s00[k] = s0[k]
             share = 0.0
-            for k in range(G - 1):
+            for k in range(G - 1 if (want_os or want_share) else 0):
                 h1 = c01 * q01[k]
                 h2 = c02 * q02[k]
                 frac[k] = h1 / (h1 + h2) if h1 + h2 > 0.0 else 0.0
@@ -150,45 +174,65 @@ def _kernel_cells(c, rho, nu, t, j_rows, out):
     gw = np.array([0.5555555555555556, 0.8888888888888888, 0.5555555555555556])
     gx12 = np.array(
         [
-            -0.9815606342467192, -0.9041172563704749, -0.7699026741943047,
-            -0.5873179542866175, -0.3678314989981802, -0.1252334085114689,
-            0.1252334085114689, 0.3678314989981802, 0.5873179542866175,
-            0.7699026741943047, 0.9041172563704749, 0.9815606342467192,
+            -0.9815606342467192,
+            -0.9041172563704749,
+            -0.7699026741943047,
+            -0.5873179542866175,
+            -0.3678314989981802,
+            -0.1252334085114689,
+            0.1252334085114689,
+            0.3678314989981802,
+            0.5873179542866175,
+            0.7699026741943047,
+            0.9041172563704749,
+            0.9815606342467192,
         ]
     )
     gw12 = np.array(
         [
-            0.0471753363865118, 0.1069393259953184, 0.1600783285433462,
-            0.2031674267230659, 0.2334925365383548, 0.2491470458134028,
-            0.2491470458134028, 0.2334925365383548, 0.2031674267230659,
-            0.1600783285433462, 0.1069393259953184, 0.0471753363865118,
+            0.0471753363865118,
+            0.1069393259953184,
+            0.1600783285433462,
+            0.2031674267230659,
+            0.2334925365383548,
+            0.2491470458134028,
+            0.2491470458134028,
+            0.2334925365383548,
+            0.2031674267230659,
+            0.1600783285433462,
+            0.1069393259953184,
+            0.0471753363865118,
         ]
     )
     Q = c.size
-    for qq in prange(Q * j_rows.size):
-        q = qq // j_rows.size
-        jj = qq % j_rows.size
+    for jj in prange(j_rows.size):
         j = j_rows[jj]
-        cq, rq = c[q], rho[q]
+        s_n = np.empty(12)
+        s_v = np.empty(12)
+        w_n = np.empty(12)
         for k in range(j):
             lo = t[j] - t[k + 1]
             hi = t[j] - t[k]
-            acc = 0.0
             if k == j - 1:
                 # s = hi * v^p, p = max(1, 1/nu): s^nu smooth in v
                 p = 1.0 / nu if nu < 1.0 else 1.0
+                m_n = 12
                 for m in range(12):
                     v = 0.5 * (gx12[m] + 1.0)
                     s = hi * v**p
-                    jac = hi * p * v ** (p - 1.0) if p != 1.0 else hi
-                    acc += 0.5 * gw12[m] * jac * math.exp(-cq * s**nu - rq * s)
-                out[q, jj, k] = acc / hi
+                    jac = p * v ** (p - 1.0) if p != 1.0 else 1.0
+                    s_v[m], s_n[m], w_n[m] = s, s**nu, 0.5 * gw12[m] * jac
             else:
                 half = 0.5 * (hi - lo)
                 mid = 0.5 * (hi + lo)
+                m_n = 3
                 for m in range(3):
                     s = mid + half * gx[m]
-                    acc += 0.5 * gw[m] * math.exp(-cq * s**nu - rq * s)
+                    s_v[m], s_n[m], w_n[m] = s, s**nu, 0.5 * gw[m]
+            for q in range(Q):
+                acc = 0.0
+                for m in range(m_n):
+                    acc += w_n[m] * math.exp(-c[q] * s_n[m] - rho[q] * s_v[m])
                 out[q, jj, k] = acc
 
 

@@ -549,18 +549,39 @@ def _bracketed_root(f, lo: float, hi: float, x0: float, width: float, xtol: floa
     return float(brentq(f, a, b, xtol=xtol, rtol=4 * np.finfo(float).eps))
 
 
+def _secant_root(f, x0: float, lo: float, hi: float, xtol: float) -> float | None:
+    """Root of a smooth monotone f near x0 by the secant method, falling back to a
+    bracketed search on [lo, hi] (None when f has one sign at both ends)."""
+    a, b = x0, x0 + 0.01
+    fa, fb = f(a), f(b)
+    for _ in range(30):
+        if fb == fa:
+            break
+        c = b - fb * (b - a) / (fb - fa)
+        if not lo <= c <= hi or not math.isfinite(c):
+            break
+        a, fa, b = b, fb, c
+        fb = f(b)
+        if abs(b - a) < xtol:
+            return b
+    return _bracketed_root(f, lo, hi, x0, 0.15, xtol)
+
+
 def _newton2(f, x0, tol: float, names: str, max_iter: int = 40) -> np.ndarray:
-    """Damped Newton for two equations (finite-difference Jacobian)."""
+    """Two equations: Newton with a finite-difference Jacobian, Broyden updates after."""
     x = np.asarray(x0, dtype=np.float64)
     r = f(x)
+    J = None
     for _ in range(max_iter):
         if np.max(np.abs(r)) < tol:
             return x
-        J = np.empty((2, 2))
-        for k in range(2):
-            e = np.zeros(2)
-            e[k] = 1e-6
-            J[:, k] = (f(x + e) - r) / 1e-6
+        fresh = J is None
+        if fresh:
+            J = np.empty((2, 2))
+            for k in range(2):
+                e = np.zeros(2)
+                e[k] = 1e-6
+                J[:, k] = (f(x + e) - r) / 1e-6
         step = np.linalg.solve(J, r)
         for _half in range(40):
             trial = x - step
@@ -569,7 +590,12 @@ def _newton2(f, x0, tol: float, names: str, max_iter: int = 40) -> np.ndarray:
                 break
             step = step / 2.0
         else:
-            break
+            if fresh:
+                break
+            J = None  # a stale Broyden Jacobian: refresh it
+            continue
+        dx, dr = trial - x, r_new - r
+        J = J + np.outer(dr - J @ dx, dx) / float(dx @ dx)
         x, r = trial, r_new
     raise CalibrationError(
         f"{names} cannot be reached together (largest relative gap {np.max(np.abs(r)):.2e} "
@@ -625,8 +651,8 @@ class _ExactSolver:
 
     def _engine(self, months: float | None, shapes, tail: bool = False) -> exact.Engine:
         g = self.grid
-        if tail:
-            grid = exact.TimeGrid.build(g.h, min(months, g.t[g.j_uniform]), exact.T_MAX, exact.GROWTH)
+        if tail:  # a coarse tail: enough for the (smooth) death share
+            grid = exact.TimeGrid.build(g.h, min(months, g.t[g.j_uniform]), exact.T_MAX, 1.25)
         else:
             grid = exact.prefix(g, months)
         return exact.Engine(grid, shapes)
@@ -641,11 +667,11 @@ class _ExactSolver:
             return o.scales, None
         base = scenario_shapes(self.sc)
         med, share = o.pfs_median_control, o.death_share
-        eng = self._engine(2.5 * med, base, tail=True)
+        eng = self._engine(1.6 * med, base, tail=True)
 
         def pfs_gaps(x):
             om = outcome_matrix(self.sc, _pair(*x), 0.0, 0.0, base)
-            c, _ = eng.accumulate(self.sample, om, 0.0, self.ones, want_os=False)
+            c, _ = eng.accumulate(self.sample, om, 0.0, self.ones, want_os=False, want_share=True)
             S = c.pooled("pfs")[0]
             m = exact.median(eng.grid.t, S)
             d = float(c.death.sum() / c.wsum.sum())
@@ -679,7 +705,10 @@ class _ExactSolver:
             gap = lambda lx: math.log(os_median(math.exp(lx), nu) / omed)  # noqa: E731
             root = _bracketed_root(gap, start - 14.0, start + 14.0, start, 1.0, 1e-12)
             if root is None:
-                lo, hi = os_median(math.exp(start + 14.0), nu), os_median(math.exp(start - 14.0), nu)
+                lo, hi = (
+                    os_median(math.exp(start + 14.0), nu),
+                    os_median(math.exp(start - 14.0), nu),
+                )
                 hi_txt = hi if hi < t[-1] else math.inf
                 raise _unreachable(
                     "outcomes.os_median_control",
@@ -707,7 +736,9 @@ class _ExactSolver:
             s = exact.survival_at(t, S, t_star)
             self.achieved["os_median_control"] = m
             self.achieved[f"os_survival{t_star:g}_control"] = s
-            return np.array([math.log(m / omed), float(logit(min(max(s, 1e-300), 1 - 1e-16)) - logit(s_star))])
+            return np.array(
+                [math.log(m / omed), float(logit(min(max(s, 1e-300), 1 - 1e-16)) - logit(s_star))]
+            )
 
         x = _newton2(
             os_gaps,
@@ -734,12 +765,15 @@ class _ExactSolver:
             population = o.hr_estimand
             months = sc.censoring.cutoff_months
             target, value, goal = f"outcomes.{outcome}_hr", target_hr, math.log(target_hr)
+            start = 1.05 * goal
         else:
             if target_med == getattr(o, f"{outcome}_median_control"):
                 return 0.0
             population = "ATE"
             months = 2.5 * target_med
-            target, value, goal = f"outcomes.{outcome}_median_treated", target_med, math.log(target_med)
+            target, value = f"outcomes.{outcome}_median_treated", target_med
+            goal = math.log(target_med)
+            start = -math.log(target_med / getattr(o, f"{outcome}_median_control"))
         eng = self._engine(months, shapes_)
         t = eng.grid.t
         rows = self._rows(population)
@@ -773,7 +807,7 @@ class _ExactSolver:
                 return measure(S0, eng.os_curves(sp1, scales[2] * math.exp(g)).sum(axis=0)[0] / W)
 
         lo, hi = GAMMA_RANGE
-        root = _bracketed_root(lambda g: value_at(g) - goal, lo, hi, goal, 0.15, 1e-10)
+        root = _secant_root(lambda g: value_at(g) - goal, start, lo, hi, 1e-10)
         if root is None:
             a, b = math.exp(value_at(hi)), math.exp(value_at(lo))
             what = "marginal HR" if target_hr is not None else "treated median"
@@ -787,7 +821,9 @@ class _ExactSolver:
                 f"({population}, given the other parameters)",
             )
         key = (
-            f"{outcome}_hr_{population.lower()}" if target_hr is not None else f"{outcome}_median_treated"
+            f"{outcome}_hr_{population.lower()}"
+            if target_hr is not None
+            else f"{outcome}_median_treated"
         )
         self.achieved[key] = math.exp(value_at(root))
         return root

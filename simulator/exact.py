@@ -213,7 +213,10 @@ class Engine:
             t, mid = self.grid.t, self.grid.mid
             nu01, nu02, _ = self.shapes
             self._powers.update(
-                p01=t**nu01, p02=t**nu02, q01=nu01 * mid ** (nu01 - 1.0), q02=nu02 * mid ** (nu02 - 1.0)
+                p01=t**nu01,
+                p02=t**nu02,
+                q01=nu01 * mid ** (nu01 - 1.0),
+                q02=nu02 * mid ** (nu02 - 1.0),
             )
         return self._powers
 
@@ -225,6 +228,7 @@ class Engine:
         wts: np.ndarray,
         rho: np.ndarray | None = None,
         want_os: bool = True,
+        want_share: bool = False,
     ) -> tuple[Curves, OsSpread | None]:
         """rwPFS curves and the OS spread of one arm for the weight rows ``wts`` (R, n)."""
         p = self.powers()
@@ -266,13 +270,17 @@ class Engine:
             r_lo,
             r_step,
             want_os,
+            want_share,
             S0,
             B0,
             death,
             spread,
         )
         wsum = np.array(
-            [[wts[r, b:e].sum() for r in range(R)] for b, e in zip(sample.bounds[:-1], sample.bounds[1:], strict=True)]
+            [
+                [wts[r, b:e].sum() for r in range(R)]
+                for b, e in zip(sample.bounds[:-1], sample.bounds[1:], strict=True)
+            ]
         )
         curves = Curves(self.grid, wsum, S0, B0, death)
         if not want_os:
@@ -451,3 +459,161 @@ def prefix(grid: TimeGrid, months: float) -> TimeGrid:
     """The uniform part of ``grid`` up to the first node at or after ``months``."""
     j = min(grid.j_uniform, int(math.ceil(months / grid.h - 1e-9)))
     return TimeGrid(grid.t[: j + 1].copy(), grid.h, j)
+
+
+# ---- every marginal truth of a scenario --------------------------------------------------------
+@dataclass(frozen=True)
+class MarginalTruth:
+    """Marginal estimands per outcome: value, covariate-sampling SE, numerical error."""
+
+    values: dict[str, dict[str, float]]
+    se: dict[str, dict[str, float]]
+    numerical: dict[str, dict[str, float]]
+    n: int
+
+    def error(self, outcome: str, key: str) -> float:
+        """Error bound: numerical error + 2 covariate-sampling SEs."""
+        return self.numerical[outcome][key] + 2.0 * self.se[outcome][key]
+
+
+def _prefix(population: str) -> str:
+    return "" if population == "ATE" else f"{population.lower()}_"
+
+
+def _population_estimands(
+    t, S0, S1, cells, study, rmst_h, surv_h, population: str
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Estimands of one population from its two arms' curves; also the uncensored Cox
+    information and tail mass (for the truncation bound)."""
+    pop = population.lower()
+    out: dict[str, float] = {}
+    ones = np.ones(t.size - 1)
+    b_unc, info = cox_root(S0, S1, ones)
+    out[f"{pop}_log_hr_uncensored"] = b_unc
+    out[f"{pop}_log_hr"] = cox_root(S0, S1, cells)[0]
+    A0, A1, B0, B1, study_cells = study
+    if B0 is None:
+        out[f"{pop}_log_hr_study_censoring"] = cox_root(A0, A1, study_cells)[0]
+    else:
+        out[f"{pop}_log_hr_study_censoring"] = cox_root(A0, A1, study_cells, B0, B1, np.diff(t))[0]
+    p = _prefix(population)
+    for arm, S in (("control", S0), ("treated", S1)):
+        out[f"{p}median_{arm}"] = median(t, S)
+        for h in rmst_h:
+            out[f"{p}rmst{h:g}_{arm}"] = rmst(t, S, h)
+        for h in surv_h:
+            out[f"{p}survival{h:g}_{arm}"] = survival_at(t, S, h)
+    out[f"{p}median_diff"] = out[f"{p}median_treated"] - out[f"{p}median_control"]
+    for h in rmst_h:
+        out[f"{p}rmst{h:g}_diff"] = out[f"{p}rmst{h:g}_treated"] - out[f"{p}rmst{h:g}_control"]
+    for h in surv_h:
+        out[f"{p}survival{h:g}_diff"] = (
+            out[f"{p}survival{h:g}_treated"] - out[f"{p}survival{h:g}_control"]
+        )
+    tail = {f"{pop}_log_hr_uncensored": float(S0[-1] + S1[-1]) / info if info > 0 else math.inf}
+    return out, tail
+
+
+def _evaluate(sc, sample, om, eng, rmst_h, surv_h):
+    """{outcome: [estimands of the pooled sample, of group 0, ...]} and tail bounds."""
+    wts = np.vstack([sample.weights(p) for p in POPULATIONS])
+    grid = eng.grid
+    t = grid.t
+    cells = admin_survival_cells(grid, sc.censoring.accrual_months, sc.censoring.cutoff_months)
+    c0, sp0 = eng.accumulate(sample, om, 0.0, wts)
+    c1, sp1 = eng.accumulate(sample, om, 1.0, wts)
+    l12 = om[2, K.O_SCALE]
+    sums = {
+        "pfs": (c0.pfs, c1.pfs),
+        "os": (eng.os_curves(sp0, l12), eng.os_curves(sp1, l12 * math.exp(om[2, K.O_GAMMA]))),
+    }
+    rates = study_rates(sc, sample)
+    study_sums = {}
+    for outcome in ("pfs", "os"):
+        r = rates[outcome]
+        if float(r.max() - r.min()) == 0.0:
+            study_sums[outcome] = None
+            continue
+        s0, q0 = eng.accumulate(sample, om, 0.0, wts, rho=r, want_os=outcome == "os")
+        s1, q1 = eng.accumulate(sample, om, 1.0, wts, rho=r, want_os=outcome == "os")
+        if outcome == "pfs":
+            study_sums[outcome] = (s0.pfs, s1.pfs, s0.pfs_b, s1.pfs_b)
+        else:
+            # B for OS: the same spread with weights w * rho
+            wr = wts * r[None, :]
+            _, b0 = eng.accumulate(sample, om, 0.0, wr, rho=r)
+            _, b1 = eng.accumulate(sample, om, 1.0, wr, rho=r)
+            g1 = l12 * math.exp(om[2, K.O_GAMMA])
+            study_sums[outcome] = (
+                eng.os_curves(q0, l12),
+                eng.os_curves(q1, g1),
+                eng.os_curves(b0, l12),
+                eng.os_curves(b1, g1),
+            )
+    wsum = c0.wsum
+    results: dict[str, list[dict[str, float]]] = {}
+    tails: dict[str, dict[str, float]] = {}
+    for outcome in ("pfs", "os"):
+        a0, a1 = sums[outcome]
+        rate = float(rates[outcome][0])
+        per: list[dict[str, float]] = []
+        for g in [None, *range(sample.groups)]:
+            sel = slice(None) if g is None else slice(g, g + 1)
+            est: dict[str, float] = {}
+            for r_, population in enumerate(POPULATIONS):
+                W = float(wsum[sel, r_].sum())
+                S0 = a0[sel, r_].sum(axis=0) / W
+                S1 = a1[sel, r_].sum(axis=0) / W
+                ss = study_sums[outcome]
+                if ss is None:
+                    study = (S0, S1, None, None, cells * np.exp(-rate * grid.mid))
+                else:
+                    study = (*(x[sel, r_].sum(axis=0) / W for x in ss), cells)
+                values, tail = _population_estimands(
+                    t, S0, S1, cells, study, rmst_h, surv_h, population
+                )
+                est.update(values)
+                if g is None:
+                    tails.setdefault(outcome, {}).update(tail)
+            per.append(est)
+        results[outcome] = per
+    return results, tails
+
+
+def marginal_truth(
+    sc: Scenario,
+    solved: Solved,
+    rmst_horizons: tuple[float, ...] = RMST_HORIZONS,
+    survival_horizons: tuple[float, ...] = SURVIVAL_HORIZONS,
+) -> MarginalTruth:
+    """Every marginal estimand of ``sc`` under ``solved`` with its error (see module doc).
+
+    Keys per outcome (``pop`` in ate, att, atc, ato, atm; ``P`` the prefix ``pop_``, empty
+    for the ATE): ``pop_log_hr`` (administrative censoring), ``pop_log_hr_uncensored``,
+    ``pop_log_hr_study_censoring``; ``Pmedian_{control,treated,diff}``,
+    ``Prmst{tau}_{control,treated,diff}``, ``Psurvival{tau}_{control,treated,diff}``
+    (months, probabilities; uncensored potential outcomes).
+    """
+    for h in (*rmst_horizons, *survival_horizons):
+        if not (isinstance(h, int | float) and 0 < h <= uniform_span(sc)):
+            raise ScenarioError(
+                f"horizon={h!r} is not allowed; horizons must be in (0, {uniform_span(sc):g}] months"
+            )
+    sample = sample_for(sc, solved)
+    om = solved_outcome_matrix(sc, solved)
+    shapes = tuple(1.0 / om[k, K.O_INV_SHAPE] for k in range(3))
+    grid = truth_grid(sc)
+    fine, tails = _evaluate(sc, sample, om, Engine(grid, shapes), rmst_horizons, survival_horizons)
+    eng_c = Engine(grid.coarser(), shapes, m_step=2 * Engine.m_step)
+    coarse, _ = _evaluate(sc, sample.first_group(), om, eng_c, rmst_horizons, survival_horizons)
+    values, se, numerical = {}, {}, {}
+    for outcome in ("pfs", "os"):
+        pooled, groups = fine[outcome][0], fine[outcome][1:]
+        values[outcome] = pooled
+        se[outcome], numerical[outcome] = {}, {}
+        for k, v in pooled.items():
+            g = np.array([x[k] for x in groups])
+            se[outcome][k] = float(np.std(g, ddof=1) / math.sqrt(g.size))
+            num = abs(groups[0][k] - coarse[outcome][0][k])
+            numerical[outcome][k] = float(num + tails[outcome].get(k, 0.0))
+    return MarginalTruth(values, se, numerical, sample.n)
