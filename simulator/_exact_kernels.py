@@ -42,9 +42,14 @@ def _decode(
         lost[i] = K._dot(lost_b, nz_lost, F) if nz_lost.size > 0 else 0.0
 
 
+N_EXACT_CELLS = 8
+_GX4 = np.array([-0.8611363115940526, -0.3399810435848563, 0.3399810435848563, 0.8611363115940526])
+_GW4 = np.array([0.3478548451374538, 0.6521451548625461, 0.6521451548625461, 0.3478548451374538])
+
+
 @njit(cache=True)
 def _cubic_weights(x, out):
-    """Lagrange weights of the 4 nodes -1, 0, 1, 2 at fractional position x in [0, 1)."""
+    """Lagrange weights of the 4 nodes -1, 0, 1, 2 at position x (in [-1, 2))."""
     out[0] = -x * (x - 1.0) * (x - 2.0) / 6.0
     out[1] = (x + 1.0) * (x - 1.0) * (x - 2.0) / 2.0
     out[2] = -(x + 1.0) * x * (x - 2.0) / 2.0
@@ -57,10 +62,13 @@ def _accumulate(
     lp1,
     m2,
     rho,
+    r_idx,
     bounds,
     wts,
     scale01,
     scale02,
+    nu01,
+    nu02,
     t,
     p01,
     p02,
@@ -68,6 +76,7 @@ def _accumulate(
     q02,
     m_lo,
     m_step,
+    n_m,
     n_r,
     r_lo,
     r_step,
@@ -92,8 +101,9 @@ def _accumulate(
       (midpoint rule per cell; q01 = nu01 t_mid^(nu01-1), q02 likewise at the midpoints);
     * when ``want_os``: the progression mass of cell k, h01/(h01+h02)(mid) *
       (S00_k - S00_{k+1}) * E(mid), spread with cubic Lagrange weights onto the kernel
-      nodes (m2_i on the m-grid m_lo + j m_step; rho_i on its grid when n_r > 1):
-      spread[g, r, node, k], node = j_m * n_r + j_r.
+      nodes (m2_i on the m-grid m_lo + j m_step; rho_i on its grid when n_r > 1, or
+      exactly on node r_idx[i] when that is >= 0): spread[g, r, node, k],
+      node = j_m * n_r + j_r.
     """
     G = t.size
     R = wts.shape[0]
@@ -117,23 +127,43 @@ def _accumulate(
                 for k in range(G):
                     s00[k] = s0[k]
             share = 0.0
-            for k in range(G - 1 if (want_os or want_share) else 0):
-                h1 = c01 * q01[k]
-                h2 = c02 * q02[k]
-                frac[k] = h1 / (h1 + h2) if h1 + h2 > 0.0 else 0.0
-                d = s0[k] - s0[k + 1]
-                share += (1.0 - frac[k]) * d
-                mass[k] = frac[k] * d
+            if want_os or want_share:
+                # progression share of each cell's exits: h01/(h01+h02) averaged at two
+                # Gauss points (q01[0|1], q02[0|1] hold nu t^(nu-1) there)
+                for k in range(G - 1):
+                    f = 0.0
+                    for m in range(2):
+                        h1 = c01 * q01[m, k]
+                        h2 = c02 * q02[m, k]
+                        f += 0.5 * (h1 / (h1 + h2) if h1 + h2 > 0.0 else 0.0)
+                    d = s0[k] - s0[k + 1]
+                    share += (1.0 - f) * d
+                    mass[k] = f * d
+                # first cells: h01 ~ u^(nu01-1) is not smooth at 0; integrate the mass in
+                # w = u^nu01 (4-point Gauss per cell)
+                for k in range(min(N_EXACT_CELLS, G - 1)):
+                    wa, wb = p01[k], p01[k + 1]
+                    m0 = 0.0
+                    for m in range(4):
+                        w = wa + 0.5 * (wb - wa) * (_GX4[m] + 1.0)
+                        u = w ** (1.0 / nu01)
+                        m0 += 0.5 * (wb - wa) * _GW4[m] * c01 * math.exp(-c01 * w - c02 * u**nu02)
+                    share += mass[k] - m0
+                    mass[k] = m0
             if ri != 0.0:
                 for k in range(G - 1):
                     mass[k] *= math.exp(-ri * 0.5 * (t[k] + t[k + 1]))
             if want_os:
+                # 4-node stencil j-1..j+2 kept inside the node grid (x may then be in [-1, 2))
                 x = (m2[i] - m_lo) / m_step
-                jm = int(math.floor(x))
+                jm = min(max(int(math.floor(x)), 1), n_m - 3)
                 _cubic_weights(x - jm, wm)
-                if n_r > 1:
+                if n_r > 1 and r_idx[i] >= 0:  # the patient's rate is a node: weight 1
+                    jr = r_idx[i] + 1
+                    wr[0], wr[1], wr[2], wr[3] = 0.0, 1.0, 0.0, 0.0
+                elif n_r > 1:
                     y = (ri - r_lo) / r_step
-                    jr = int(math.floor(y))
+                    jr = min(max(int(math.floor(y)), 1), n_r - 3)
                     _cubic_weights(y - jr, wr)
             for r in range(R):
                 w = wts[r, i]
