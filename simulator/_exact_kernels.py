@@ -111,7 +111,6 @@ def _accumulate(
         s0 = np.empty(G)
         s00 = np.empty(G)
         mass = np.empty(G - 1)
-        frac = np.empty(G - 1)
         wm = np.empty(4)
         wr = np.empty(4)
         for i in range(bounds[g], bounds[g + 1]):
@@ -156,14 +155,14 @@ def _accumulate(
             if want_os:
                 # 4-node stencil j-1..j+2 kept inside the node grid (x may then be in [-1, 2))
                 x = (m2[i] - m_lo) / m_step
-                jm = min(max(int(math.floor(x)), 1), n_m - 3)
+                jm = min(max(math.floor(x), 1), n_m - 3)
                 _cubic_weights(x - jm, wm)
                 if n_r > 1 and r_idx[i] >= 0:  # the patient's rate is a node: weight 1
                     jr = r_idx[i] + 1
                     wr[0], wr[1], wr[2], wr[3] = 0.0, 1.0, 0.0, 0.0
                 elif n_r > 1:
                     y = (ri - r_lo) / r_step
-                    jr = min(max(int(math.floor(y)), 1), n_r - 3)
+                    jr = min(max(math.floor(y), 1), n_r - 3)
                     _cubic_weights(y - jr, wr)
             for r in range(R):
                 w = wts[r, i]
@@ -284,13 +283,13 @@ def _kernel_toeplitz(c, rho, nu, h, L, out):
                 jac = h * p * v ** (p - 1.0) if p != 1.0 else h
                 acc += gw[m] / 16.0 * jac * math.exp(-cq * s**nu - rq * s)
         out[q, 1] = acc / h
-        for l in range(2, L):
-            lo = (l - 1) * h
+        for ll in range(2, L):
+            lo = (ll - 1) * h
             acc = 0.0
             for m in range(3):
                 s = lo + 0.5 * h * (gx[m] + 1.0)
                 acc += 0.5 * gw[m] * math.exp(-cq * s**nu - rq * s)
-            out[q, l] = acc
+            out[q, ll] = acc
 
 
 @njit(cache=True, parallel=True)

@@ -683,8 +683,8 @@ class _ExactSolver:
 
         h = math.log(2.0) / med
         x0 = (math.log(h * (1.0 - share)), math.log(share / (1.0 - share)))
+        # the last evaluation is the accepted point: achieved holds its values
         x = _newton2(pfs_gaps, x0, 1e-11, "outcomes.pfs_median_control and outcomes.death_share")
-        pfs_gaps(x)
         l01, l02, _ = _pair(*x)
         omed = o.os_median_control
         eng_os = self._engine(2.5 * omed, base)
@@ -746,7 +746,6 @@ class _ExactSolver:
             1e-11,
             "outcomes.os_median_control and outcomes.os_survival_control",
         )
-        os_gaps(x)
         shapes = (base[0], base[1], math.exp(x[1]))
         return (l01, l02, math.exp(x[0])), shapes
 
@@ -806,10 +805,17 @@ class _ExactSolver:
             def value_at(g):
                 return measure(S0, eng.os_curves(sp1, scales[2] * math.exp(g)).sum(axis=0)[0] / W)
 
+        seen: dict[float, float] = {}
+
+        def gap(g):
+            if g not in seen:
+                seen[g] = value_at(g)
+            return seen[g] - goal
+
         lo, hi = GAMMA_RANGE
-        root = _secant_root(lambda g: value_at(g) - goal, start, lo, hi, 1e-10)
+        root = _secant_root(gap, start, lo, hi, 1e-10)
         if root is None:
-            a, b = math.exp(value_at(hi)), math.exp(value_at(lo))
+            a, b = math.exp(gap(hi) + goal), math.exp(gap(lo) + goal)
             what = "marginal HR" if target_hr is not None else "treated median"
             raise _unreachable(
                 target,
@@ -825,7 +831,7 @@ class _ExactSolver:
             if target_hr is not None
             else f"{outcome}_median_treated"
         )
-        self.achieved[key] = math.exp(value_at(root))
+        self.achieved[key] = math.exp(gap(root) + goal)
         return root
 
 

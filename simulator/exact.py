@@ -49,9 +49,10 @@ SOBOL_DIMS = 12  # 4 copula normals, frailty, 6 uniforms, the disease-free-inter
 class CovariateSample:
     """A randomised QMC sample of the scenario's covariates, in ``groups`` scramblings.
 
-    feats (n, N_FEATURES); frailty (n,); lp (3, n) the transitions' linear predictors (frailty included,
-    no treatment term); ps (n,) true propensity scores; lost (n,) loss-to-follow-up linear
-    predictor; bounds (groups + 1,) patients of group g are bounds[g]:bounds[g+1].
+    feats (n, N_FEATURES); frailty (n,); lp (3, n) the transitions' linear predictors
+    (frailty included, no treatment term); ps (n,) true propensity scores; lost (n,)
+    loss-to-follow-up linear predictor; bounds (groups + 1,): group g holds the patients
+    bounds[g]:bounds[g+1].
     """
 
     feats: np.ndarray
@@ -133,7 +134,7 @@ class TimeGrid:
 
     @classmethod
     def build(cls, h: float, t_uniform: float, t_max: float, growth: float) -> TimeGrid:
-        j = int(math.ceil(t_uniform / h - 1e-9))
+        j = math.ceil(t_uniform / h - 1e-9)
         t = [np.arange(j + 1) * h]
         tail = []
         x, step = j * h, h
@@ -141,7 +142,7 @@ class TimeGrid:
             step *= growth
             x += step
             tail.append(x)
-        return cls(np.concatenate(t + [np.array(tail)]), h, j)
+        return cls(np.concatenate([*t, np.array(tail)]), h, j)
 
     def coarser(self) -> TimeGrid:
         """The grid with twice the step (every other uniform node, growth squared)."""
@@ -204,7 +205,7 @@ class Engine:
 
     grid: TimeGrid
     shapes: tuple[float, float, float]
-    m_step: float = 0.2
+    m_step: float = 0.1
     r_nodes: int = 8
     _powers: dict = field(default_factory=dict)
 
@@ -318,7 +319,7 @@ class Engine:
         ku = np.empty((q.size, ju + 1))
         XK._kernel_toeplitz(c, rho, nu, self.grid.h, ju + 1, ku)
         spread = sp.spread[..., : G - 1]
-        nfft = 1 << int(math.ceil(math.log2(2 * ju + 2)))
+        nfft = 1 << math.ceil(math.log2(2 * ju + 2))
         fs = np.fft.rfft(spread[..., :ju], n=nfft, axis=-1)
         fk = np.fft.rfft(ku, n=nfft, axis=-1)
         conv = np.fft.irfft(np.einsum("grqf,qf->grf", fs, fk), n=nfft, axis=-1)[..., : ju + 1]
@@ -328,7 +329,7 @@ class Engine:
             rows = np.arange(ju + 1, G, dtype=np.int64)
             kt = np.zeros((q.size, rows.size, G - 1))
             XK._kernel_cells(c, rho, nu, t[:G], rows, kt)
-            tail = np.zeros(out.shape[:2] + (rows.size,))
+            tail = np.zeros((*out.shape[:2], rows.size))
             XK._tail_conv(np.ascontiguousarray(spread), kt, rows, tail)
             out[..., ju + 1 :] += tail
         return out
@@ -375,14 +376,14 @@ def cox_root(A0, A1, cells, B0=None, B1=None, dt=None) -> tuple[float, float]:
         lam1 = lam1 - h * (B1[:-1][keep] + B1[1:][keep]) / (a1k + a1n)
     # lam * dt is what is used: the log ratio already integrates the hazard over the cell
     c = cells[keep]
-    r0, r1 = np.sqrt(a0k * a0n), np.sqrt(a1k * a1n)
+    r0, r1 = np.sqrt(a0k) * np.sqrt(a0n), np.sqrt(a1k) * np.sqrt(a1n)  # no underflow
     beta, info = 0.0, 0.0
     for _ in range(60):
         e = math.exp(beta)
-        den = r0 + e * r1
-        w = c * r0 * r1 / den
+        w = c / (1.0 / r1 + e / r0)  # c r0 r1 / (r0 + e r1), safe for tiny r
+        p1 = e / (e + r0 / r1)  # e r1 / (r0 + e r1)
         score = float(np.sum((lam1 - e * lam0) * w))
-        info = float(np.sum(e * lam0 * w + (lam1 - e * lam0) * w * e * r1 / den))
+        info = float(np.sum(e * lam0 * w + (lam1 - e * lam0) * w * p1))
         if not info > 0:
             return math.nan, 0.0
         step = max(-2.0, min(2.0, score / info))
@@ -479,7 +480,7 @@ def sample_for(sc: Scenario, solved: Solved, points: np.ndarray | None = None) -
 
 def prefix(grid: TimeGrid, months: float) -> TimeGrid:
     """The uniform part of ``grid`` up to the first node at or after ``months``."""
-    j = min(grid.j_uniform, int(math.ceil(months / grid.h - 1e-9)))
+    j = min(grid.j_uniform, math.ceil(months / grid.h - 1e-9))
     return TimeGrid(grid.t[: j + 1].copy(), grid.h, j)
 
 
@@ -517,7 +518,9 @@ def _population_estimands(
     if B0 is None:
         out[f"{pop}_log_hr_study_censoring"] = cox_root(A0, A1, study_cells)[0]
     else:
-        out[f"{pop}_log_hr_study_censoring"] = cox_root(A0, A1, study_cells, B0, B1, np.diff(t[: A0.size]))[0]
+        out[f"{pop}_log_hr_study_censoring"] = cox_root(
+            A0, A1, study_cells, B0, B1, np.diff(t[: A0.size])
+        )[0]
     p = _prefix(population)
     for arm, S in (("control", S0), ("treated", S1)):
         out[f"{p}median_{arm}"] = median(t, S)
@@ -619,10 +622,11 @@ def marginal_truth(
     ``Prmst{tau}_{control,treated,diff}``, ``Psurvival{tau}_{control,treated,diff}``
     (months, probabilities; uncensored potential outcomes).
     """
+    span = uniform_span(sc)
     for h in (*rmst_horizons, *survival_horizons):
-        if not (isinstance(h, int | float) and 0 < h <= uniform_span(sc)):
+        if not (isinstance(h, int | float) and 0 < h <= span):
             raise ScenarioError(
-                f"horizon={h!r} is not allowed; horizons must be in (0, {uniform_span(sc):g}] months"
+                f"horizon={h!r} is not allowed; horizons must be in (0, {span:g}] months"
             )
     sample = sample_for(sc, solved)
     om = solved_outcome_matrix(sc, solved)
@@ -636,7 +640,7 @@ def marginal_truth(
         pooled, groups = fine[outcome][0], fine[outcome][1:]
         values[outcome] = pooled
         se[outcome], numerical[outcome] = {}, {}
-        for k, v in pooled.items():
+        for k in pooled:
             g = np.array([x[k] for x in groups])
             se[outcome][k] = float(np.std(g, ddof=1) / math.sqrt(g.size))
             num = SAFETY * abs(groups[0][k] - coarse[outcome][0][k])

@@ -112,6 +112,7 @@ def show(
             "description": sc.description,
             "truth": {"pfs": tr.pfs.to_dict(), "os": tr.os.to_dict()},
             "truth_population": tr.population,
+            "truth_method": tr.method,
             "calibration": cal.to_json(),
             "parameters": sc.to_dict(),
         }
@@ -123,9 +124,7 @@ def show(
 def _calibrated(sc: Scenario) -> calibration.Calibration:
     key = calibration.calibration_key(sc)
     if calibration._read_cache(key) is None:
-        err.print(
-            f"calibrating {sc.name!r} on {sc.calibration.population:,} patients (once; cached)"
-        )
+        err.print(f"calibrating {sc.name!r} by exact integration (once; cached)")
     return calibration.calibrate(sc)
 
 
@@ -154,13 +153,14 @@ def _print_show(sc: Scenario, cal: calibration.Calibration, tr) -> None:
         )
     t.add_row("treated fraction", _fmt(sc.treatment.fraction), _fmt(a.get("treated_fraction")))
     out.print(t)
-    tt = Table(title=f"true estimands (population {tr.population:,}; ± Monte Carlo SE)", box=None)
+    what = "error bound" if tr.method == "exact" else "Monte Carlo SE"
+    tt = Table(title=f"true estimands ({tr.method}, {tr.population:,} points; ± {what})", box=None)
     tt.add_column("estimand")
     tt.add_column("rwPFS")
     tt.add_column("OS")
     for key in tr.pfs.values:
         tt.add_row(
-            key, *(f"{tr[x].values[key]:.4f} ± {tr[x].mcse[key]:.4f}" for x in ("pfs", "os"))
+            key, *(f"{tr[x].values[key]:.4f} ± {tr[x].bound(key):.4f}" for x in ("pfs", "os"))
         )
     out.print(tt)
 
