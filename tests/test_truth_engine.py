@@ -303,3 +303,21 @@ def test_covariate_dependent_loss_uses_the_rate_weighted_path():
         k = "ate_log_hr_study_censoring"
         assert b.values[outcome][k] != a.values[outcome][k]
         assert b.numerical[outcome][k] < 2e-4
+
+
+def test_same_numbers_whatever_the_thread_count():
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs NUMBA_NUM_THREADS >= 2")
+    sc = simulator.get_scenario("unmeasured-confounding")
+    solved = cal.calibrate(sc).solved
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = exact.marginal_truth(sc, solved)
+        numba.set_num_threads(2)
+        two = exact.marginal_truth(sc, solved)
+    finally:
+        numba.set_num_threads(before)
+    assert one.values == two.values and one.numerical == two.numerical
