@@ -67,8 +67,9 @@ def _accumulate(
     wts,
     scale01,
     scale02,
-    nu01,
-    nu02,
+    ew,
+    eu,
+    ewt,
     t,
     p01,
     p02,
@@ -139,14 +140,12 @@ def _accumulate(
                     share += (1.0 - f) * d
                     mass[k] = f * d
                 # first cells: h01 ~ u^(nu01-1) is not smooth at 0; integrate the mass in
-                # w = u^nu01 (4-point Gauss per cell)
-                for k in range(min(N_EXACT_CELLS, G - 1)):
-                    wa, wb = p01[k], p01[k + 1]
+                # w = u^nu01 (4-point Gauss per cell): nodes ew (cells, 4), eu = u^nu02
+                # there, weights ewt (Engine.powers)
+                for k in range(ew.shape[0]):
                     m0 = 0.0
                     for m in range(4):
-                        w = wa + 0.5 * (wb - wa) * (_GX4[m] + 1.0)
-                        u = w ** (1.0 / nu01)
-                        m0 += 0.5 * (wb - wa) * _GW4[m] * c01 * math.exp(-c01 * w - c02 * u**nu02)
+                        m0 += ewt[k, m] * c01 * math.exp(-c01 * ew[k, m] - c02 * eu[k, m])
                     share += mass[k] - m0
                     mass[k] = m0
             if ri != 0.0:

@@ -220,6 +220,14 @@ class Engine:
                 q01=np.ascontiguousarray(nu01 * gauss ** (nu01 - 1.0)),
                 q02=np.ascontiguousarray(nu02 * gauss ** (nu02 - 1.0)),
             )
+            k0 = min(XK.N_EXACT_CELLS, t.size - 1)
+            wa, wb = self._powers["p01"][:k0, None], self._powers["p01"][1 : k0 + 1, None]
+            w = wa + 0.5 * (wb - wa) * (XK._GX4[None, :] + 1.0)
+            self._powers.update(
+                ew=np.ascontiguousarray(w),
+                eu=np.ascontiguousarray((w ** (1.0 / nu01)) ** nu02),
+                ewt=np.ascontiguousarray(0.5 * (wb - wa) * XK._GW4[None, :]),
+            )
         return self._powers
 
     def accumulate(
@@ -272,8 +280,9 @@ class Engine:
             np.ascontiguousarray(wts, dtype=np.float64),
             om[0, K.O_SCALE] * g01,
             om[1, K.O_SCALE] * g01,
-            self.shapes[0],
-            self.shapes[1],
+            p["ew"],
+            p["eu"],
+            p["ewt"],
             self.grid.t,
             p["p01"],
             p["p02"],
