@@ -160,7 +160,7 @@ def _print_show(sc: Scenario, cal: calibration.Calibration, tr) -> None:
     tt.add_column("OS")
     for key in tr.pfs.values:
         tt.add_row(
-            key, *(f"{tr[x].values[key]:.4f} ± {tr[x].bound(key):.4f}" for x in ("pfs", "os"))
+            key, *(f"{tr[x].values[key]:.4f} ± {tr[x].bound(key):.2g}" for x in ("pfs", "os"))
         )
     out.print(tt)
 
