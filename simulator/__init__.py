@@ -7,7 +7,7 @@
 """
 
 from . import _numba_cache  # noqa: F401  (first: sets numba's cache dir before numba loads)
-from .calibration import Calibration, calibrate
+from .calibration import Calibration, calibrate, is_calibrated
 from .catalog import get_scenario, scenario_names
 from .exceptions import CalibrationError, ScenarioError, SimulatorWarning
 from .generate import CohortArrays, describe_columns, simulate, simulate_arrays
@@ -44,6 +44,7 @@ __all__ = [
     "calibrate",
     "describe_columns",
     "get_scenario",
+    "is_calibrated",
     "load_scenario",
     "scenario_from_dict",
     "scenario_from_toml",

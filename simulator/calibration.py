@@ -1,4 +1,10 @@
-"""Solve a scenario's targets on a large simulated super-population (common random numbers).
+"""Solve a scenario's targets: by exact integration (default) or on a simulated super-population.
+
+``method="exact"`` (default) root-finds on the marginal functions of :mod:`simulator.exact`
+(closed-form conditional survival integrated over a quasi-random covariate sample on a
+time grid; seconds).  ``method="montecarlo"`` is the original solve on
+``calibration.population`` simulated patients with common random numbers (minutes), kept
+as an independent oracle.  Both follow the same order and targets:
 
 Order of the solve (each step is a monotone one-dimensional root or a convex problem):
 
@@ -13,9 +19,11 @@ Order of the solve (each step is a monotone one-dimensional root or a convex pro
    everyone; ATT: of the treated) under the scenario's administrative censoring, or for
    the treated median; then ``gamma_os`` likewise for OS.
 
-The super-population is the same for every trial value (common random numbers), so
-each target is a smooth function of its parameter.  Results are cached per scenario:
-built-in scenarios ship theirs; others go to the user cache directory.
+The population (covariate sample or super-population) is the same for every trial value,
+so each target is a smooth function of its parameter.  Unreachable targets raise
+:class:`~simulator.exceptions.CalibrationError` naming the target and the reachable range.
+Results are cached per scenario (a bounded in-memory LRU, the shipped data of built-in
+scenarios, the user cache directory).
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,7 +41,8 @@ from scipy.optimize import brentq
 from scipy.special import expit, logit
 
 from . import _cohort_kernels as K
-from . import cache
+from . import cache, exact
+from .exceptions import CalibrationError
 from .features import FEATURES, INDEX, N_FEATURES
 from .marginal import censor, marginal_log_hr
 from .plan import (
@@ -46,9 +56,35 @@ from .plan import (
 from .scenario import Scenario
 from .streams import as_seed_sequence, chunk_streams
 
-CALIBRATION_VERSION = 1
-_MEMORY: dict[str, Calibration] = {}
-_KEYS: dict[str, str] = {}
+CALIBRATION_VERSION = 2
+METHODS = ("exact", "montecarlo")
+GAMMA_RANGE = (-3.0, 3.0)  # conditional log-HRs the solve may use (HR 0.05 to 20)
+MIN_POPULATION = 10_000
+MEMORY_SIZE = 256
+
+
+class LRU(OrderedDict):
+    """A dict that keeps the ``size`` most recently used entries (module-level caches)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def get(self, key, default=None):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        return default
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+_MEMORY: LRU = LRU(MEMORY_SIZE)
+_KEYS: LRU = LRU(MEMORY_SIZE)
 
 
 # ---- the super-population --------------------------------------------------------------
@@ -176,7 +212,7 @@ def _moment_match(
                 break
             step /= 2.0
         theta, r, h = trial, r_new, h_new
-    raise ValueError(
+    raise CalibrationError(
         f"treatment.arm_means cannot be reproduced by a logistic treatment model "
         f"(moment equations did not converge, largest residual {np.max(np.abs(r)):.2e}); "
         "check that the per-arm targets are feasible"
@@ -347,7 +383,7 @@ def _root(f, lo: float, hi: float, xtol: float = 1e-12) -> float:
         mid, half = (lo + hi) / 2.0, (hi - lo)
         lo, hi = mid - half, mid + half
         flo, fhi = f(lo), f(hi)
-    raise ValueError("calibration target is out of reach: no sign change of the target gap")
+    raise CalibrationError("calibration target is out of reach: no sign change of the target gap")
 
 
 # ---- the calibration record and cache ------------------------------------------------------
@@ -381,30 +417,40 @@ class Calibration:
         return cls(key=d["key"], solved=Solved(**s), achieved=d.get("achieved", {}))
 
 
-def calibration_key(sc: Scenario) -> str:
+def calibration_key(sc: Scenario, method: str = "exact") -> str:
     """Cache key: only the parameters calibration depends on (plus format versions)."""
-    fp = sc.fingerprint()
-    if fp not in _KEYS:
-        _KEYS[fp] = _calibration_key(sc)
-    return _KEYS[fp]
+    fp = (sc.fingerprint(), method)
+    found = _KEYS.get(fp)
+    if found is None:
+        found = _KEYS[fp] = _calibration_key(sc, method)
+    return found
 
 
-def _calibration_key(sc: Scenario) -> str:
+def _calibration_key(sc: Scenario, method: str) -> str:
     d = sc.to_dict()
     relevant = {
         "covariates": d["covariates"],
         "treatment": d["treatment"],
         "outcomes": d["outcomes"],
         "admin": [sc.censoring.accrual_months, sc.censoring.followup_months],
-        "population": [sc.calibration.population, sc.calibration.seed],
         "versions": [K.LAYOUT_VERSION, CALIBRATION_VERSION],
     }
+    if method == "montecarlo":
+        relevant["population"] = [sc.calibration.population, sc.calibration.seed]
+    else:
+        relevant["exact"] = [
+            exact.SAMPLE_LOG2,
+            exact.SAMPLE_GROUPS,
+            exact.STEP,
+            sc.calibration.seed,
+        ]
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def _read_cache(key: str) -> Calibration | None:
-    if key in _MEMORY:
-        return _MEMORY[key]
+    found = _MEMORY.get(key)
+    if found is not None:
+        return found
     record = cache.read("calibration", key)
     try:
         return None if record is None else Calibration.from_json(record)
@@ -417,7 +463,19 @@ def remember(cal: Calibration) -> None:
     _MEMORY[cal.key] = cal
 
 
-def calibrate(sc: Scenario, *, use_cache: bool = True) -> Calibration:
+def is_calibrated(sc: Scenario, method: str = "exact") -> bool:
+    """Whether a calibration of ``sc`` is in memory, shipped or in the user cache (no solve)."""
+    _check_method(method)
+    key = calibration_key(sc, method)
+    return key in _MEMORY or cache.read("calibration", key) is not None
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise CalibrationError(f"method={method!r} is not allowed; use one of {METHODS}")
+
+
+def calibrate(sc: Scenario, *, use_cache: bool = True, method: str = "exact") -> Calibration:
     """Solved parameters for ``sc`` (from cache when available).
 
     Parameters
@@ -425,17 +483,360 @@ def calibrate(sc: Scenario, *, use_cache: bool = True) -> Calibration:
     sc : Scenario
     use_cache : bool
         False forces a fresh solve (the result still refreshes the caches).
+    method : {"exact", "montecarlo"}
+        Exact integration (seconds) or the simulated super-population (the oracle).
+
+    Raises
+    ------
+    CalibrationError
+        A target the model cannot reach (names the target and the reachable range).
     """
-    key = calibration_key(sc)
+    _check_method(method)
+    validate_targets(sc)
+    key = calibration_key(sc, method)
     cal = _read_cache(key) if use_cache else None
     if cal is None:
-        cal = _solve(sc, key)
+        cal = _solve_exact(sc, key) if method == "exact" else _solve(sc, key)
         cache.write("calibration", key, cal.to_json())
     _MEMORY[key] = cal
     return cal
 
 
+# ---- semantic validation -------------------------------------------------------------------
+def validate_targets(sc: Scenario) -> None:
+    """Targets that no illness-death model can meet, found before any work."""
+    o, c = sc.outcomes, sc.calibration
+    if c.population < MIN_POPULATION:
+        raise CalibrationError(
+            f"calibration.population={c.population!r} is not allowed; the super-population "
+            f"needs at least {MIN_POPULATION:,} patients",
+            target="calibration.population",
+            value=c.population,
+        )
+    for arm in ("control", "treated"):
+        pfs, os_ = getattr(o, f"pfs_median_{arm}"), getattr(o, f"os_median_{arm}")
+        if pfs is not None and os_ is not None and os_ <= pfs:
+            raise CalibrationError(
+                f"outcomes.os_median_{arm}={os_!r} is not allowed with "
+                f"outcomes.pfs_median_{arm}={pfs!r}: OS cannot end before rwPFS (death ends "
+                f"rwPFS too), so the OS median must be > {pfs!r} months",
+                target=f"outcomes.os_median_{arm}",
+                value=os_,
+                reachable=(pfs, math.inf),
+            )
+
+
+def _unreachable(target: str, value: float, lo: float, hi: float, unit: str, why: str):
+    lo, hi = min(lo, hi), max(lo, hi)
+    return CalibrationError(
+        f"{target}={value!r} cannot be reached: {why} it ranges over "
+        f"[{lo:.4g}, {hi:.4g}]{unit}; choose a target in that range",
+        target=target,
+        value=value,
+        reachable=(lo, hi),
+    )
+
+
+def _bracketed_root(f, lo: float, hi: float, x0: float, width: float, xtol: float) -> float | None:
+    """Root of f in [lo, hi] near x0 (None when f has one sign at both ends)."""
+    a, b = max(lo, x0 - width), min(hi, x0 + width)
+    fa, fb = f(a), f(b)
+    if fa * fb > 0:
+        a, b = lo, hi
+        fa, fb = f(a), f(b)
+        if fa * fb > 0:
+            return None
+    return float(brentq(f, a, b, xtol=xtol, rtol=4 * np.finfo(float).eps))
+
+
+def _secant_root(f, x0: float, lo: float, hi: float, xtol: float) -> float | None:
+    """Root of a smooth monotone f near x0 by the secant method, falling back to a
+    bracketed search on [lo, hi] (None when f has one sign at both ends)."""
+    a, b = x0, x0 + 0.01
+    fa, fb = f(a), f(b)
+    for _ in range(30):
+        if fb == fa:
+            break
+        c = b - fb * (b - a) / (fb - fa)
+        if not lo <= c <= hi or not math.isfinite(c):
+            break
+        a, fa, b = b, fb, c
+        fb = f(b)
+        if abs(b - a) < xtol:
+            return b
+    return _bracketed_root(f, lo, hi, x0, 0.15, xtol)
+
+
+def _newton2(f, x0, tol: float, names: str, max_iter: int = 40) -> np.ndarray:
+    """Two equations: Newton with a finite-difference Jacobian, Broyden updates after."""
+    x = np.asarray(x0, dtype=np.float64)
+    r = f(x)
+    J = None
+    for _ in range(max_iter):
+        if np.max(np.abs(r)) < tol:
+            return x
+        fresh = J is None
+        if fresh:
+            J = np.empty((2, 2))
+            for k in range(2):
+                e = np.zeros(2)
+                e[k] = 1e-6
+                J[:, k] = (f(x + e) - r) / 1e-6
+        step = np.linalg.solve(J, r)
+        for _half in range(40):
+            trial = x - step
+            r_new = f(trial)
+            if np.all(np.isfinite(r_new)) and np.linalg.norm(r_new) < np.linalg.norm(r):
+                break
+            step = step / 2.0
+        else:
+            if fresh:
+                break
+            J = None  # a stale Broyden Jacobian: refresh it
+            continue
+        dx, dr = trial - x, r_new - r
+        J = J + np.outer(dr - J @ dx, dx) / float(dx @ dx)
+        x, r = trial, r_new
+    raise CalibrationError(
+        f"{names} cannot be reached together (largest relative gap {np.max(np.abs(r)):.2e} "
+        "after Newton steps); check that the targets are compatible",
+        target=names,
+    )
+
+
+# ---- the exact solve -------------------------------------------------------------------------
+def _solve_exact(sc: Scenario, key: str) -> Calibration:
+    start = time.perf_counter()
+    points = exact.sobol_points(exact.SAMPLE_LOG2, exact.SAMPLE_GROUPS, sc.calibration.seed)
+    base = Solved(
+        np.zeros(N_FEATURES), 0.0, _missing_intercept(sc, None), (1.0, 1.0, 1.0), 0.0, 0.0
+    )
+    sample = exact.sample_for(sc, base, points)
+    if sc.covariates.ecog_missing.mechanism != "mcar":
+        base = replace(base, missing_intercept=_missing_intercept(sc, sample))
+        sample = exact.sample_for(sc, base, points)
+    coef, b0 = _treatment(sc, sample)
+    base = replace(base, treatment_coef=coef, treatment_intercept=b0)
+    sample = exact.sample_for(sc, base, points)
+    solver = _ExactSolver(sc, sample)
+    scales, shapes = solver.scales()
+    g_pfs = solver.gamma(scales, shapes, "pfs")
+    g_os = solver.gamma(scales, shapes, "os", g_pfs)
+    solved = replace(base, scales=scales, gamma_pfs=g_pfs, gamma_os=g_os, shapes=shapes)
+    achieved = {
+        "method": "exact",
+        "population": sample.n,
+        "treated_fraction": float(sample.ps.mean()),
+        **solver.achieved,
+    }
+    e = sample.ps
+    achieved["treated_means"] = dict(
+        zip(FEATURES, (e @ sample.feats / e.sum()).tolist(), strict=True)
+    )
+    achieved["control_means"] = dict(
+        zip(FEATURES, ((1 - e) @ sample.feats / (1 - e).sum()).tolist(), strict=True)
+    )
+    achieved["seconds"] = round(time.perf_counter() - start, 3)
+    return Calibration(key=key, solved=solved, achieved=achieved)
+
+
+class _ExactSolver:
+    """Steps 3-4 of the solve on the exact engine's marginal functions."""
+
+    def __init__(self, sc: Scenario, sample: exact.CovariateSample) -> None:
+        self.sc, self.sample = sc, sample
+        self.grid = exact.truth_grid(sc)
+        self.ones = np.ones((1, sample.n))
+        self.achieved: dict[str, Any] = {}
+
+    def _engine(self, months: float | None, shapes, tail: bool = False) -> exact.Engine:
+        g = self.grid
+        if tail:  # a coarse tail: enough for the (smooth) death share
+            grid = exact.TimeGrid.build(g.h, min(months, g.t[g.j_uniform]), exact.T_MAX, 1.25)
+        else:
+            grid = exact.prefix(g, months)
+        return exact.Engine(grid, shapes)
+
+    def _rows(self, population: str) -> np.ndarray:
+        return self.sample.weights(population)[None, :]
+
+    # -- step 3
+    def scales(self):
+        o = self.sc.outcomes
+        if o.scales is not None:
+            return o.scales, None
+        base = scenario_shapes(self.sc)
+        med, share = o.pfs_median_control, o.death_share
+        eng = self._engine(1.6 * med, base, tail=True)
+
+        def pfs_gaps(x):
+            om = outcome_matrix(self.sc, _pair(*x), 0.0, 0.0, base)
+            c, _ = eng.accumulate(self.sample, om, 0.0, self.ones, want_os=False, want_share=True)
+            S = c.pooled("pfs")[0]
+            m = exact.median(eng.grid.t, S)
+            d = float(c.death.sum() / c.wsum.sum())
+            if not math.isfinite(m):
+                m = 2.0 * eng.grid.t[eng.grid.j_uniform]
+            self.achieved["pfs_median_control"] = m
+            self.achieved["death_share_control"] = d
+            return np.array([math.log(m / med), float(logit(d) - logit(share))])
+
+        h = math.log(2.0) / med
+        x0 = (math.log(h * (1.0 - share)), math.log(share / (1.0 - share)))
+        # the last evaluation is the accepted point: achieved holds its values
+        x = _newton2(pfs_gaps, x0, 1e-11, "outcomes.pfs_median_control and outcomes.death_share")
+        l01, l02, _ = _pair(*x)
+        omed = o.os_median_control
+        eng_os = self._engine(2.5 * omed, base)
+        om = outcome_matrix(self.sc, (l01, l02, 1.0), 0.0, 0.0, base)
+        _, sp = eng_os.accumulate(self.sample, om, 0.0, self.ones)
+        W = float(self.ones.sum())
+        t = eng_os.grid.t
+
+        def os_curve(l12, nu):
+            return eng_os.os_curves(sp, l12, nu=nu).sum(axis=0)[0] / W
+
+        def os_median(l12, nu):
+            m = exact.median(t, os_curve(l12, nu))
+            return 2.0 * t[-1] if not math.isfinite(m) else m
+
+        def scale_for_median(nu, x0=None):
+            start = math.log(math.log(2.0) / omed) if x0 is None else x0
+            gap = lambda lx: math.log(os_median(math.exp(lx), nu) / omed)  # noqa: E731
+            root = _bracketed_root(gap, start - 14.0, start + 14.0, start, 1.0, 1e-12)
+            if root is None:
+                lo, hi = (
+                    os_median(math.exp(start + 14.0), nu),
+                    os_median(math.exp(start - 14.0), nu),
+                )
+                hi_txt = hi if hi < t[-1] else math.inf
+                raise _unreachable(
+                    "outcomes.os_median_control",
+                    omed,
+                    lo,
+                    hi_txt,
+                    " months",
+                    f"with pfs_median_control={med} and death_share={share} the OS median "
+                    "depends only on post-progression death, and",
+                )
+            return root
+
+        if o.os_survival_control is None:
+            l12 = math.exp(scale_for_median(base[2]))
+            self.achieved["os_median_control"] = os_median(l12, base[2])
+            return (l01, l02, l12), None
+        t_star, s_star = o.os_survival_control
+        lx0 = scale_for_median(base[2])
+
+        def os_gaps(x):
+            l12, nu = math.exp(x[0]), math.exp(x[1])
+            S = os_curve(l12, nu)
+            m = exact.median(t, S)
+            m = 2.0 * t[-1] if not math.isfinite(m) else m
+            s = exact.survival_at(t, S, t_star)
+            self.achieved["os_median_control"] = m
+            self.achieved[f"os_survival{t_star:g}_control"] = s
+            return np.array(
+                [math.log(m / omed), float(logit(min(max(s, 1e-300), 1 - 1e-16)) - logit(s_star))]
+            )
+
+        x = _newton2(
+            os_gaps,
+            (lx0, math.log(base[2])),
+            1e-11,
+            "outcomes.os_median_control and outcomes.os_survival_control",
+        )
+        shapes = (base[0], base[1], math.exp(x[1]))
+        return (l01, l02, math.exp(x[0])), shapes
+
+    # -- step 4
+    def gamma(self, scales, shapes, outcome: str, gamma_pfs: float = 0.0) -> float:
+        sc, o = self.sc, self.sc.outcomes
+        raw = getattr(o, f"gamma_{outcome}")
+        if raw is not None:
+            return raw
+        shapes_ = scenario_shapes(sc) if shapes is None else shapes
+        target_hr = getattr(o, f"{outcome}_hr")
+        target_med = getattr(o, f"{outcome}_median_treated")
+        if target_hr is not None:
+            if target_hr == 1.0:
+                return 0.0
+            population = o.hr_estimand
+            months = sc.censoring.cutoff_months
+            target, value, goal = f"outcomes.{outcome}_hr", target_hr, math.log(target_hr)
+            start = 1.05 * goal
+        else:
+            if target_med == getattr(o, f"{outcome}_median_control"):
+                return 0.0
+            population = "ATE"
+            months = 2.5 * target_med
+            target, value = f"outcomes.{outcome}_median_treated", target_med
+            goal = math.log(target_med)
+            start = -math.log(target_med / getattr(o, f"{outcome}_median_control"))
+        eng = self._engine(months, shapes_)
+        t = eng.grid.t
+        rows = self._rows(population)
+        W = float(rows.sum())
+        cells = exact.admin_survival_cells(
+            eng.grid, sc.censoring.accrual_months, sc.censoring.cutoff_months
+        )
+
+        def measure(S0, S1):
+            if target_hr is not None:
+                return exact.cox_root(S0, S1, cells)[0]
+            m = exact.median(t, S1)
+            return math.log(2.0 * t[-1] if not math.isfinite(m) else m)
+
+        om0 = outcome_matrix(sc, scales, gamma_pfs if outcome == "os" else 0.0, 0.0, shapes_)
+        want_os = outcome == "os"
+        c0, sp0 = eng.accumulate(self.sample, om0, 0.0, rows, want_os=want_os)
+        if outcome == "pfs":
+            S0 = c0.pooled("pfs")[0]
+
+            def value_at(g):
+                om1 = outcome_matrix(sc, scales, g, 0.0, shapes_)
+                c1, _ = eng.accumulate(self.sample, om1, 1.0, rows, want_os=False)
+                return measure(S0, c1.pooled("pfs")[0])
+        else:
+            S0 = eng.os_curves(sp0, scales[2]).sum(axis=0)[0] / W
+            om1 = outcome_matrix(sc, scales, gamma_pfs, 0.0, shapes_)
+            _, sp1 = eng.accumulate(self.sample, om1, 1.0, rows)
+
+            def value_at(g):
+                return measure(S0, eng.os_curves(sp1, scales[2] * math.exp(g)).sum(axis=0)[0] / W)
+
+        seen: dict[float, float] = {}
+
+        def gap(g):
+            if g not in seen:
+                seen[g] = value_at(g)
+            return seen[g] - goal
+
+        lo, hi = GAMMA_RANGE
+        root = _secant_root(gap, start, lo, hi, 1e-10)
+        if root is None:
+            a, b = math.exp(gap(hi) + goal), math.exp(gap(lo) + goal)
+            what = "marginal HR" if target_hr is not None else "treated median"
+            raise _unreachable(
+                target,
+                value,
+                a,
+                b,
+                "" if target_hr is not None else " months",
+                f"with the conditional log-HR of treatment in [{lo:g}, {hi:g}] the {what} "
+                f"({population}, given the other parameters)",
+            )
+        key = (
+            f"{outcome}_hr_{population.lower()}"
+            if target_hr is not None
+            else f"{outcome}_median_treated"
+        )
+        self.achieved[key] = math.exp(gap(root) + goal)
+        return root
+
+
 def _solve(sc: Scenario, key: str) -> Calibration:
+    """The Monte Carlo solve on ``calibration.population`` simulated patients."""
     start = time.perf_counter()
     m, seed = sc.calibration.population, as_seed_sequence(sc.calibration.seed)
     base = Solved(
@@ -452,7 +853,7 @@ def _solve(sc: Scenario, key: str) -> Calibration:
     g_pfs = _gamma(sc, pop, scales, shapes, "pfs")
     g_os = _gamma(sc, pop, scales, shapes, "os", g_pfs)
     solved = Solved(coef, b0, base.missing_intercept, scales, g_pfs, g_os, shapes)
-    achieved = _achieved(sc, solved, pop)
+    achieved = {"method": "montecarlo", **_achieved(sc, solved, pop)}
     achieved["seconds"] = round(time.perf_counter() - start, 2)
     return Calibration(key=key, solved=solved, achieved=achieved)
 

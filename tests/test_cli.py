@@ -435,7 +435,7 @@ def test_show_announces_calibration_of_an_uncalibrated_scenario(tmp_path, monkey
     ).save(path)
     res = runner.invoke(app, ["calibrate", str(path)])
     assert res.exit_code == 0, res.output
-    assert "calibrating 'small' on 20,000 patients (once; cached)" in res.stderr
+    assert "calibrating 'small' by exact integration (once; cached)" in res.stderr
     again = runner.invoke(app, ["calibrate", str(path)])
     assert "calibrating" not in again.stderr  # cached now
 

@@ -205,6 +205,7 @@ def show(
             "description": sc.description,
             "truth": {"pfs": tr.pfs.to_dict(), "os": tr.os.to_dict()},
             "truth_population": tr.population,
+            "truth_method": tr.method,
             "calibration": cal.to_json(),
             "parameters": sc.to_dict(),
         }
@@ -215,9 +216,9 @@ def show(
 
 def _calibrated(sc: Scenario, *, force: bool = False) -> calibration.Calibration:
     """The scenario's calibration, announced and with a status line when it is solved now."""
-    if not force and calibration._read_cache(calibration.calibration_key(sc)) is not None:
+    if not force and calibration.is_calibrated(sc):
         return calibration.calibrate(sc)
-    what = f"calibrating {sc.name!r} on {sc.calibration.population:,} patients"
+    what = f"calibrating {sc.name!r} by exact integration"
     err.print(f"{what} (once; cached)", highlight=False)
     with err.status(what):
         return calibration.calibrate(sc, use_cache=not force)
@@ -248,13 +249,14 @@ def _print_show(sc: Scenario, cal: calibration.Calibration, tr) -> None:
         )
     t.add_row("treated fraction", _fmt(sc.treatment.fraction), _fmt(a.get("treated_fraction")))
     out.print(t)
-    tt = Table(title=f"true estimands (population {tr.population:,}; ± Monte Carlo SE)", box=None)
+    what = "error bound" if tr.method == "exact" else "Monte Carlo SE"
+    tt = Table(title=f"true estimands ({tr.method}, {tr.population:,} points; ± {what})", box=None)
     tt.add_column("estimand")
     tt.add_column("rwPFS")
     tt.add_column("OS")
     for key in tr.pfs.values:
         tt.add_row(
-            key, *(f"{tr[x].values[key]:.4f} ± {tr[x].mcse[key]:.4f}" for x in ("pfs", "os"))
+            key, *(f"{tr[x].values[key]:.4f} ± {tr[x].bound(key):.2g}" for x in ("pfs", "os"))
         )
     out.print(tt)
 

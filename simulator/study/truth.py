@@ -1,27 +1,39 @@
-"""The true estimands of a scenario, computed on a large super-population, with Monte Carlo SEs.
+"""The true estimands of a scenario, with their error bounds (docs/truth.md).
 
-For each outcome (rwPFS, OS), on ``calibration.truth_population`` patients drawn with
-``calibration.truth_seed`` (independent of the calibration population), both potential
-outcomes of every patient are simulated with the same random numbers and:
+Two engines compute the same definitions:
 
-* ``ate_log_hr`` / ``att_log_hr`` — Cox log-HR on treatment alone in the stacked potential
-  outcomes of everyone / of the patients the scenario treats, under the scenario's
-  administrative censoring (staggered entry, data cutoff) applied identically to both;
-  ``*_uncensored`` without it; ``*_study_censoring`` under the whole observation process
-  (administrative, loss to follow-up, next-therapy for rwPFS) — the marginal hazards are
-  not proportional, so the Cox estimand depends on the censoring pattern;
+* ``method="exact"`` (default, seconds): every marginal estimand by integrating the
+  generating model's closed-form conditional survival over a quasi-random covariate
+  sample on a time grid (:mod:`simulator.exact`); the conditional log-HR by the
+  estimators' Cox model on a simulated sample of stacked potential outcomes;
+* ``method="montecarlo"`` (the independent oracle, about a minute): everything on
+  ``calibration.truth_population`` simulated patients (``truth_seed``).
+
+For each outcome (rwPFS with the true, not visit-recorded, progression time; OS) both
+potential outcomes of every patient are compared:
+
+* ``{pop}_log_hr`` — the marginal Cox log-HR of the two-arm potential-outcome population
+  ``pop`` (``ate`` everyone, ``att`` weights e(x), ``atc`` 1 - e(x), ``ato`` e(1 - e),
+  ``atm`` min(e, 1 - e), with the true propensity score e) under the scenario's
+  administrative censoring (staggered entry, data cutoff), ``*_uncensored`` without it,
+  ``*_study_censoring`` under the whole observation process (administrative, loss to
+  follow-up with its covariate dependence, next-therapy for rwPFS) at the control arm's
+  rates, so that both potential outcomes of a patient are censored identically; the
+  marginal hazards are not proportional, so the Cox estimand depends on the censoring;
 * ``conditional_log_hr`` — the treatment coefficient of a Cox model adjusted for every
-  covariate of the outcome model (and the frailty, when there is one) in the same stacked
-  data: the estimand of a correctly adjusted Cox model.  For rwPFS it equals the
-  generating coefficient up to the Cox model's misspecification of a sum of two hazards;
+  covariate of the outcome model (and the frailty, when there is one) in the stacked,
+  administratively censored data: the estimand of a correctly adjusted Cox model;
 * ``generating_log_hr`` — the coefficient used to generate the data (``gamma_pfs``;
   for OS ``gamma_os``, which acts on post-progression death only, so it is not an OS HR);
-* medians and restricted mean survival (24 and 36 months) per arm, uncensored, over the
-  whole population.
+* per arm (uncensored): ``median_*``, ``rmst{tau}_*``, ``survival{tau}_*`` and their
+  treated-minus-control ``*_diff``, unprefixed for the whole population (ATE) and
+  prefixed ``att_``, ``atc_``, ``ato_``, ``atm_`` for the others (exact engine).
 
-Monte Carlo SEs: batch means over ``truth_batches`` equal batches for medians and
-marginal log-HRs, the iid formula for RMST, a cluster-robust (patient) sandwich for the
-conditional log-HR.  Results are cached per scenario.
+Errors: ``mcse`` is the standard error of the engine's sampling (exact: covariate
+sampling over independent scramblings, and the conditional's patient-clustered Cox SE;
+Monte Carlo: batch means, the iid formula for RMST); the exact engine adds ``numerical``
+(grid refinement plus tail truncation) and ``error`` = numerical + 2 mcse, the bound
+:meth:`Truth.estimand` returns.  Results are cached per scenario.
 """
 
 from __future__ import annotations
@@ -30,24 +42,27 @@ import hashlib
 import itertools
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from estimators import fit_cox_arrays
+from estimators.estimands import ESTIMANDS, MEASURES, MEASURES_WITH_HORIZON, scored_against
 
-from .. import cache
+from .. import cache, exact
 from .. import calibration as cal
 from ..catalog import get_scenario
+from ..exceptions import ScenarioError
 from ..features import INDEX
 from ..marginal import censor, marginal_log_hr
 from ..plan import annual_to_monthly_rate, coef_vector, solved_outcome_matrix
 from ..scenario import Scenario
 from ..streams import as_seed_sequence
 
-TRUTH_VERSION = 2
-RMST_HORIZONS = (24.0, 36.0)
+TRUTH_VERSION = 3
+METHODS = ("exact", "montecarlo")
+RMST_HORIZONS = (24.0, 36.0)  # the Monte Carlo engine's
 KEYS = (
     "conditional_log_hr",
     "ate_log_hr",
@@ -64,16 +79,20 @@ KEYS = (
     "rmst36_control",
     "rmst36_treated",
 )
-CENSORING = ("admin", "study")
-_MEMORY: dict[str, Truth] = {}
+CENSORING = ("admin", "study", "none")
+_SUFFIX = {"admin": "", "study": "_study_censoring", "none": "_uncensored"}
+CONDITIONAL_N = 2**16  # simulated patients for the exact engine's conditional log-HR
+_MEMORY = cal.LRU(cal.MEMORY_SIZE)
 
 
 @dataclass(frozen=True)
 class OutcomeTruth:
-    """True estimands of one outcome (log-HRs; medians and RMST in months) and their MCSEs."""
+    """True estimands of one outcome (log-HRs; months; probabilities) and their errors."""
 
     values: dict[str, float]
     mcse: dict[str, float]
+    numerical: dict[str, float] = field(default_factory=dict)
+    error: dict[str, float] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> float:
         values = self.__dict__.get("values", {})
@@ -81,8 +100,26 @@ class OutcomeTruth:
             return values[name]
         raise AttributeError(name)
 
+    def bound(self, key: str) -> float:
+        """The error bound of ``key`` (exact engine: ``error``; Monte Carlo: its MCSE)."""
+        return self.error.get(key, self.mcse[key])
+
     def to_dict(self) -> dict[str, Any]:
-        return {**self.values, "mcse": dict(self.mcse)}
+        out: dict[str, Any] = {**self.values, "mcse": dict(self.mcse)}
+        if self.error:
+            out["numerical"] = dict(self.numerical)
+            out["error"] = dict(self.error)
+        return out
+
+    @classmethod
+    def from_dict(cls, x: dict[str, Any]) -> OutcomeTruth:
+        meta = ("mcse", "numerical", "error")
+        return cls(
+            values={k: v for k, v in x.items() if k not in meta},
+            mcse=dict(x["mcse"]),
+            numerical=dict(x.get("numerical", {})),
+            error=dict(x.get("error", {})),
+        )
 
 
 @dataclass(frozen=True)
@@ -94,6 +131,7 @@ class Truth:
     population: int
     pfs: OutcomeTruth
     os: OutcomeTruth
+    method: str = "montecarlo"
 
     def __getitem__(self, outcome: str) -> OutcomeTruth:
         if outcome not in ("pfs", "os"):
@@ -101,31 +139,63 @@ class Truth:
         return getattr(self, outcome)
 
     def estimand(
-        self, outcome: str, estimand: str, censoring: str = "admin"
+        self,
+        outcome: str,
+        estimand: str,
+        censoring: str = "admin",
+        measure: str = "log_hr",
+        horizon: float | None = None,
     ) -> tuple[float, float]:
-        """(true log-HR, its MCSE) for an estimand ``conditional``, ``ATE``, ``ATT`` or ``crude``.
+        """(true value, its error bound) of an estimand and effect measure.
 
-        ``crude`` has no truth of its own: it is scored against the ATE (docs/design.md §3).
-        ``censoring="admin"`` (docs/design.md §3): the marginal HRs under administrative censoring;
-        ``"study"``: under the scenario's whole observation process (loss to follow-up and
-        next-therapy censoring too).  The marginal hazards are not proportional, so the
-        two differ slightly; the conditional log-HR is the same for both.
+        Parameters
+        ----------
+        outcome : {"pfs", "os"}
+        estimand : one of estimators.estimands.ESTIMANDS
+            ``crude`` has no truth of its own: it is scored against the ATE.
+        censoring : {"admin", "study", "none"}
+            For ``log_hr`` only (the marginal Cox estimand depends on the censoring; the
+            conditional one is computed under administrative censoring for all three).
+            RMST, survival and median differences are of the uncensored potential outcomes.
+        measure : one of estimators.estimands.MEASURES
+        horizon : float, months
+            Required for ``rmst_diff`` and ``surv_diff`` (a horizon the truth holds).
         """
+        if outcome not in ("pfs", "os"):
+            raise ScenarioError(f"outcome={outcome!r} is not allowed; use 'pfs' or 'os'")
+        if estimand not in ESTIMANDS:
+            raise ScenarioError(f"estimand={estimand!r} is not allowed; use one of {ESTIMANDS}")
         if censoring not in CENSORING:
-            raise ValueError(f"censoring={censoring!r} is not allowed; use one of {CENSORING}")
-        suffix = "_study_censoring" if censoring == "study" else ""
-        key = {
-            "conditional": "conditional_log_hr",
-            "ATE": f"ate_log_hr{suffix}",
-            "ATT": f"att_log_hr{suffix}",
-            "crude": f"ate_log_hr{suffix}",
-        }.get(estimand)
-        if key is None:
-            raise ValueError(
-                f"estimand={estimand!r} is not allowed; use conditional, ATE, ATT or crude"
-            )
+            raise ScenarioError(f"censoring={censoring!r} is not allowed; use one of {CENSORING}")
+        if measure not in MEASURES:
+            raise ScenarioError(f"measure={measure!r} is not allowed; use one of {MEASURES}")
+        needs_h = measure in MEASURES_WITH_HORIZON
+        if needs_h and horizon is None:
+            raise ScenarioError(f"measure={measure!r} needs a horizon (months)")
+        if not needs_h and horizon is not None:
+            raise ScenarioError(f"horizon={horizon!r} is not allowed with measure={measure!r}")
+        target = scored_against(estimand)
+        if target == "conditional":
+            if measure != "log_hr":
+                raise ScenarioError(
+                    f"measure={measure!r} is not allowed with estimand='conditional'; the "
+                    "conditional estimand is a log hazard ratio (measure='log_hr')"
+                )
+            key = "conditional_log_hr"
+        elif measure == "log_hr":
+            key = f"{target.lower()}_log_hr{_SUFFIX[censoring]}"
+        else:
+            p = "" if target == "ATE" else f"{target.lower()}_"
+            stem = {"rmst_diff": "rmst", "surv_diff": "survival"}.get(measure)
+            key = f"{p}median_diff" if stem is None else f"{p}{stem}{float(horizon):g}_diff"
         o = self[outcome]
-        return o.values[key], o.mcse[key]
+        if key not in o.values:
+            raise ScenarioError(
+                f"the {self.method} truth of {self.scenario!r} has no {key!r} "
+                f"({estimand}, {measure}, horizon={horizon}); the exact engine computes every "
+                "population and the horizons it was asked for"
+            )
+        return o.values[key], o.bound(key)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON layout of ``rwesim show --json``."""
@@ -134,63 +204,149 @@ class Truth:
             "os": self.os.to_dict(),
             "population": self.population,
             "key": self.key,
+            "method": self.method,
         }
 
     @classmethod
     def from_dict(cls, scenario: str, d: dict[str, Any]) -> Truth:
-        def outcome(x):
-            x = dict(x)
-            return OutcomeTruth(values={k: x[k] for k in KEYS}, mcse=dict(x["mcse"]))
+        return cls(
+            scenario,
+            d["key"],
+            d["population"],
+            OutcomeTruth.from_dict(d["pfs"]),
+            OutcomeTruth.from_dict(d["os"]),
+            d.get("method", "montecarlo"),
+        )
 
-        return cls(scenario, d["key"], d["population"], outcome(d["pfs"]), outcome(d["os"]))
 
-
-def truth_key(sc: Scenario) -> str:
-    """Cache key: calibration key + truth settings + administrative censoring."""
+def truth_key(
+    sc: Scenario,
+    method: str = "exact",
+    rmst_horizons: tuple[float, ...] = exact.RMST_HORIZONS,
+    survival_horizons: tuple[float, ...] = exact.SURVIVAL_HORIZONS,
+) -> str:
+    """Cache key: calibration key + engine settings + administrative censoring."""
     c = sc.calibration
-    parts = [
+    parts: list[Any] = [
         cal.calibration_key(sc),
-        c.truth_population,
-        c.truth_seed,
-        c.truth_batches,
-        sc.censoring.accrual_months,
-        sc.censoring.followup_months,
+        sc.to_dict()["censoring"],
+        method,
         TRUTH_VERSION,
     ]
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
+    if method == "montecarlo":
+        parts += [c.truth_population, c.truth_seed, c.truth_batches]
+    else:
+        parts += [list(rmst_horizons), list(survival_horizons), c.truth_seed]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def truth(scenario: Scenario | str, *, use_cache: bool = True) -> Truth:
+def truth(
+    scenario: Scenario | str,
+    *,
+    use_cache: bool = True,
+    method: str = "exact",
+    rmst_horizons: tuple[float, ...] = exact.RMST_HORIZONS,
+    survival_horizons: tuple[float, ...] = exact.SURVIVAL_HORIZONS,
+    conditional_n: int = CONDITIONAL_N,
+) -> Truth:
     """True estimands of a scenario (cached; built-in scenarios ship theirs).
 
     Parameters
     ----------
     scenario : Scenario or str
     use_cache : bool
-        False recomputes (several seconds to a minute at the default 4 million patients).
+        False recomputes.
+    method : {"exact", "montecarlo"}
+        Exact integration (default; about a second) or the Monte Carlo oracle (about a
+        minute at the default 4 million patients).
+    rmst_horizons, survival_horizons : tuple of float, months
+        Horizons of RMST and survival probabilities (exact engine).
+    conditional_n : int
+        Simulated patients for the exact engine's conditional log-HR.
     """
     sc = get_scenario(scenario) if isinstance(scenario, str) else scenario
     if not isinstance(sc, Scenario):
-        raise ValueError(f"scenario={scenario!r} is not allowed; give a Scenario or a name")
-    key = truth_key(sc)
+        raise ScenarioError(f"scenario={scenario!r} is not allowed; give a Scenario or a name")
+    if method not in METHODS:
+        raise ScenarioError(f"method={method!r} is not allowed; use one of {METHODS}")
+    if (
+        isinstance(conditional_n, bool)
+        or not isinstance(conditional_n, int)
+        or conditional_n < 1000
+    ):
+        raise ScenarioError(
+            f"conditional_n={conditional_n!r} is not allowed; it must be an integer >= 1000"
+        )
+    rmst_horizons = tuple(float(h) for h in rmst_horizons)
+    survival_horizons = tuple(float(h) for h in survival_horizons)
+    key = truth_key(sc, method, rmst_horizons, survival_horizons)
     found = _read(key, sc.name) if use_cache else None
     if found is None:
-        found = compute_truth(sc, key)
+        if method == "exact":
+            found = compute_exact_truth(sc, key, rmst_horizons, survival_horizons, conditional_n)
+        else:
+            found = compute_truth(sc, key)
         cache.write("truth", key, found.to_dict())
     _MEMORY[key] = found
     return found
 
 
 def _read(key: str, name: str) -> Truth | None:
-    if key in _MEMORY:
-        return _MEMORY[key]
+    found = _MEMORY.get(key)
+    if found is not None:
+        return found
     record = cache.read("truth", key)
     return None if record is None else Truth.from_dict(name, record)
 
 
+# ---- the exact engine ----------------------------------------------------------------------
+def compute_exact_truth(
+    sc: Scenario,
+    key: str | None = None,
+    rmst_horizons: tuple[float, ...] = exact.RMST_HORIZONS,
+    survival_horizons: tuple[float, ...] = exact.SURVIVAL_HORIZONS,
+    conditional_n: int = CONDITIONAL_N,
+) -> Truth:
+    """Every estimand by the exact engine (no cache)."""
+    solved = cal.calibrate(sc).solved
+    mt = exact.marginal_truth(sc, solved, rmst_horizons, survival_horizons)
+    cond = _conditional_truths(sc, solved, conditional_n)
+    out = {}
+    for outcome, gamma in (("pfs", solved.gamma_pfs), ("os", solved.gamma_os)):
+        values = dict(mt.values[outcome])
+        mcse = dict(mt.se[outcome])
+        numerical = dict(mt.numerical[outcome])
+        values["generating_log_hr"], mcse["generating_log_hr"] = float(gamma), 0.0
+        numerical["generating_log_hr"] = 0.0
+        values["conditional_log_hr"], mcse["conditional_log_hr"] = cond[outcome]
+        numerical["conditional_log_hr"] = 0.0
+        error = {k: numerical[k] + 2.0 * mcse[k] for k in values}
+        out[outcome] = OutcomeTruth(values, mcse, numerical, error)
+    key = key or truth_key(sc, "exact", rmst_horizons, survival_horizons)
+    return Truth(sc.name, key, mt.n, out["pfs"], out["os"], method="exact")
+
+
+def _conditional_truths(sc: Scenario, solved, n: int) -> dict[str, tuple[float, float]]:
+    """Conditional log-HR (and its patient-clustered SE) per outcome on n simulated patients."""
+    # identical potential outcomes (no effect on any transition): exactly 0
+    null = {"pfs": solved.gamma_pfs == 0.0, "os": solved.gamma_pfs == solved.gamma_os == 0.0}
+    out = {o: (0.0, 0.0) for o, z in null.items() if z}
+    if len(out) == 2:
+        return out
+    pop = cal.draw_population(sc, solved, n, as_seed_sequence(sc.calibration.truth_seed))
+    om = solved_outcome_matrix(sc, solved)
+    t0, t1 = cal.potential_times(pop, om, 0.0), cal.potential_times(pop, om, 1.0)
+    X = _adjustment_matrix(sc, pop)
+    for which, name in ((0, "pfs"), (1, "os")):
+        if name not in out:
+            out[name] = _conditional(t0[which], t1[which], pop.c_admin, X)
+    return out
+
+
+# ---- the Monte Carlo engine ----------------------------------------------------------------
 # ---- computation -------------------------------------------------------------------------
 def compute_truth(sc: Scenario, key: str | None = None) -> Truth:
-    """Compute every estimand on a fresh super-population (no cache)."""
+    """Compute every estimand on a fresh simulated super-population (the oracle; no cache)."""
     solved = cal.calibrate(sc).solved
     c = sc.calibration
     pop = cal.draw_population(sc, solved, c.truth_population, as_seed_sequence(c.truth_seed))
@@ -203,7 +359,8 @@ def compute_truth(sc: Scenario, key: str | None = None) -> Truth:
     for which, name, gamma in ((0, "pfs", solved.gamma_pfs), (1, "os", solved.gamma_os)):
         censorings = {"": pop.c_admin, "_uncensored": None, "_study_censoring": study_c[name]}
         out[name] = _outcome_truth(t0[which], t1[which], pop, X, c.truth_batches, gamma, censorings)
-    return Truth(sc.name, key or truth_key(sc), pop.n, out["pfs"], out["os"])
+    key = key or truth_key(sc, "montecarlo")
+    return Truth(sc.name, key, pop.n, out["pfs"], out["os"], method="montecarlo")
 
 
 def _study_censoring(sc: Scenario, pop: cal.Population) -> dict[str, np.ndarray]:

@@ -1,0 +1,307 @@
+"""numba kernels of the exact truth engine (private; see :mod:`simulator.exact`).
+
+The covariate sample is decoded with the cohort kernel's own functions, so it follows the
+scenario's copula exactly; the outcome kernels evaluate each patient's closed-form
+illness-death quantities on a time grid and accumulate them per (group, population) row.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from . import _cohort_kernels as K
+from .features import N_FEATURES
+
+
+@njit(cache=True, parallel=True)
+def _decode(
+    zn, uu, ee, age_table, chol, race_cum, S, W, nz, om, lost_b, nz_lost, feats, lp, ps, lost
+):
+    """Covariates of every sample point, as the cohort kernel decodes its draws.
+
+    zn (n, N_NORMAL), uu (n, N_UNIFORM), ee (n, N_EXPON) are the point's normals, uniforms
+    and exponentials.  Fills feats (n, N_FEATURES), lp (3, n) the transitions' linear
+    predictors (frailty included, no treatment term), ps (n,) the true propensity score
+    and lost (n,) the loss-to-follow-up linear predictor.
+    """
+    n = zn.shape[0]
+    for i in prange(n):
+        cov = np.empty(K.N_COV)
+        F = np.empty(N_FEATURES)
+        lpi = np.empty(3)
+        K._covariates(zn[i], uu[i], ee[i], age_table, chol, race_cum, S, cov)
+        K._features(cov, F)
+        ps[i] = K._linear_predictors(F, cov[K.C_FRAILTY], W, nz, om, S, lpi)
+        for k in range(N_FEATURES):
+            feats[i, k] = F[k]
+        for k in range(3):
+            lp[k, i] = lpi[k]
+        lost[i] = K._dot(lost_b, nz_lost, F) if nz_lost.size > 0 else 0.0
+
+
+N_EXACT_CELLS = 8
+_GX4 = np.array([-0.8611363115940526, -0.3399810435848563, 0.3399810435848563, 0.8611363115940526])
+_GW4 = np.array([0.3478548451374538, 0.6521451548625461, 0.6521451548625461, 0.3478548451374538])
+
+
+@njit(cache=True)
+def _cubic_weights(x, out):
+    """Lagrange weights of the 4 nodes -1, 0, 1, 2 at position x (in [-1, 2))."""
+    out[0] = -x * (x - 1.0) * (x - 2.0) / 6.0
+    out[1] = (x + 1.0) * (x - 1.0) * (x - 2.0) / 2.0
+    out[2] = -(x + 1.0) * x * (x - 2.0) / 2.0
+    out[3] = (x + 1.0) * x * (x - 1.0) / 6.0
+
+
+@njit(cache=True, parallel=True)
+def _accumulate(
+    lp0,
+    lp1,
+    m2,
+    rho,
+    r_idx,
+    bounds,
+    wts,
+    scale01,
+    scale02,
+    ew,
+    eu,
+    ewt,
+    t,
+    p01,
+    p02,
+    q01,
+    q02,
+    m_lo,
+    m_step,
+    n_m,
+    n_r,
+    r_lo,
+    r_step,
+    want_os,
+    want_share,
+    S0,
+    B0,
+    death,
+    spread,
+):
+    """Per-patient closed forms on the grid, summed into (group, row) accumulators.
+
+    Patients are sorted by group; group g holds patients bounds[g]:bounds[g+1] and is
+    summed sequentially (one thread per group, so sums do not depend on the core count).
+    For patient i: c01 = scale01 * exp(lp0[i]), c02 likewise; the state-0 survival
+    S00(t) = exp(-c01 t^nu01 - c02 t^nu02) (p01 = t^nu01, p02 = t^nu02 on the grid t (G,)),
+    E(t) = exp(-rho_i t) the study censoring survival (rho = 0: none).  For each weight
+    row r of wts (R, n):
+
+    * S0[g, r, k] += w S00 E;  B0[g, r, k] += w rho S00 E;
+    * when ``want_share``: death[g, r] += w * share of state-0 exits that are deaths
+      (midpoint rule per cell; q01 = nu01 t_mid^(nu01-1), q02 likewise at the midpoints);
+    * when ``want_os``: the progression mass of cell k, h01/(h01+h02)(mid) *
+      (S00_k - S00_{k+1}) * E(mid), spread with cubic Lagrange weights onto the kernel
+      nodes (m2_i on the m-grid m_lo + j m_step; rho_i on its grid when n_r > 1, or
+      exactly on node r_idx[i] when that is >= 0): spread[g, r, node, k],
+      node = j_m * n_r + j_r.
+    """
+    G = t.size
+    R = wts.shape[0]
+    for g in prange(bounds.size - 1):
+        s0 = np.empty(G)
+        s00 = np.empty(G)
+        mass = np.empty(G - 1)
+        wm = np.empty(4)
+        wr = np.empty(4)
+        for i in range(bounds[g], bounds[g + 1]):
+            c01 = scale01 * math.exp(lp0[i])
+            c02 = scale02 * math.exp(lp1[i])
+            ri = rho[i]
+            for k in range(G):
+                s0[k] = math.exp(-c01 * p01[k] - c02 * p02[k])
+            if ri != 0.0:
+                for k in range(G):
+                    s00[k] = s0[k] * math.exp(-ri * t[k])
+            else:
+                for k in range(G):
+                    s00[k] = s0[k]
+            share = 0.0
+            if want_os or want_share:
+                # progression share of each cell's exits: h01/(h01+h02) averaged at two
+                # Gauss points (q01[0|1], q02[0|1] hold nu t^(nu-1) there)
+                for k in range(G - 1):
+                    f = 0.0
+                    for m in range(2):
+                        h1 = c01 * q01[m, k]
+                        h2 = c02 * q02[m, k]
+                        f += 0.5 * (h1 / (h1 + h2) if h1 + h2 > 0.0 else 0.0)
+                    d = s0[k] - s0[k + 1]
+                    share += (1.0 - f) * d
+                    mass[k] = f * d
+                # first cells: h01 ~ u^(nu01-1) is not smooth at 0; integrate the mass in
+                # w = u^nu01 (4-point Gauss per cell): nodes ew (cells, 4), eu = u^nu02
+                # there, weights ewt (Engine.powers)
+                for k in range(ew.shape[0]):
+                    m0 = 0.0
+                    for m in range(4):
+                        m0 += ewt[k, m] * c01 * math.exp(-c01 * ew[k, m] - c02 * eu[k, m])
+                    share += mass[k] - m0
+                    mass[k] = m0
+            if ri != 0.0:
+                for k in range(G - 1):
+                    mass[k] *= math.exp(-ri * 0.5 * (t[k] + t[k + 1]))
+            if want_os:
+                # 4-node stencil j-1..j+2 kept inside the node grid (x may then be in [-1, 2))
+                x = (m2[i] - m_lo) / m_step
+                jm = min(max(math.floor(x), 1), n_m - 3)
+                _cubic_weights(x - jm, wm)
+                if n_r > 1 and r_idx[i] >= 0:  # the patient's rate is a node: weight 1
+                    jr = r_idx[i] + 1
+                    wr[0], wr[1], wr[2], wr[3] = 0.0, 1.0, 0.0, 0.0
+                elif n_r > 1:
+                    y = (ri - r_lo) / r_step
+                    jr = min(max(math.floor(y), 1), n_r - 3)
+                    _cubic_weights(y - jr, wr)
+            for r in range(R):
+                w = wts[r, i]
+                if w == 0.0:
+                    continue
+                death[g, r] += w * share
+                wri = w * ri
+                for k in range(G):
+                    S0[g, r, k] += w * s00[k]
+                if ri != 0.0:
+                    for k in range(G):
+                        B0[g, r, k] += wri * s00[k]
+                if not want_os:
+                    continue
+                for v in range(4):
+                    if n_r > 1:
+                        for u in range(4):
+                            node = (jm - 1 + v) * n_r + (jr - 1 + u)
+                            cf = w * wm[v] * wr[u]
+                            for k in range(G - 1):
+                                spread[g, r, node, k] += cf * mass[k]
+                    else:
+                        node = jm - 1 + v
+                        cf = w * wm[v]
+                        for k in range(G - 1):
+                            spread[g, r, node, k] += cf * mass[k]
+
+
+@njit(cache=True, parallel=True)
+def _kernel_cells(c, rho, nu, t, j_rows, out):
+    """Cell averages of the post-progression survival kernel K(s) = exp(-c s^nu - rho s).
+
+    out[q, jj, k] = mean over u in [t_k, t_{k+1}] of K_q(t_j - u) for j = j_rows[jj] and
+    k < j (zero otherwise); 3-point Gauss per cell, 12 points with a t^(1/nu)-graded
+    substitution on the cell next to s = 0, where K has an s^nu singularity.
+    """
+    gx = np.array([-0.7745966692414834, 0.0, 0.7745966692414834])
+    gw = np.array([0.5555555555555556, 0.8888888888888888, 0.5555555555555556])
+    gx12 = np.array(
+        [
+            -0.9815606342467192,
+            -0.9041172563704749,
+            -0.7699026741943047,
+            -0.5873179542866175,
+            -0.3678314989981802,
+            -0.1252334085114689,
+            0.1252334085114689,
+            0.3678314989981802,
+            0.5873179542866175,
+            0.7699026741943047,
+            0.9041172563704749,
+            0.9815606342467192,
+        ]
+    )
+    gw12 = np.array(
+        [
+            0.0471753363865118,
+            0.1069393259953184,
+            0.1600783285433462,
+            0.2031674267230659,
+            0.2334925365383548,
+            0.2491470458134028,
+            0.2491470458134028,
+            0.2334925365383548,
+            0.2031674267230659,
+            0.1600783285433462,
+            0.1069393259953184,
+            0.0471753363865118,
+        ]
+    )
+    Q = c.size
+    for jj in prange(j_rows.size):
+        j = j_rows[jj]
+        s_n = np.empty(12)
+        s_v = np.empty(12)
+        w_n = np.empty(12)
+        for k in range(j):
+            lo = t[j] - t[k + 1]
+            hi = t[j] - t[k]
+            if k == j - 1:
+                # s = hi * v^p, p = max(1, 1/nu): s^nu smooth in v
+                p = 1.0 / nu if nu < 1.0 else 1.0
+                m_n = 12
+                for m in range(12):
+                    v = 0.5 * (gx12[m] + 1.0)
+                    s = hi * v**p
+                    jac = p * v ** (p - 1.0) if p != 1.0 else 1.0
+                    s_v[m], s_n[m], w_n[m] = s, s**nu, 0.5 * gw12[m] * jac
+            else:
+                half = 0.5 * (hi - lo)
+                mid = 0.5 * (hi + lo)
+                m_n = 3
+                for m in range(3):
+                    s = mid + half * gx[m]
+                    s_v[m], s_n[m], w_n[m] = s, s**nu, 0.5 * gw[m]
+            for q in range(Q):
+                acc = 0.0
+                for m in range(m_n):
+                    acc += w_n[m] * math.exp(-c[q] * s_n[m] - rho[q] * s_v[m])
+                out[q, jj, k] = acc
+
+
+@njit(cache=True, parallel=True)
+def _kernel_toeplitz(c, rho, nu, h, L, out):
+    """Cell averages on a uniform grid of step h: out[q, l] for s in [(l-1)h, lh], l=1..L-1."""
+    gx = np.array([-0.7745966692414834, 0.0, 0.7745966692414834])
+    gw = np.array([0.5555555555555556, 0.8888888888888888, 0.5555555555555556])
+    for q in prange(c.size):
+        cq, rq = c[q], rho[q]
+        out[q, 0] = 0.0
+        # first cell: graded substitution, 24 midpoint-free Gauss points via 8 sub-cells
+        p = 1.0 / nu if nu < 1.0 else 1.0
+        acc = 0.0
+        for sub in range(8):
+            for m in range(3):
+                v = (sub + 0.5 * (gx[m] + 1.0)) / 8.0
+                s = h * v**p
+                jac = h * p * v ** (p - 1.0) if p != 1.0 else h
+                acc += gw[m] / 16.0 * jac * math.exp(-cq * s**nu - rq * s)
+        out[q, 1] = acc / h
+        for ll in range(2, L):
+            lo = (ll - 1) * h
+            acc = 0.0
+            for m in range(3):
+                s = lo + 0.5 * h * (gx[m] + 1.0)
+                acc += 0.5 * gw[m] * math.exp(-cq * s**nu - rq * s)
+            out[q, ll] = acc
+
+
+@njit(cache=True, parallel=True)
+def _tail_conv(spread, kt, rows, out):
+    """out[g, r, jj] += sum_q sum_{k < rows[jj]} spread[g, r, q, k] * kt[q, jj, k]."""
+    ng, R, Q, _ = spread.shape
+    for gr in prange(ng * R):
+        g = gr // R
+        r = gr % R
+        for jj in range(rows.size):
+            acc = 0.0
+            j = rows[jj]
+            for q in range(Q):
+                for k in range(j):
+                    acc += spread[g, r, q, k] * kt[q, jj, k]
+            out[g, r, jj] += acc

@@ -1,0 +1,323 @@
+"""The exact truth engine against closed forms, independent quadrature and its own bounds.
+
+Tolerances: every comparison uses the engine's reported error bound (numerical error from
+a grid twice as coarse plus two covariate-sampling SEs), or, where the quantity is exact
+by construction (proportional hazards, identical weights), floating-point round-off.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate
+from scipy.optimize import brentq
+
+import simulator
+from estimators.estimands import ESTIMANDS, MEASURES, MEASURES_WITH_HORIZON
+from simulator import calibration as cal
+from simulator import exact
+from simulator.exceptions import CalibrationError, ScenarioError
+from simulator.study import truth as truth_mod
+
+NO_EFFECTS = {
+    "outcomes.progression.log_hr": {},
+    "outcomes.death.log_hr": {},
+    "outcomes.post_progression_death.log_hr": {},
+    "outcomes.scales": (0.05, 0.01, 0.03),
+    "outcomes.pfs_median_control": None,
+    "outcomes.os_median_control": None,
+    "outcomes.pfs_median_treated": None,
+    "outcomes.os_median_treated": None,
+    "outcomes.gamma_pfs": -0.5,
+    "outcomes.gamma_os": -0.2,
+    "treatment.fraction": 0.5,
+}
+
+
+def rct(**changes):
+    return simulator.get_scenario("po25-rct").replace(**{**NO_EFFECTS, **changes})
+
+
+def truth_of(sc):
+    return exact.marginal_truth(sc, cal.calibrate(sc).solved)
+
+
+def test_no_covariates_marginal_hr_is_the_generating_one_and_survival_is_weibull():
+    sc = rct()
+    mt = truth_of(sc)
+    for pop in ("ate", "att", "atc", "ato", "atm"):
+        for suffix in ("", "_uncensored", "_study_censoring"):
+            assert abs(mt.values["pfs"][f"{pop}_log_hr{suffix}"] + 0.5) < 1e-12
+    t = np.array([6.0, 12.0, 24.0])
+    for arm, a in (("control", 0.0), ("treated", 1.0)):
+        weibull = np.exp(-(0.05 * t**1.1 + 0.01 * t) * math.exp(-0.5 * a))
+        got = [mt.values["pfs"][f"survival{h:g}_{arm}"] for h in (12.0, 24.0)]
+        np.testing.assert_allclose(got, weibull[1:], rtol=0, atol=1e-12)
+
+
+def test_no_covariates_os_is_the_illness_death_convolution():
+    """OS(t) = S00(t) + int_0^t h01 S00(u) exp(-l12 e^(g a) (t-u)^nu12) du, by quad."""
+    sc = rct(**{"outcomes.post_progression_death.shape": 0.7})
+    mt = truth_of(sc)
+    for arm, a in (("control", 0.0), ("treated", 1.0)):
+        th = math.exp(-0.5 * a)
+
+        def s00(u, th=th):
+            return math.exp(-(0.05 * u**1.1 + 0.01 * u) * th)
+
+        def os_(t, a=a, th=th, s00=s00):
+            def integrand(u):
+                return (
+                    0.05
+                    * 1.1
+                    * u**0.1
+                    * th
+                    * s00(u)
+                    * math.exp(-0.03 * math.exp(-0.2 * a) * (t - u) ** 0.7)
+                )
+
+            return s00(t) + integrate.quad(integrand, 0, t, epsabs=1e-13, limit=200)[0]
+
+        for h in (12.0, 24.0):
+            key = f"survival{h:g}_{arm}"
+            assert abs(mt.values["os"][key] - os_(h)) <= mt.error("os", key) + 1e-9, key
+        rm = integrate.quad(os_, 0, 24.0, epsabs=1e-10, limit=200)[0]
+        assert abs(mt.values["os"][f"rmst24_{arm}"] - rm) <= mt.error("os", f"rmst24_{arm}")
+
+
+def test_one_binary_covariate_mixture_and_its_score_root():
+    """de novo disease (share p) on both first transitions in a randomised trial: the
+    marginal survival is the two-component mixture, and the marginal Cox estimand under
+    administrative censoring is the root of its population score, both by quad."""
+    b1, b2, g = 0.6, -0.4, -0.5
+    sc = rct(
+        **{
+            "outcomes.progression.log_hr": {"de_novo": b1},
+            "outcomes.death.log_hr": {"de_novo": b2},
+        }
+    )
+    mt = truth_of(sc)
+    p = sc.covariates.de_novo
+    l01, l02 = 0.05, 0.01
+
+    def surv(t, a):
+        th = math.exp(g * a)
+        comp = [
+            math.exp(-(l01 * math.exp(b1 * x) * t**1.1 + l02 * math.exp(b2 * x) * t) * th)
+            for x in (0, 1)
+        ]
+        return (1 - p) * comp[0] + p * comp[1]
+
+    def dens(t, a):
+        th = math.exp(g * a)
+        out = 0.0
+        for x, w in ((0, 1 - p), (1, p)):
+            c1, c2 = l01 * math.exp(b1 * x) * th, l02 * math.exp(b2 * x) * th
+            out += w * (1.1 * c1 * t**0.1 + c2) * math.exp(-(c1 * t**1.1 + c2 * t))
+        return out
+
+    for h in (12.0, 24.0):
+        for arm, a in (("control", 0), ("treated", 1)):
+            key = f"survival{h:g}_{arm}"
+            assert abs(mt.values["pfs"][key] - surv(h, a)) <= mt.error("pfs", key) + 1e-12
+    acc, cut = sc.censoring.accrual_months, sc.censoring.cutoff_months
+    fu = cut - acc
+
+    def G(t):
+        return 1.0 if t <= fu else max(0.0, (cut - t) / acc)
+
+    def score(beta):
+        def f(t):
+            s0, s1 = surv(t, 0), surv(t, 1)
+            pi = math.exp(beta) * s1 / (s0 + math.exp(beta) * s1)
+            return (dens(t, 1) * (1 - pi) - dens(t, 0) * pi) * G(t)
+
+        return integrate.quad(f, 0, cut, points=[fu], epsabs=1e-13, limit=400)[0]
+
+    root = brentq(score, -2, 1, xtol=1e-12)
+    key = "ate_log_hr"
+    assert abs(mt.values["pfs"][key] - root) <= mt.error("pfs", key) + 1e-9
+    assert abs(root - g) > 1e-3  # the mixture is not proportional: a real check
+
+
+def test_overlap_population_with_constant_score_equals_the_ate():
+    """Randomised 1:1 with ps bounds symmetric: e = 0.5 for everyone."""
+    sc = simulator.get_scenario("po25-rct").replace(**{"treatment.fraction": 0.5})
+    mt = truth_of(sc)
+    for outcome in ("pfs", "os"):
+        v = mt.values[outcome]
+        for suffix in ("", "_uncensored", "_study_censoring"):
+            for pop in ("ato", "atm", "att", "atc"):
+                assert v[f"{pop}_log_hr{suffix}"] == pytest.approx(
+                    v[f"ate_log_hr{suffix}"], abs=1e-12
+                )
+        for key in ("median_diff", "rmst24_diff", "survival12_diff"):
+            assert v[f"ato_{key}"] == pytest.approx(v[key], abs=1e-12)
+
+
+def test_confounded_populations_differ():
+    tr = simulator.truth("flatiron")
+    ate, e_ate = tr.estimand("os", "ATE")
+    ato, e_ato = tr.estimand("os", "ATO")
+    assert abs(ate - ato) > 3 * (e_ate + e_ato)
+
+
+@pytest.mark.parametrize("name", ["flatiron", "po25-rct", "flatiron-liver"])
+def test_calibration_round_trip(name):
+    """The exact truth reproduces the targets it was calibrated to."""
+    sc = simulator.get_scenario(name)
+    tr = simulator.truth(sc)
+    o = sc.outcomes
+    for outcome in ("pfs", "os"):
+        t = tr[outcome]
+        assert abs(t.median_control - getattr(o, f"{outcome}_median_control")) <= 0.01
+        hr = getattr(o, f"{outcome}_hr")
+        if hr is not None:
+            key = f"{o.hr_estimand.lower()}_log_hr"
+            assert abs(t.values[key] - math.log(hr)) <= 1e-4
+        else:
+            assert abs(t.median_treated - getattr(o, f"{outcome}_median_treated")) <= 0.01
+    if o.os_survival_control is not None:
+        t_star, s_star = o.os_survival_control
+        assert abs(tr.os.values[f"survival{t_star:g}_control"] - s_star) <= 1e-4
+
+
+def test_unshipped_scenario_round_trip_and_bounds(tmp_path, monkeypatch):
+    monkeypatch.setenv("RWESIM_CACHE_DIR", str(tmp_path))
+    sc = simulator.get_scenario("flatiron").replace(**{"treatment.strength": 1.7})
+    assert not simulator.is_calibrated(sc)
+    tr = truth_mod.truth(sc, conditional_n=20_000)
+    assert simulator.is_calibrated(sc)
+    assert abs(tr.pfs.ate_log_hr - math.log(0.58)) <= 1e-4
+    assert abs(tr.os.ate_log_hr - math.log(0.66)) <= 1e-4
+    for outcome in ("pfs", "os"):
+        t = tr[outcome]
+        for k, v in t.values.items():
+            if k == "conditional_log_hr":
+                continue
+            if "log_hr" in k:
+                assert t.error[k] <= 2e-4, (outcome, k, t.error[k])
+            elif "survival" in k:
+                assert t.error[k] <= 5e-4, (outcome, k, t.error[k])
+            elif "rmst" in k:
+                assert t.error[k] <= 0.01, (outcome, k, t.error[k])
+            assert math.isfinite(v)
+
+
+def test_estimand_api_covers_every_estimand_and_measure():
+    tr = simulator.truth("flatiron")
+    for outcome in ("pfs", "os"):
+        for est in ESTIMANDS:
+            for measure in MEASURES:
+                horizons = (12.0, 24.0) if measure in MEASURES_WITH_HORIZON else (None,)
+                if est == "conditional" and measure != "log_hr":
+                    with pytest.raises(ScenarioError, match="conditional"):
+                        tr.estimand(outcome, est, measure=measure, horizon=horizons[0])
+                    continue
+                for h in horizons:
+                    for cens in truth_mod.CENSORING:
+                        v, e = tr.estimand(outcome, est, cens, measure, h)
+                        assert math.isfinite(v) and 0 <= e < 0.05
+        assert tr.estimand(outcome, "crude") == tr.estimand(outcome, "ATE")
+    # existing positional callers keep working
+    assert tr.estimand("pfs", "ATT", "study") == (
+        tr.pfs.att_log_hr_study_censoring,
+        tr.pfs.error["att_log_hr_study_censoring"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"estimand": "ITT"}, "estimand='ITT'"),
+        ({"censoring": "bogus"}, "censoring='bogus'"),
+        ({"measure": "odds"}, "measure='odds'"),
+        ({"measure": "rmst_diff"}, "needs a horizon"),
+        ({"measure": "log_hr", "horizon": 12.0}, "horizon=12.0"),
+        ({"measure": "rmst_diff", "horizon": 99.0}, "rmst99_diff"),
+    ],
+)
+def test_estimand_api_rejects_bad_requests(kwargs, message):
+    tr = simulator.truth("flatiron")
+    args = {"estimand": "ATE", **kwargs}
+    with pytest.raises(ScenarioError, match=message):
+        tr.estimand("pfs", **args)
+
+
+@pytest.mark.parametrize(
+    ("changes", "target"),
+    [
+        (
+            {"outcomes.pfs_median_control": 20.0, "outcomes.os_median_control": 15.0},
+            "outcomes.os_median_control",
+        ),
+        ({"outcomes.pfs_hr": 0.05}, "outcomes.pfs_hr"),
+        ({"outcomes.os_hr": 50.0}, "outcomes.os_hr"),
+        ({"outcomes.death_share": 0.99}, "outcomes.os_median_control"),
+        ({"calibration.population": 5}, "calibration.population"),
+    ],
+)
+def test_unreachable_targets_are_clear_errors(changes, target, tmp_path, monkeypatch):
+    monkeypatch.setenv("RWESIM_CACHE_DIR", str(tmp_path))
+    sc = simulator.get_scenario("flatiron").replace(
+        **{"outcomes.os_survival_control": None, **changes}
+    )
+    with pytest.raises(CalibrationError, match=target.replace(".", r"\.")) as err:
+        simulator.calibrate(sc)
+    assert err.value.target == target
+    if target not in ("calibration.population",):
+        assert err.value.reachable is not None
+
+
+def test_is_calibrated_does_not_compute(monkeypatch, tmp_path):
+    monkeypatch.setenv("RWESIM_CACHE_DIR", str(tmp_path))
+
+    def boom(*_a, **_k):
+        raise AssertionError("is_calibrated must not solve")
+
+    monkeypatch.setattr(cal, "_solve_exact", boom)
+    assert simulator.is_calibrated(simulator.get_scenario("flatiron"))
+    assert not simulator.is_calibrated(
+        simulator.get_scenario("flatiron").replace(**{"treatment.strength": 1.3})
+    )
+
+
+def test_memory_caches_are_bounded():
+    lru = cal.LRU(3)
+    for k in range(10):
+        lru[k] = k
+    assert list(lru) == [7, 8, 9]
+    assert lru.get(7) == 7 and list(lru) == [8, 9, 7]
+    assert cal._MEMORY.size == truth_mod._MEMORY.size == cal.MEMORY_SIZE
+
+
+def test_covariate_dependent_loss_uses_the_rate_weighted_path():
+    """With informative loss (covariate-dependent rates) the study-censored estimand moves
+    away from the administrative one, and a constant-rate version of the same scenario
+    lands between (a sanity check of the rho-weighted accumulation)."""
+    base = simulator.get_scenario("po25-rct").replace(**{"censoring.lost_per_year": 0.3})
+    informative = base.replace(**{"censoring.lost_log_hr": {"ecog_2plus": 1.5, "age10": 0.5}})
+    a = truth_of(base)
+    b = truth_of(informative)
+    for outcome in ("pfs", "os"):
+        k = "ate_log_hr_study_censoring"
+        assert b.values[outcome][k] != a.values[outcome][k]
+        assert b.numerical[outcome][k] < 2e-4
+
+
+def test_same_numbers_whatever_the_thread_count():
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs NUMBA_NUM_THREADS >= 2")
+    sc = simulator.get_scenario("unmeasured-confounding")
+    solved = cal.calibrate(sc).solved
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = exact.marginal_truth(sc, solved)
+        numba.set_num_threads(2)
+        two = exact.marginal_truth(sc, solved)
+    finally:
+        numba.set_num_threads(before)
+    assert one.values == two.values and one.numerical == two.numerical
