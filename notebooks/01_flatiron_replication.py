@@ -47,10 +47,8 @@ from IPython.display import display
 import estimators
 import simulator
 from simulator.catalog import FLATIRON_TABLE1
-from simulator.study.report import summary_table
-from simulator.study.runner import run_study
-from simulator.study.spec import DEFAULT_COVARIATES, Study
-from simulator.study.store import Store
+from simulator.study import Study, run_study, summarize
+from simulator.study.spec import DEFAULT_COVARIATES  # not in the façade
 
 REPS = int(os.environ.get("RWESIM_NOTEBOOK_REPS", "1000"))
 SEED = 2021
@@ -514,7 +512,7 @@ print(f"all {len(check_table)} checks within |z| <= {Z_CHECK}")
 study = Study(name="flatiron-sized", reps=REPS, seed=SEED, estimators=("siptw",), chunk_reps=50)
 with tempfile.TemporaryDirectory() as out:
     report = run_study(study, out, workers=1, progress=False, log=print)
-    perf = summary_table(Store(report.out_dir))
+    perf = summarize(report.out_dir)
 published_se = {
     o: (math.log(v["ci"][1]) - math.log(v["ci"][0])) / (2 * Z95) for o, v in PUBLISHED.items()
 }

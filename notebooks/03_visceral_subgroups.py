@@ -29,8 +29,10 @@
 # The control medians and the HRs are the scenarios' targets; the published *adjusted*
 # HRs are used as marginal ATE targets (an assumption: the paper's adjustment method is
 # not reproduced).  Liver rwPFS was not published: its control median 7.5 and HR 0.55
-# are *assumed*.  This notebook checks the calibration, analyses one cohort of each
-# subgroup's size, and runs a small bias/coverage study per subgroup.
+# are *assumed* (docs/design.md §8.2).  This notebook checks the calibration, analyses
+# one cohort of each subgroup's size, runs a small bias/coverage study per subgroup, and
+# compares the maximum-likelihood propensity score with Firth's penalised one where rare
+# covariate levels separate treatment (n = 551, all PS covariates).
 
 # %%
 # %matplotlib inline
@@ -44,11 +46,13 @@ from IPython.display import display
 
 import estimators
 import simulator
-from simulator.study import plots
-from simulator.study.report import display_rows, summary_table
-from simulator.study.runner import run_study
-from simulator.study.spec import DEFAULT_COVARIATES, Study
-from simulator.study.store import Store
+from simulator.study import Study, open_results, run_study, summarize
+
+# not in the façade: the formatted table cells, the study's default covariates and the
+# notebook-sized distribution plot (the façade's `plot` writes every figure to files)
+from simulator.study.plots import estimate_distributions
+from simulator.study.report import display_rows
+from simulator.study.spec import DEFAULT_COVARIATES
 
 REPS = int(os.environ.get("RWESIM_NOTEBOOK_REPS", "1000"))
 SEED = 2022
@@ -156,7 +160,8 @@ print(f"all targets within |z| <= {Z_CHECK}")
 # number of sites, de novo disease and practice type; race (a weak confounder here:
 # 7.0% vs 9.1% Black, with only a small effect on progression) and age bands (not in
 # these scenarios' treatment model) are left out.  The adjusted Cox model adds the other
-# organ's metastases.
+# organ's metastases.  The last section keeps every covariate and fits the PS by Firth's
+# penalised likelihood instead, the other standard answer to separation.
 
 # %%
 cohorts, fits, weights = {}, {}, {}
@@ -291,18 +296,57 @@ for name, n in SIZES.items():
     )
     out = tempfile.mkdtemp(prefix=f"rwesim-{name}-")
     report = run_study(study, out, workers=2, progress=False, log=print)
-    stores[name] = Store(report.out_dir)
-    tables[name] = summary_table(stores[name])
+    stores[name] = open_results(report.out_dir)
+    tables[name] = summarize(stores[name])
 performance = pd.concat(
     [pd.DataFrame(display_rows(t)) for t in tables.values()], ignore_index=True
 ).set_index(["condition", "outcome", "estimator"])
 display(performance.drop(columns=["power", "rel. bias HR %"]))
 
+# %% [markdown]
+# ### Which replicates count: the two denominators
+#
+# Every measure above is over all replicates with a finite estimate, converged or not
+# (*n_sim*; docs/design.md §5).  A fit flagged as not converged — here a PS model with
+# quasi-separation on a rare level — still returns a finite estimate that an analyst
+# would report, so dropping it would make the measures conditional on a data-dependent
+# event and could hide the very bias a study should show.  `summarize` also reports every
+# measure over the converged fits only (the `*_converged` columns, *n_converged*);
+# *failed/nonconv* counts the fits with no finite estimate (which enter neither) and the
+# finite but flagged ones.  Side by side for the two PS methods:
+
+# %%
+ESTIMATOR_LABELS = {"siptw": "sIPTW", "psm": "PSM"}
+
+
+def denominators(table: pd.DataFrame) -> pd.DataFrame:
+    """Bias and coverage of sIPTW / PSM over both denominators, with the counts."""
+    t = table[table["estimator"].isin(list(ESTIMATOR_LABELS))]
+    return pd.DataFrame(
+        {
+            "condition": t["label"],
+            "outcome": t["outcome"].map({k: v[2] for k, v in OUTCOMES.items()}),
+            "estimator": t["estimator"].map(ESTIMATOR_LABELS),
+            "n_total": t["n_total"],
+            "flagged": t["n_nonconverged"],
+            "failed": t["n_failed"],
+            "n_sim (finite)": t["n_sim"],
+            "bias (finite)": t["bias"],
+            "coverage (finite)": t["coverage"],
+            "n_converged": t["n_converged"],
+            "bias (converged)": t["bias_converged"],
+            "coverage (converged)": t["coverage_converged"],
+        }
+    ).set_index(["condition", "outcome", "estimator"])
+
+
+display(pd.concat([denominators(t) for t in tables.values()]).round(4))
+
 # %%
 for store in stores.values():
     results, truth_rows = store.read_results(), store.truths()
     condition = store.read_meta()["conditions"][0]
-    display(plots.estimate_distributions(results, truth_rows, [condition], "os"))
+    display(estimate_distributions(results, truth_rows, [condition], "os"))
 
 # %% [markdown]
 # What we see at the default 1,000 replicates per subgroup (each measure's MCSE in
@@ -327,6 +371,89 @@ for store in stores.values():
 #   the ATT among the matched and, discarding patients, is the least precise method
 #   (largest EmpSE in every row);
 # * *failed/nonconv*: even with the reduced covariate set, about 2% of the liver cohorts
-#   show quasi-complete separation in the PS model; they are excluded from the sIPTW
-#   and PSM measures and counted.  In a real subgroup analysis, check separation before
-#   trusting a PS model.
+#   show quasi-complete separation in the PS model (sIPTW and PSM share the flag).  Their
+#   finite estimates count in the measures (the default denominator) and the
+#   converged-only measures are shown beside them; with so few flagged fits the two
+#   agree within Monte Carlo error.  In a real subgroup analysis, check separation
+#   before trusting a PS model.
+
+# %% [markdown]
+# ## Separation with every PS covariate, and Firth's penalised propensity score
+#
+# Dropping race and the age bands avoided separation above but mis-specifies the PS model
+# a little.  The alternative keeps the study's default PS covariates — the true treatment
+# model's, race and age bands included (`DEFAULT_COVARIATES`; the study leaves out the
+# columns a subgroup makes constant, visceral and bone-only) — and changes how the model
+# is fitted.  Both subgroups at n = 551, the size of the whole published visceral cohort
+# (as in the shipped validation report, docs/validation.md), sIPTW and PSM with the PS
+# fitted by maximum likelihood (`ps_method="ml"`, the default) and by Firth's penalised
+# likelihood (`ps_method="firth"`), set per estimator through the study's
+# `estimator_options` (in a study TOML: `ps_method = "firth"` under
+# `[study.estimator_options.siptw]` and `[study.estimator_options.psm]`).  The same seed
+# gives both studies the same cohorts, so the two PS fits are compared replicate by
+# replicate.
+
+# %%
+PS_METHODS = {"ml": "ML", "firth": "Firth"}
+FIRTH_N = 551
+ps_tables = {}
+for method in PS_METHODS:
+    study = Study(
+        name=f"subgroups-n{FIRTH_N}-{method}",
+        scenarios=tuple(SIZES),
+        sample_sizes=(FIRTH_N,),
+        reps=REPS,
+        seed=SEED,
+        estimators=tuple(ESTIMATOR_LABELS),
+        estimator_options={e: {"ps_method": method} for e in ESTIMATOR_LABELS},
+    )
+    out = tempfile.mkdtemp(prefix=f"rwesim-ps-{method}-")
+    report = run_study(study, out, workers=2, progress=False, log=print)
+    ps_tables[method] = summarize(report.out_dir)
+comparison = pd.concat(
+    {PS_METHODS[m]: denominators(t) for m, t in ps_tables.items()}, names=["PS fit"]
+)
+comparison.insert(
+    comparison.columns.get_loc("flagged") + 1,
+    "flagged %",
+    100 * comparison["flagged"] / comparison["n_total"],
+)
+display(
+    comparison.reorder_levels(["condition", "outcome", "estimator", "PS fit"])
+    .sort_index(level=[0, 1, 2], sort_remaining=False)
+    .round(4)
+)
+
+# %%
+# One PS fit per replicate serves both outcomes: count the flags on one outcome's rows.
+flags = {}
+for method, t in ps_tables.items():
+    rows = t[t["outcome"] == "pfs"]
+    flags[method] = (int(rows["n_nonconverged"].sum()), int(rows["n_total"].sum()))
+    k, n = flags[method]
+    print(f"{PS_METHODS[method]:>5}: {k} of {n} sIPTW / PSM fits flagged ({100 * k / n:.1f}%)")
+k, n = flags["firth"]
+assert k / n < 0.005, f"Firth PS: {k} of {n} fits flagged (expected below 0.5%)"
+
+# %% [markdown]
+# **Why Firth.**  When a rare level (Asian 1.6% or Hispanic 2.6% of patients: a handful at
+# n = 551) falls entirely or almost entirely in one arm, the maximum-likelihood estimate of
+# its coefficient does not exist (Albert & Anderson 1984): the likelihood keeps rising as
+# the coefficient runs off to ±∞, the fit is flagged (`converged=False`, a
+# `SeparationWarning`), and those patients' scores are pushed towards 0 or 1.  Firth
+# (1993) maximises the log-likelihood penalised by half the log-determinant of the Fisher
+# information (Jeffreys' prior), `l(β) + log|I(β)| / 2`: the estimate is always finite,
+# and its first-order (O(1/n)) small-sample bias is removed.  Heinze & Schemper (2002)
+# showed that it solves separation in logistic regression, and it has become the standard
+# remedy for separation in pharmacoepidemiology, where small subgroups, rare exposures and
+# rare covariate levels are the rule (R `logistf`, SAS `PROC LOGISTIC` with `FIRTH`).
+# Unlike a ridge or lasso penalty, which is tuned and pulls every score towards the
+# treated share, Firth's penalty fades as the information grows: well-estimated
+# coefficients barely move, and a separated level gets a large but finite coefficient,
+# so weights and matches stay usable.  Pooling rare levels (the `pool_rare` option of
+# `estimators.fit_propensity`, `siptw` and `psm`) is the other remedy; it changes the
+# model, Firth only changes its fit.
+#
+# ML stays the default of the estimators and of studies: it is the published analysis of
+# the full Flatiron cohort, where it does not separate (n = 1,430), and studies of v0.1
+# reproduce bit for bit.  For small subgroups set `ps_method="firth"`.
