@@ -396,7 +396,7 @@ for store in stores.values():
 # %%
 PS_METHODS = {"ml": "ML", "firth": "Firth"}
 FIRTH_N = 551
-ps_tables = {}
+ps_stores, ps_tables = {}, {}
 for method in PS_METHODS:
     study = Study(
         name=f"subgroups-n{FIRTH_N}-{method}",
@@ -409,20 +409,48 @@ for method in PS_METHODS:
     )
     out = tempfile.mkdtemp(prefix=f"rwesim-ps-{method}-")
     report = run_study(study, out, workers=2, progress=False, log=print)
-    ps_tables[method] = summarize(report.out_dir)
-comparison = pd.concat(
-    {PS_METHODS[m]: denominators(t) for m, t in ps_tables.items()}, names=["PS fit"]
+    ps_stores[method] = open_results(report.out_dir)
+    ps_tables[method] = summarize(ps_stores[method])
+by_method = {PS_METHODS[m]: denominators(t) for m, t in ps_tables.items()}
+comparison = pd.concat(by_method, names=["PS fit"]).reorder_levels(
+    ["condition", "outcome", "estimator", "PS fit"]
+)
+comparison = comparison.reindex(  # each row of the ML table, then its Firth twin
+    [(*row, m) for row in by_method["ML"].index for m in by_method]
 )
 comparison.insert(
     comparison.columns.get_loc("flagged") + 1,
     "flagged %",
     100 * comparison["flagged"] / comparison["n_total"],
 )
-display(
-    comparison.reorder_levels(["condition", "outcome", "estimator", "PS fit"])
-    .sort_index(level=[0, 1, 2], sort_remaining=False)
-    .round(4)
+display(comparison.round(4))
+
+# %% [markdown]
+# Both studies analyse the same cohorts, so the effect of the PS fit on the estimates is
+# best seen replicate by replicate: the mean paired difference of the log-HR estimates,
+# Firth − ML, with its Monte Carlo SE (the SD of the differences / √REPS), over the
+# replicates where both are finite.
+
+# %%
+KEY = ["condition", "rep", "outcome", "estimator"]
+paired = []
+for method, store in ps_stores.items():
+    res = store.read_results()
+    if "measure" in res:
+        res = res[res["measure"] == "log_hr"]
+    paired.append(res.set_index(KEY)["estimate"].rename(PS_METHODS[method]))
+paired = pd.concat(paired, axis=1).dropna()
+paired["difference"] = paired["Firth"] - paired["ML"]
+labels = {c["index"]: c["label"] for c in ps_stores["ml"].read_meta()["conditions"]}
+difference = (
+    paired.groupby(["condition", "outcome", "estimator"], sort=False)["difference"]
+    .agg(mean="mean", mcse=lambda d: d.std(ddof=1) / math.sqrt(d.size), n="size")
+    .rename(index=labels, level="condition")
+    .rename(index={k: v[2] for k, v in OUTCOMES.items()}, level="outcome")
+    .rename(index=ESTIMATOR_LABELS, level="estimator")
+    .reindex(by_method["ML"].index)
 )
+display(difference.assign(z=difference["mean"] / difference["mcse"]).round(4))
 
 # %%
 # One PS fit per replicate serves both outcomes: count the flags on one outcome's rows.
