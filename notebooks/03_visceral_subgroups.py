@@ -473,11 +473,11 @@ assert k / n < 0.005, f"Firth PS: {k} of {n} fits flagged (expected below 0.5%)"
 # fits and both denominators, and ML's converged-only biases differ from its all-finite
 # ones by at most 0.003.  One systematic difference shows in the paired comparison:
 # Firth's sIPTW estimates for OS are lower by about 0.006 on the log-HR scale (dozens of
-# paired MCSEs, yet only about 3% of one estimate's SE), consistent with its penalty
+# paired MCSEs, yet only 3–4% of one estimate's SE), consistent with its penalty
 # shrinking every PS coefficient slightly towards 0 — the removal of ML's small-sample
-# bias away from 0 — which leaves a trace of the strong OS confounding (naive Cox about
-# −0.16) in the weights.  The rwPFS estimates (weakly confounded) move by less than
-# 0.002, and PSM not beyond Monte Carlo error.
+# bias away from 0 — which leaves a trace of the strong OS confounding (naive Cox: −0.14
+# to −0.16 above) in the weights.  The rwPFS estimates (weakly confounded) move by less
+# than 0.002, and PSM not beyond Monte Carlo error.
 #
 # **Why Firth.**  When a rare level (Asian 1.6% or Hispanic 2.6% of patients: a handful at
 # n = 551) falls entirely or almost entirely in one arm, the maximum-likelihood estimate of
