@@ -500,3 +500,9 @@ assert k / n < 0.005, f"Firth PS: {k} of {n} fits flagged (expected below 0.5%)"
 # ML stays the default of the estimators and of studies: it is the published analysis of
 # the full Flatiron cohort, where it does not separate (n = 1,430), and studies of v0.1
 # reproduce bit for bit.  For small subgroups set `ps_method="firth"`.
+#
+# *References.*  Albert A, Anderson JA (1984). On the existence of maximum likelihood
+# estimates in logistic regression models. Biometrika 71:1–10.  Firth D (1993). Bias
+# reduction of maximum likelihood estimates. Biometrika 80:27–38.  Heinze G, Schemper M
+# (2002). A solution to the problem of separation in logistic regression. Stat Med
+# 21:2409–2419.
