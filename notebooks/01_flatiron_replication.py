@@ -47,10 +47,8 @@ from IPython.display import display
 import estimators
 import simulator
 from simulator.catalog import FLATIRON_TABLE1
-from simulator.study.report import summary_table
-from simulator.study.runner import run_study
-from simulator.study.spec import DEFAULT_COVARIATES, Study
-from simulator.study.store import Store
+from simulator.study import Study, run_study, summarize
+from simulator.study.spec import DEFAULT_COVARIATES  # not in the façade
 
 REPS = int(os.environ.get("RWESIM_NOTEBOOK_REPS", "1000"))
 SEED = 2021
@@ -396,12 +394,12 @@ display(pd.DataFrame(rows).set_index(["outcome", "method"]).round(2).fillna(""))
 # roughly standard normal across cohorts, so |z| > 2 happens in about one cohort in 20,
 # and the four estimators, fitted to the same patients, err together.  The last section
 # shows the spread over many cohorts.  The true control medians equal the published
-# ones (they are calibration targets); the true treated rwPFS median (about 20.2) was not
-# a target and agrees with the published 20.0.  The true treated OS median (about 58
-# months) lies beyond the ~52 months of potential follow-up, so a cohort's weighted KM
-# curve does not reach 0.5 (`inf`), as in the publication.  The conditional HR (adjusted
-# Cox) is further from 1 than the marginal HRs: that is non-collapsibility, not bias
-# (notebook 2).
+# ones (they are calibration targets); the true treated rwPFS median (about 20.2 in the
+# table above) was not a target and agrees with the published 20.0.  The true treated OS
+# median (about 58 months) lies beyond the ~52 months of potential follow-up, so a
+# cohort's weighted KM curve does not reach 0.5 (`inf`), as in the publication.  The
+# conditional HR (adjusted Cox) is further from 1 than the marginal HRs: that is
+# non-collapsibility, not bias (notebook 2).
 #
 # **2-year OS**: the control arm's 68.0% is a calibration target (it fixes the shape of
 # post-progression death, `outcomes.os_survival_control`); the treated arm's 78.3% is
@@ -514,7 +512,7 @@ print(f"all {len(check_table)} checks within |z| <= {Z_CHECK}")
 study = Study(name="flatiron-sized", reps=REPS, seed=SEED, estimators=("siptw",), chunk_reps=50)
 with tempfile.TemporaryDirectory() as out:
     report = run_study(study, out, workers=1, progress=False, log=print)
-    perf = summary_table(Store(report.out_dir))
+    perf = summarize(report.out_dir)
 published_se = {
     o: (math.log(v["ci"][1]) - math.log(v["ci"][0])) / (2 * Z95) for o, v in PUBLISHED.items()
 }
@@ -540,12 +538,12 @@ display(variability.round(4))
 # that the simulated cohort carries more information — more events over its follow-up —
 # than the real one did; the likeliest reason is that the scenario's censoring (uniform
 # entry over 48.8 months, 5% per year lost to follow-up, 10% per year next-therapy
-# censoring of rwPFS) is lighter than the real EHR's.  A user who needs matching precision can raise
-# `censoring.next_therapy_per_year` or `censoring.lost_per_year` (these do not change
-# the calibration or the default truths, which use administrative censoring only;
-# `truth.estimand(outcome, "ATE", "study")` gives the truth under the whole censoring
-# process).  The robust SE
-# ignores the estimation of the propensity score, which makes it conservative in theory;
+# censoring of rwPFS) is lighter than the real EHR's.  A user who needs matching
+# precision can raise `censoring.next_therapy_per_year` or `censoring.lost_per_year`
+# (these do not change the calibration or the default truths, which use administrative
+# censoring only; `truth.estimand(outcome, "ATE", "study")` gives the truth under the
+# whole censoring process).  The robust SE ignores the estimation of the propensity
+# score, which makes it conservative in theory (docs/design.md §4);
 # at this strength of confounding the effect is small (notebook 2), so expect ModSE close
 # to EmpSE and coverage near 95%, within their MCSEs.  With `REPS` replicates, coverage
 # has an MCSE of about √(0.95 × 0.05 / REPS) (0.7% at 1,000).
