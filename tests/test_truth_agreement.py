@@ -45,6 +45,19 @@ def test_exact_engine_agrees_with_monte_carlo(name, changes, tmp_path, monkeypat
         sc = simulator.get_scenario("flatiron").replace(name=name, **changes)
     else:
         sc = simulator.get_scenario(name)
+    _check_agreement(sc)
+
+
+def test_exact_engine_agrees_with_a_smaller_monte_carlo_population(tmp_path, monkeypatch):
+    """The default run's check (the slow test above does every scenario at 4M patients):
+    flatiron against a 2^19-patient Monte Carlo truth, whose SEs are sqrt(8) times
+    larger, under the same thresholds."""
+    monkeypatch.setenv("RWESIM_CACHE_DIR", str(tmp_path))
+    sc = simulator.get_scenario("flatiron").replace(**{"calibration.truth_population": 2**19})
+    _check_agreement(sc)
+
+
+def _check_agreement(sc) -> None:
     exact = truth_mod.truth(sc)
     mc = truth_mod.truth(sc, method="montecarlo")
     bad, zs = [], []
