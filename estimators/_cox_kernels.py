@@ -71,14 +71,34 @@ def _risk(X: np.ndarray, w: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, n
 
 @njit(cache=True, error_model="numpy")
 def _weighted_gram(A: np.ndarray, c: np.ndarray, m: int) -> np.ndarray:
-    """sum_{i < m} c_i a_i a_i' (p, p); full-square contiguous inner loop (vectorised)."""
+    """sum_{i < m} c_i a_i a_i' (p, p); full-square contiguous inner loop (vectorised).
+
+    Four rows per sweep of the output, each element summed over rows in order
+    (``out[j, k] += c_i a_ij a_ik`` for i = 0, 1, ...): the same value bit for bit as
+    one row per sweep, with a quarter of the loads and stores of ``out``.
+    """
     p = A.shape[1]
     out = np.zeros((p, p))
-    for i in range(m):
+    i = 0
+    while i + 4 <= m:
         for j in range(p):
-            cij = c[i] * A[i, j]
+            c0 = c[i] * A[i, j]
+            c1 = c[i + 1] * A[i + 1, j]
+            c2 = c[i + 2] * A[i + 2, j]
+            c3 = c[i + 3] * A[i + 3, j]
             for k in range(p):
-                out[j, k] += cij * A[i, k]
+                s = out[j, k]
+                s += c0 * A[i, k]
+                s += c1 * A[i + 1, k]
+                s += c2 * A[i + 2, k]
+                s += c3 * A[i + 3, k]
+                out[j, k] = s
+        i += 4
+    for r in range(i, m):
+        for j in range(p):
+            cij = c[r] * A[r, j]
+            for k in range(p):
+                out[j, k] += cij * A[r, k]
     return out
 
 
