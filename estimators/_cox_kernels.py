@@ -6,6 +6,9 @@ risk set of a group is every row from the start of its stratum to the end of the
 group, so risk-set sums are running sums: a likelihood pass costs O(n p) plus
 O(n p^2) for the information, and no kernel loops over risk sets.
 
+exp(eta) is computed once per distinct linear predictor among the last two seen (a
+binary treatment alone has two): the same values, without an ``exp`` per row.
+
 Weighted Efron ties follow R ``survival`` (coxfit6.c): the ``d`` tied events of a
 group share their mean weight, and the k-th of the ``d`` Efron terms
 (k = 0..d-1) removes ``k/d`` of the tied events' risk from the denominator.
@@ -63,9 +66,19 @@ def _risk(X: np.ndarray, w: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, n
     """Relative risk exp(eta - max eta) and weighted risk w exp(eta - max eta), each (n,)."""
     rel, top = _linear_predictor(X, beta)
     risk = np.empty(rel.shape[0])
+    eta1 = eta2 = np.nan  # as in _cox_pass: exp of the last two distinct values reused
+    ex1 = ex2 = 0.0
     for i in range(rel.shape[0]):
-        rel[i] = np.exp(rel[i] - top)
-        risk[i] = w[i] * rel[i]
+        eta = rel[i] - top
+        if eta == eta1:
+            ex = ex1
+        elif eta == eta2:
+            ex = ex2
+        else:
+            ex = np.exp(eta)
+            eta2, ex2, eta1, ex1 = eta1, ex1, eta, ex
+        rel[i] = ex
+        risk[i] = w[i] * ex
     return rel, risk
 
 
@@ -149,6 +162,8 @@ def _cox_pass(X, w, event, starts, newstrat, beta, efron, u, imat):
     s0 = 0.0
     loglik = 0.0
     nt = 0
+    eta1 = eta2 = np.nan  # the last two distinct linear predictors and their exp
+    ex1 = ex2 = 0.0
     for g in range(ng):
         if newstrat[g]:
             s0 = 0.0
@@ -160,7 +175,14 @@ def _cox_pass(X, w, event, starts, newstrat, beta, efron, u, imat):
         d0 = 0.0
         for i in range(starts[g], starts[g + 1]):
             eta = risk[i] - top
-            r = w[i] * np.exp(eta)
+            if eta == eta1:  # a covariate pattern seen last or next-to-last: exp known
+                ex = ex1
+            elif eta == eta2:
+                ex = ex2
+            else:
+                ex = np.exp(eta)
+                eta2, ex2, eta1, ex1 = eta1, ex1, eta, ex
+            r = w[i] * ex
             risk[i] = r
             s0 += r
             for j in range(p):
