@@ -168,15 +168,42 @@ print(json.dumps({"cpu": min(cpu), "wall": min(wall)}))
 """
 
 STUDY_WALL = """
-import json, sys, tempfile, time
+import json, os, sys, tempfile, time
 from simulator.study.runner import run_study
 from simulator.study.spec import Study
+try:
+    from simulator.study.workers import start_method
+except ImportError:  # v0.1: spawn
+    start_method = lambda: "spawn"
 quiet = {"progress": False, "log": lambda msg: None}
-with tempfile.TemporaryDirectory() as tmp:
-    run_study(Study(reps=4, chunk_reps=2), tmp + "/warm", workers=1, **quiet)
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as tmp:
+        run_study(Study(reps=4, chunk_reps=2), tmp + "/warm", workers=1, **quiet)
+        method = start_method()
+        c0, t0 = os.times(), time.perf_counter()
+        report = run_study(Study(reps=int(sys.argv[1])), tmp + "/run", workers=2, **quiet)
+        wall, c1 = time.perf_counter() - t0, os.times()
+    cpu = sum(c1[:4]) - sum(c0[:4])  # this process and its (joined) workers
+    print(json.dumps({"wall": wall, "replicate_phase": report.seconds, "cpu": cpu,
+                      "start_method": method}))
+"""
+
+WORKER_STARTUP = """
+import json, multiprocessing as mp, os, sys, time
+from concurrent.futures import ProcessPoolExecutor, wait
+from simulator.study import workers as W
+from simulator.study.runner import warm_up
+if __name__ == "__main__":
+    warm_up()  # the parent has its kernels loaded, as in run_study
+    method = sys.argv[1] if sys.argv[1] != "auto" else W.start_method()
+    ctx = mp.get_context(method)
     t0 = time.perf_counter()
-    report = run_study(Study(reps=int(sys.argv[1])), tmp + "/run", workers=2, **quiet)
-    print(json.dumps({"wall": time.perf_counter() - t0, "replicate_phase": report.seconds}))
+    ex = ProcessPoolExecutor(2, mp_context=ctx, initializer=W.init_worker,
+                             initargs=(os.getpid(),))
+    wait([ex.submit(warm_up) for _ in range(2)])
+    wall = time.perf_counter() - t0
+    ex.shutdown()
+    print(json.dumps({"wall": wall, "start_method": method}))
 """
 
 

@@ -6,6 +6,9 @@ risk set of a group is every row from the start of its stratum to the end of the
 group, so risk-set sums are running sums: a likelihood pass costs O(n p) plus
 O(n p^2) for the information, and no kernel loops over risk sets.
 
+exp(eta) is computed once per distinct linear predictor among the last two seen (a
+binary treatment alone has two): the same values, without an ``exp`` per row.
+
 Weighted Efron ties follow R ``survival`` (coxfit6.c): the ``d`` tied events of a
 group share their mean weight, and the k-th of the ``d`` Efron terms
 (k = 0..d-1) removes ``k/d`` of the tied events' risk from the denominator.
@@ -63,22 +66,52 @@ def _risk(X: np.ndarray, w: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, n
     """Relative risk exp(eta - max eta) and weighted risk w exp(eta - max eta), each (n,)."""
     rel, top = _linear_predictor(X, beta)
     risk = np.empty(rel.shape[0])
+    eta1 = eta2 = np.nan  # as in _cox_pass: exp of the last two distinct values reused
+    ex1 = ex2 = 0.0
     for i in range(rel.shape[0]):
-        rel[i] = np.exp(rel[i] - top)
-        risk[i] = w[i] * rel[i]
+        eta = rel[i] - top
+        if eta == eta1:
+            ex = ex1
+        elif eta == eta2:
+            ex = ex2
+        else:
+            ex = np.exp(eta)
+            eta2, ex2, eta1, ex1 = eta1, ex1, eta, ex
+        rel[i] = ex
+        risk[i] = w[i] * ex
     return rel, risk
 
 
 @njit(cache=True, error_model="numpy")
 def _weighted_gram(A: np.ndarray, c: np.ndarray, m: int) -> np.ndarray:
-    """sum_{i < m} c_i a_i a_i' (p, p); full-square contiguous inner loop (vectorised)."""
+    """sum_{i < m} c_i a_i a_i' (p, p); full-square contiguous inner loop (vectorised).
+
+    Four rows per sweep of the output, each element summed over rows in order
+    (``out[j, k] += c_i a_ij a_ik`` for i = 0, 1, ...): the same value bit for bit as
+    one row per sweep, with a quarter of the loads and stores of ``out``.
+    """
     p = A.shape[1]
     out = np.zeros((p, p))
-    for i in range(m):
+    i = 0
+    while i + 4 <= m:
         for j in range(p):
-            cij = c[i] * A[i, j]
+            c0 = c[i] * A[i, j]
+            c1 = c[i + 1] * A[i + 1, j]
+            c2 = c[i + 2] * A[i + 2, j]
+            c3 = c[i + 3] * A[i + 3, j]
             for k in range(p):
-                out[j, k] += cij * A[i, k]
+                s = out[j, k]
+                s += c0 * A[i, k]
+                s += c1 * A[i + 1, k]
+                s += c2 * A[i + 2, k]
+                s += c3 * A[i + 3, k]
+                out[j, k] = s
+        i += 4
+    for r in range(i, m):
+        for j in range(p):
+            cij = c[r] * A[r, j]
+            for k in range(p):
+                out[j, k] += cij * A[r, k]
     return out
 
 
@@ -129,6 +162,8 @@ def _cox_pass(X, w, event, starts, newstrat, beta, efron, u, imat):
     s0 = 0.0
     loglik = 0.0
     nt = 0
+    eta1 = eta2 = np.nan  # the last two distinct linear predictors and their exp
+    ex1 = ex2 = 0.0
     for g in range(ng):
         if newstrat[g]:
             s0 = 0.0
@@ -140,7 +175,14 @@ def _cox_pass(X, w, event, starts, newstrat, beta, efron, u, imat):
         d0 = 0.0
         for i in range(starts[g], starts[g + 1]):
             eta = risk[i] - top
-            r = w[i] * np.exp(eta)
+            if eta == eta1:  # a covariate pattern seen last or next-to-last: exp known
+                ex = ex1
+            elif eta == eta2:
+                ex = ex2
+            else:
+                ex = np.exp(eta)
+                eta2, ex2, eta1, ex1 = eta1, ex1, eta, ex
+            r = w[i] * ex
             risk[i] = r
             s0 += r
             for j in range(p):

@@ -12,6 +12,7 @@ Two entry points: :func:`fit_cox_arrays`, the fast path on numpy arrays, and
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from collections.abc import Sequence
@@ -269,8 +270,8 @@ def _fit_clean(
     beta, cov = unscale(beta, cov, d)
     return CoxResult(
         params=beta,
-        se=np.sqrt(np.diag(cov)),
-        model_se=np.sqrt(np.diag(var)),
+        se=np.sqrt(cov.diagonal()),
+        model_se=np.sqrt(var.diagonal()),
         cov=cov,
         loglik=float(loglik),
         n_iter=int(n_iter),
@@ -281,6 +282,12 @@ def _fit_clean(
         events=int(ev.sum()),
         diverging=diverging,
     )
+
+
+def _at_least_one(b: float) -> float:
+    """``np.maximum(1.0, abs(b))`` for one float (NaN propagates)."""
+    m = abs(b)
+    return m if m > 1.0 or m != m else 1.0
 
 
 def _diagnose(
@@ -302,7 +309,8 @@ def _diagnose(
         return (msg,), ()
     if status == k.NONFINITE:
         return ("Cox log partial likelihood is not finite at the initial values (init)",), ()
-    if not np.isfinite(step).all():  # information vanished at the "maximum": exp(beta x) -> inf
+    steps, betas = step.tolist(), beta.tolist()  # p is small: plain floats beat ufuncs
+    if not all(map(math.isfinite, steps)):  # information vanished at the "maximum"
         msg = (
             "Cox information matrix is singular at the estimate: the log partial likelihood "
             "is monotone (e.g. every event in one group, or too few patients), so the "
@@ -310,8 +318,10 @@ def _diagnose(
         )
         return (msg,), ()
     # R's check: a further Newton step still moves a coefficient -> likelihood is monotone
-    bad = np.flatnonzero(np.abs(step) > np.sqrt(tol) * np.maximum(1.0, np.abs(beta)))
-    if bad.size:
+    root = math.sqrt(tol)
+    pairs = enumerate(zip(steps, betas, strict=True))
+    bad = [j for j, (d, b) in pairs if abs(d) > root * _at_least_one(b)]
+    if bad:
         which = ", ".join(repr(names[j]) for j in bad)
         msg = (
             f"Cox coefficient(s) {which} diverge to +/-inf (monotone likelihood, e.g. no "

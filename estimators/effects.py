@@ -30,7 +30,7 @@ from .balance import balance_table
 from .cox import CoxResult, _fit_clean, _sort_order
 from .design_matrix import Design
 from .exceptions import EstimatorInputError, NoCovariatesWarning
-from .matching import _match
+from .matching import Matching, _match
 from .propensity import PropensityModel
 from .result import EffectEstimate
 from .shared import Outcome, SharedInputs
@@ -194,7 +194,10 @@ def siptw(
     pool_rare : int, optional
         Pool categorical levels with fewer patients than this in either arm (PS only).
     shared : SharedInputs, optional
-        Validated inputs shared with other estimators fitted to the same data.
+        Validated inputs shared with other estimators fitted to the same data.  With
+        its propensity model, the weights (and :func:`psm`'s pairs, for an integer
+        ``random_state``) are computed once and reused for every outcome: the
+        ``analysis_weights`` / ``matching`` of those results are one object.
 
     Returns
     -------
@@ -212,7 +215,14 @@ def siptw(
     shared, oc = _inputs(df, time, event, treatment, shared)
     a = oc.treatment
     model = _propensity(shared, covs, a, propensity, ps_method, pool_rare)
-    w = _weights_from_logit(model.logit, a.astype(bool), estimand, True, bounds)
+
+    def weights() -> np.ndarray:
+        return _weights_from_logit(model.logit, a.astype(bool), estimand, True, bounds)
+
+    if propensity is None:  # the shared model: its weights are the same for every outcome
+        w = shared._memo(("siptw-weights", covs, ps_method, pool_rare, estimand, bounds), weights)
+    else:
+        w = weights()
     fit = _fit_clean(
         oc.time,
         oc.event,
@@ -313,7 +323,16 @@ def psm(
     shared, oc = _inputs(df, time, event, treatment, shared)
     a = oc.treatment
     model = _propensity(shared, covs, a, propensity, ps_method, pool_rare)
-    m = _match(model.logit, a.astype(bool), multiplier, caliper, order, rng)
+
+    def match() -> Matching:
+        return _match(model.logit, a.astype(bool), multiplier, caliper, order, rng)
+
+    if propensity is None and not isinstance(random_state, np.random.Generator):
+        # the shared model and a seed: the same pairs for every outcome
+        key = ("psm-pairs", covs, ps_method, pool_rare, multiplier, order, int(random_state))
+        m = shared._memo(key, match)
+    else:
+        m = match()
     rows, pair = m.rows_and_pairs()
     e = oc.event[rows]
     if not e.any():

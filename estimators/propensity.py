@@ -238,7 +238,7 @@ def _fit_logistic(
     except np.linalg.LinAlgError:
         cov = np.full_like(info, np.nan)
     coef, cov = unscale(coef, cov, d)
-    se = np.sqrt(np.diag(cov))
+    se = np.sqrt(cov.diagonal())
     return LogisticFit(coef, se, cov, eta, prob, ll, n_iter, converged, tuple(msgs))
 
 

@@ -110,6 +110,11 @@ class SharedInputs:
             raise value
         return value
 
+    def _memo(self, key: tuple, make):
+        """``make()`` once per ``key`` (hashable): work an estimator repeats for every
+        outcome of these data (its weights, its matching), deterministic in ``key``."""
+        return self._get(("memo", *key), make)
+
     def treatment(self) -> np.ndarray:
         """The validated 0/1 treatment (int8)."""
         return self._get(("treatment",), lambda: _treatment(self.df, self.treatment_column))

@@ -30,8 +30,8 @@ from simulator.study.store import Store
 QUIET = {"progress": False, "log": lambda msg: None}
 ROOT = Path(__file__).resolve().parents[1]
 
-# Estimators used by the subprocess tests (imported by the script and, through spawn's
-# re-import of the script, by its workers).
+# Estimators used by the subprocess tests (imported by the script and so by its workers,
+# forked from it or, spawned, re-importing it).
 HELPERS = """
 import os, time
 from estimators import EffectEstimate
@@ -70,7 +70,7 @@ def env() -> dict[str, str]:
 
 
 def children(pid: int) -> list[int]:
-    """Pool workers (spawned) whose parent is ``pid`` (Linux /proc)."""
+    """Pool workers (forked or spawned) whose parent is ``pid`` (Linux /proc)."""
     out = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
@@ -81,7 +81,7 @@ def children(pid: int) -> list[int]:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid and b"spawn_main" in cmd:
+        if ppid == pid and b"resource_tracker" not in cmd:
             out.append(int(d.name))
     return out
 

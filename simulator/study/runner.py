@@ -1,8 +1,9 @@
 """Run a study: truths first, then chunks of replicates on any ``concurrent.futures`` executor.
 
-Executors: in-process (``workers=1``), a spawn-context process pool over all cores (the
-default; numba kernels are compiled in the parent first, workers run one numba thread
-each), a Dask cluster (``scheduler="tcp://host:8786"``, through
+Executors: in-process (``workers=1``), a process pool over all cores (the default;
+numba kernels are compiled in the parent first, workers are forked from it where that
+is safe, else spawned, see :func:`simulator.study.workers.start_method`, and run one
+numba thread each), a Dask cluster (``scheduler="tcp://host:8786"``, through
 ``Client.get_executor()``), or any executor passed in.  Results do not depend on the
 executor: replicate seeds come from ``SeedSequence(seed, spawn_key=(condition, rep))``.
 ``shard=(i, N)`` runs only every N-th chunk (from the i-th), for SLURM array jobs
@@ -229,7 +230,7 @@ def _executor(
     if n == 1:
         yield _Pool(None, 1)
         return
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context(W.start_method())
     status, counter = W.new_status(ctx, n)
     ex = ProcessPoolExecutor(
         max_workers=n,

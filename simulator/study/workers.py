@@ -1,6 +1,12 @@
-"""Worker processes of the study runner: start-up, dying with the parent, what each one is
-fitting (so a worker that dies can be named), and per-fit deadlines.
+"""Worker processes of the study runner: how they start, dying with the parent, what each
+one is fitting (so a worker that dies can be named), and per-fit deadlines.
 
+* :func:`start_method`: ``fork`` where forking the parent is safe (Linux, one Python
+  thread, numba's thread pool not started): a forked worker inherits the imported
+  modules and the loaded kernels and is ready in milliseconds, where a spawned one
+  re-imports numpy / scipy / pandas / numba and loads every kernel (~2 s of CPU each);
+  ``spawn`` otherwise (macOS, Windows, a multi-threaded parent such as a notebook
+  kernel, a parent that already ran a parallel kernel).
 * :func:`init_worker` (the pool's initializer) sets one numba thread, ignores Ctrl-C (the
   parent handles it and ends the workers), and makes the worker exit when its parent
   dies: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` on Linux, plus a watchdog thread comparing
@@ -32,6 +38,18 @@ _SLOT = -1
 
 class FitTimeout(Exception):
     """A fit did not return within the study's ``fit_timeout``."""
+
+
+def start_method() -> str:
+    """The multiprocessing start method for a local pool created now (see above)."""
+    if not sys.platform.startswith("linux") or threading.active_count() != 1:
+        return "spawn"
+    try:
+        from numba.np.ufunc import parallel
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return "spawn"
+    # numba's workqueue / OpenMP thread pools do not survive a fork
+    return "spawn" if getattr(parallel, "_is_initialized", True) else "fork"
 
 
 def init_worker(parent_pid: int, status: Any = None, counter: Any = None) -> None:
