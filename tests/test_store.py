@@ -384,3 +384,36 @@ def test_a_renamed_part_is_refused_and_a_short_part_is_run_again(reference, tmp_
     check = Store(out).scan()
     assert check.done == {(0, 0)}
     assert "3 rows where 8 were written" in check.unreadable[0][1]
+
+
+def test_a_run_losing_the_race_for_a_new_directory_leaves_the_winners_directory(
+    tmp_path, monkeypatch
+):
+    """Two runs start on a missing directory; the other claims it first.  The loser must
+    not remove what it did not claim (it used to delete the winner's directory)."""
+    import fcntl
+    import os
+
+    from simulator.study import store as store_mod
+
+    out = tmp_path / "new"
+    spec = json.loads(json.dumps(Study(reps=2).to_dict()))
+    real_lock = store_mod.Store._lock
+    winner: list[int] = []
+
+    def winner_claims_first(self, name, shared, holder):
+        if not winner:  # the other run takes the lock and writes run.json just before us
+            fd = os.open(self.root / name, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            winner.append(fd)
+            (self.root / "run.json").write_text("{}")
+        return real_lock(self, name, shared, holder)
+
+    monkeypatch.setattr(store_mod.Store, "_lock", winner_claims_first)
+    try:
+        with pytest.raises(StoreError, match="another rwesim run"):
+            open_store(out, spec, resume=False, overwrite=False)
+        assert (out / "run.json").is_file()  # the winner's directory is intact
+    finally:
+        for fd in winner:
+            os.close(fd)

@@ -415,25 +415,34 @@ def open_store(
     store = Store(Path(root))
     if store.root.exists() and not store.root.is_dir():
         raise StoreError(f"output {root} exists and is not a directory")
-    store.created = not store.root.exists()
+    # ``created`` must be decided atomically: two runs racing for a new directory both see
+    # it missing, and the one that then loses the claim must not remove the winner's.
+    store.created = False
     try:
-        store.root.mkdir(parents=True, exist_ok=True)
+        store.root.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            store.root.mkdir()
+            store.created = True
+        except FileExistsError:
+            pass
     except OSError as exc:
         raise StoreError(f"cannot create output directory {root}: {exc}") from None
     holder = f"pid {os.getpid()} on {platform.node()}"
+    claimed = False
     try:
         if shard is None:
             store._lock(LOCK, shared=False, holder=holder)
         else:
             store._lock(LOCK, shared=True, holder=holder)
             store._lock(f".rwesim-shard-{shard[0]}-of-{shard[1]}.lock", shared=False, holder=holder)
+        claimed = True
         _probe_writable(store.root)
         store.check_foreign()
         with store.meta_lock():
             _claim(store, spec, resume=resume, overwrite=overwrite, fingerprints=fingerprints)
     except BaseException:
         store.release()
-        if store.created:
+        if store.created and claimed and shard is None:
             with contextlib.suppress(OSError):
                 shutil.rmtree(store.root)
         raise
