@@ -548,9 +548,16 @@ def _population_estimands(
     return out, tail
 
 
+def _with_ate(x: np.ndarray) -> np.ndarray:
+    """Rows (groups, 4, ...) of ATT, ATC, ATO, ATM -> (groups, 5, ...) with the ATE
+    (= ATT + ATC) first, in the order of POPULATIONS."""
+    return np.concatenate([x[:, :1] + x[:, 1:2], x], axis=1)
+
+
 def _evaluate(sc, sample, om, eng, rmst_h, surv_h):
     """{outcome: [estimands of the pooled sample, of group 0, ...]} and tail bounds."""
-    wts = np.vstack([sample.weights(p) for p in POPULATIONS])
+    # ATE = ATT + ATC (weights e + (1 - e) = 1): the kernels sum the other four rows only
+    wts = np.vstack([sample.weights(p) for p in POPULATIONS[1:]])
     grid = eng.grid
     t = grid.t
     cells = admin_survival_cells(grid, sc.censoring.accrual_months, sc.censoring.cutoff_months)
@@ -558,8 +565,11 @@ def _evaluate(sc, sample, om, eng, rmst_h, surv_h):
     c1, sp1 = eng.accumulate(sample, om, 1.0, wts)
     l12 = om[2, K.O_SCALE]
     sums = {
-        "pfs": (c0.pfs, c1.pfs),
-        "os": (eng.os_curves(sp0, l12), eng.os_curves(sp1, l12 * math.exp(om[2, K.O_GAMMA]))),
+        "pfs": (_with_ate(c0.pfs), _with_ate(c1.pfs)),
+        "os": (
+            _with_ate(eng.os_curves(sp0, l12)),
+            _with_ate(eng.os_curves(sp1, l12 * math.exp(om[2, K.O_GAMMA]))),
+        ),
     }
     rates = study_rates(sc, sample)
     study_sums = {}
@@ -574,20 +584,18 @@ def _evaluate(sc, sample, om, eng, rmst_h, surv_h):
         s0, q0 = eng_s.accumulate(sample, om, 0.0, wts, rho=r, want_os=outcome == "os")
         s1, q1 = eng_s.accumulate(sample, om, 1.0, wts, rho=r, want_os=outcome == "os")
         if outcome == "pfs":
-            study_sums[outcome] = (s0.pfs, s1.pfs, s0.pfs_b, s1.pfs_b)
+            study_sums[outcome] = tuple(map(_with_ate, (s0.pfs, s1.pfs, s0.pfs_b, s1.pfs_b)))
         else:
             # B for OS: the same spread with weights w * rho
             wr = wts * r[None, :]
             _, b0 = eng_s.accumulate(sample, om, 0.0, wr, rho=r)
             _, b1 = eng_s.accumulate(sample, om, 1.0, wr, rho=r)
             g1 = l12 * math.exp(om[2, K.O_GAMMA])
-            study_sums[outcome] = (
-                eng_s.os_curves(q0, l12),
-                eng_s.os_curves(q1, g1),
-                eng_s.os_curves(b0, l12),
-                eng_s.os_curves(b1, g1),
+            study_sums[outcome] = tuple(
+                _with_ate(eng_s.os_curves(q, g))
+                for q, g in ((q0, l12), (q1, g1), (b0, l12), (b1, g1))
             )
-    wsum = c0.wsum
+    wsum = _with_ate(c0.wsum)
     results: dict[str, list[dict[str, float]]] = {}
     tails: dict[str, dict[str, float]] = {}
     for outcome in ("pfs", "os"):
