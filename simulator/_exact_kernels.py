@@ -43,6 +43,10 @@ def _decode(
 
 
 N_EXACT_CELLS = 8
+# graded substitution s = h v^GRADE on the kernel's cell at s = 0, where exp(-c s^nu) has
+# an s^nu singularity (s = h v^(1/nu) left a v^(1/nu - 1) Jacobian, relative error 2e-4 of
+# the cell average for nu = 0.7)
+GRADE = 4
 _GX4 = np.array([-0.8611363115940526, -0.3399810435848563, 0.3399810435848563, 0.8611363115940526])
 _GW4 = np.array([0.3478548451374538, 0.6521451548625461, 0.6521451548625461, 0.3478548451374538])
 
@@ -195,7 +199,7 @@ def _kernel_cells(c, rho, nu, t, j_rows, out):
     """Cell averages of the post-progression survival kernel K(s) = exp(-c s^nu - rho s).
 
     out[q, jj, k] = mean over u in [t_k, t_{k+1}] of K_q(t_j - u) for j = j_rows[jj] and
-    k < j (zero otherwise); 3-point Gauss per cell, 12 points with a t^(1/nu)-graded
+    k < j (zero otherwise); 3-point Gauss per cell, 12 points with the s = h v^GRADE
     substitution on the cell next to s = 0, where K has an s^nu singularity.
     """
     gx = np.array([-0.7745966692414834, 0.0, 0.7745966692414834])
@@ -242,13 +246,13 @@ def _kernel_cells(c, rho, nu, t, j_rows, out):
             lo = t[j] - t[k + 1]
             hi = t[j] - t[k]
             if k == j - 1:
-                # s = hi * v^p, p = max(1, 1/nu): s^nu smooth in v
-                p = 1.0 / nu if nu < 1.0 else 1.0
+                # s = hi * v^GRADE: the integrand exp(-c hi^nu v^(GRADE nu)) GRADE v^(GRADE-1)
+                # has no singular term below v^(GRADE - 1 + GRADE nu), so Gauss converges
                 m_n = 12
                 for m in range(12):
                     v = 0.5 * (gx12[m] + 1.0)
-                    s = hi * v**p
-                    jac = p * v ** (p - 1.0) if p != 1.0 else 1.0
+                    s = hi * v**GRADE
+                    jac = GRADE * v ** (GRADE - 1)
                     s_v[m], s_n[m], w_n[m] = s, s**nu, 0.5 * gw12[m] * jac
             else:
                 half = 0.5 * (hi - lo)
@@ -266,28 +270,41 @@ def _kernel_cells(c, rho, nu, t, j_rows, out):
 
 @njit(cache=True, parallel=True)
 def _kernel_toeplitz(c, rho, nu, h, L, out):
-    """Cell averages on a uniform grid of step h: out[q, l] for s in [(l-1)h, lh], l=1..L-1."""
+    """Cell averages on a uniform grid of step h: out[q, l] for s in [(l-1)h, lh], l=1..L-1
+    (3-point Gauss per cell; 8 sub-cells of 3 points after the graded substitution on the
+    first)."""
     gx = np.array([-0.7745966692414834, 0.0, 0.7745966692414834])
     gw = np.array([0.5555555555555556, 0.8888888888888888, 0.5555555555555556])
+    # the quadrature points s, their powers s^nu and weights do not depend on q; first
+    # cell: s = h v^GRADE (see _kernel_cells)
+    s1 = np.empty(24)
+    n1 = np.empty(24)
+    w1 = np.empty(24)
+    for sub in range(8):
+        for m in range(3):
+            v = (sub + 0.5 * (gx[m] + 1.0)) / 8.0
+            s = h * v**GRADE
+            jac = h * GRADE * v ** (GRADE - 1)
+            s1[3 * sub + m], n1[3 * sub + m], w1[3 * sub + m] = s, s**nu, gw[m] / 16.0 * jac
+    sv = np.empty((max(L, 2), 3))
+    sn = np.empty((max(L, 2), 3))
+    for ll in range(2, L):
+        lo = (ll - 1) * h
+        for m in range(3):
+            s = lo + 0.5 * h * (gx[m] + 1.0)
+            sv[ll, m], sn[ll, m] = s, s**nu
     for q in prange(c.size):
         cq, rq = c[q], rho[q]
         out[q, 0] = 0.0
         # first cell: graded substitution, 24 midpoint-free Gauss points via 8 sub-cells
-        p = 1.0 / nu if nu < 1.0 else 1.0
         acc = 0.0
-        for sub in range(8):
-            for m in range(3):
-                v = (sub + 0.5 * (gx[m] + 1.0)) / 8.0
-                s = h * v**p
-                jac = h * p * v ** (p - 1.0) if p != 1.0 else h
-                acc += gw[m] / 16.0 * jac * math.exp(-cq * s**nu - rq * s)
+        for m in range(24):
+            acc += w1[m] * math.exp(-cq * n1[m] - rq * s1[m])
         out[q, 1] = acc / h
         for ll in range(2, L):
-            lo = (ll - 1) * h
             acc = 0.0
             for m in range(3):
-                s = lo + 0.5 * h * (gx[m] + 1.0)
-                acc += 0.5 * gw[m] * math.exp(-cq * s**nu - rq * s)
+                acc += 0.5 * gw[m] * math.exp(-cq * sn[ll, m] - rq * sv[ll, m])
             out[q, ll] = acc
 
 

@@ -85,6 +85,9 @@ class LRU(OrderedDict):
 
 _MEMORY: LRU = LRU(MEMORY_SIZE)
 _KEYS: LRU = LRU(MEMORY_SIZE)
+# intermediate solves keyed by a digest of their inputs (treatment moment matching; the
+# outcome steps 3-4 of the exact solve), shared by scenarios that differ elsewhere
+_STEPS: LRU = LRU(64)
 
 
 # ---- the super-population --------------------------------------------------------------
@@ -188,7 +191,20 @@ def _missing_intercept(sc: Scenario, pop: Population | None) -> float:
 def _moment_match(
     sc: Scenario, pop: Population, cols: np.ndarray, offset: np.ndarray
 ) -> np.ndarray:
-    """Intercept and coefficients whose logistic model reproduces the treated-arm means."""
+    """Intercept and coefficients whose logistic model reproduces the treated-arm means
+    (memoised on its inputs: it does not depend on ``treatment.strength``)."""
+    t = sc.treatment
+    key = _digest(pop.feats, cols, offset, t.fraction, t.ps_bounds, t.arm_means)
+    found = _STEPS.get(key)
+    if found is None:
+        found = _moment_match_solve(sc, pop, cols, offset)
+        _STEPS[key] = found
+    return found.copy()
+
+
+def _moment_match_solve(
+    sc: Scenario, pop: Population, cols: np.ndarray, offset: np.ndarray
+) -> np.ndarray:
     t = sc.treatment
     lo, hi = t.ps_bounds
     names = [FEATURES[c] for c in cols]
@@ -567,11 +583,13 @@ def _secant_root(f, x0: float, lo: float, hi: float, xtol: float) -> float | Non
     return _bracketed_root(f, lo, hi, x0, 0.15, xtol)
 
 
-def _newton2(f, x0, tol: float, names: str, max_iter: int = 40) -> np.ndarray:
-    """Two equations: Newton with a finite-difference Jacobian, Broyden updates after."""
+def _newton2(f, x0, tol: float, names: str, max_iter: int = 40, J0=None) -> np.ndarray:
+    """Two equations: Newton with Broyden updates of the Jacobian, starting from ``J0``
+    (an approximate Jacobian) or a finite-difference one; a stale Jacobian is refreshed
+    by finite differences."""
     x = np.asarray(x0, dtype=np.float64)
     r = f(x)
-    J = None
+    J = None if J0 is None else np.array(J0, dtype=np.float64)
     for _ in range(max_iter):
         if np.max(np.abs(r)) < tol:
             return x
@@ -618,16 +636,22 @@ def _solve_exact(sc: Scenario, key: str) -> Calibration:
     coef, b0 = _treatment(sc, sample)
     base = replace(base, treatment_coef=coef, treatment_intercept=b0)
     sample = exact.sample_for(sc, base, points)
-    solver = _ExactSolver(sc, sample)
-    scales, shapes = solver.scales()
-    g_pfs = solver.gamma(scales, shapes, "pfs")
-    g_os = solver.gamma(scales, shapes, "os", g_pfs)
+    key34 = _outcome_solve_key(sc, sample)
+    found = _STEPS.get(key34)
+    if found is None:
+        solver = _ExactSolver(sc, sample)
+        scales, shapes = solver.scales()
+        g_pfs = solver.gamma(scales, shapes, "pfs")
+        g_os = solver.gamma(scales, shapes, "os", g_pfs)
+        found = (scales, shapes, g_pfs, g_os, dict(solver.achieved))
+        _STEPS[key34] = found
+    scales, shapes, g_pfs, g_os, achieved34 = found
     solved = replace(base, scales=scales, gamma_pfs=g_pfs, gamma_os=g_os, shapes=shapes)
     achieved = {
         "method": "exact",
         "population": sample.n,
         "treated_fraction": float(sample.ps.mean()),
-        **solver.achieved,
+        **achieved34,
     }
     e = sample.ps
     achieved["treated_means"] = dict(
@@ -638,6 +662,29 @@ def _solve_exact(sc: Scenario, key: str) -> Calibration:
     )
     achieved["seconds"] = round(time.perf_counter() - start, 3)
     return Calibration(key=key, solved=solved, achieved=achieved)
+
+
+def _digest(*parts) -> str:
+    """Hash of arrays (their bytes, shape and type) and JSON-able values."""
+    h = hashlib.blake2b(digest_size=16)
+    for x in parts:
+        if isinstance(x, np.ndarray):
+            a = np.ascontiguousarray(x)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.data)
+        else:
+            h.update(json.dumps(x, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _outcome_solve_key(sc: Scenario, sample: exact.CovariateSample) -> str:
+    """Everything steps 3-4 of the exact solve read: the outcome and censoring settings,
+    the sample's linear predictors and the weights of the HR population (the treatment
+    model enters only through them, so e.g. the cells of a ``treatment.strength`` grid
+    with an ATE target share one solve)."""
+    d = sc.to_dict()
+    wts = sample.weights(sc.outcomes.hr_estimand) if sc.outcomes.hr_estimand != "ATE" else None
+    return _digest(d["outcomes"], d["censoring"], sample.bounds, sample.lp, wts)
 
 
 class _ExactSolver:
@@ -683,8 +730,15 @@ class _ExactSolver:
 
         h = math.log(2.0) / med
         x0 = (math.log(h * (1.0 - share)), math.log(share / (1.0 - share)))
+        # the Jacobian of a homogeneous population (both hazards scale with exp(log_c), so
+        # the median with exp(-log_c / nu); logit(share) moves one-for-one with the log
+        # ratio) saves the finite-difference one; Broyden updates correct it
+        nu = (1.0 - share) * base[0] + share * base[1]
+        J0 = ((-1.0 / nu, -share / nu), (0.0, 1.0))
         # the last evaluation is the accepted point: achieved holds its values
-        x = _newton2(pfs_gaps, x0, 1e-11, "outcomes.pfs_median_control and outcomes.death_share")
+        x = _newton2(
+            pfs_gaps, x0, 1e-11, "outcomes.pfs_median_control and outcomes.death_share", J0=J0
+        )
         l01, l02, _ = _pair(*x)
         omed = o.os_median_control
         eng_os = self._engine(2.5 * omed, base)

@@ -321,3 +321,95 @@ def test_same_numbers_whatever_the_thread_count():
     finally:
         numba.set_num_threads(before)
     assert one.values == two.values and one.numerical == two.numerical
+
+
+def test_toeplitz_kernel_cells_match_independent_quadrature():
+    """Cell averages of the post-progression kernel exp(-c s^nu - rho s) on a uniform grid
+    against scipy's adaptive quadrature (the first cell holds the s^nu singularity)."""
+    from simulator import _exact_kernels as XK
+
+    h, L = 0.2, 40
+    for nu in (0.7, 1.0, 1.4):
+        c = np.array([0.01, 0.3, 2.0])
+        rho = np.array([0.0, 0.02, 0.1])
+        out = np.empty((c.size, L))
+        XK._kernel_toeplitz(c, rho, nu, h, L, out)
+        for q in range(c.size):
+            for ll in (1, 2, 17, L - 1):
+
+                def f(s, cq=c[q], rq=rho[q], nu=nu):
+                    return math.exp(-cq * s**nu - rq * s)
+
+                ref = integrate.quad(f, (ll - 1) * h, ll * h, epsabs=1e-14, epsrel=1e-13)[0]
+                # first cell (graded): 2e-8, its measured Gauss error being <= 1e-8 (the
+                # substitution s = h v^(1/nu) used before was 2.3e-4 off for nu = 0.7);
+                # other cells: 3-point Gauss, whose error (<= 1e-7 here) the coarse-grid
+                # run of the engine estimates; both far below the 5e-4 OS budget
+                tol = 2e-8 if ll == 1 else 1e-6
+                assert out[q, ll] == pytest.approx(ref / h, abs=tol), (nu, q, ll)
+        assert np.all(out[:, 0] == 0.0)
+        # the non-uniform version (tail rows), including its cell next to s = 0, at
+        # post-progression rates c of the built-in scenarios (0.01 to 0.3 per month^nu)
+        c, rho = c[:2], rho[:2]
+        t = np.array([0.0, 0.2, 0.5, 1.5, 2.5, 4.0])
+        rows = np.array([3, 5], dtype=np.int64)
+        kt = np.zeros((c.size, rows.size, t.size - 1))
+        XK._kernel_cells(c, rho, nu, t, rows, kt)
+        for q in range(c.size):
+            for jj, j in enumerate(rows):
+                for k in range(j):
+
+                    def g(u, cq=c[q], rq=rho[q], nu=nu, tj=t[j]):
+                        s = tj - u
+                        return math.exp(-cq * s**nu - rq * s)
+
+                    ref = integrate.quad(g, t[k], t[k + 1], epsabs=1e-14, epsrel=1e-13)[0]
+                    ref /= t[k + 1] - t[k]
+                    if k == j - 1:  # the graded cell
+                        assert kt[q, jj, k] == pytest.approx(ref, abs=2e-8), (nu, q, j, k)
+                    else:  # 3-point Gauss on cells up to 1 month wide: a sanity check only
+                        assert kt[q, jj, k] == pytest.approx(ref, rel=1e-3), (nu, q, j, k)
+
+
+def test_memoised_solves_equal_a_fresh_solve():
+    """Cells of a treatment.strength grid share the outcome steps of the solve and the
+    conditional fit (they do not depend on the treatment model with an ATE target); the
+    memoised results equal a fresh solve bit for bit, and a changed target misses."""
+    a = simulator.get_scenario("flatiron").replace(**{"treatment.strength": 1.45})
+    b = a.replace(**{"treatment.strength": 1.55})
+    cal._STEPS.clear()
+    cal.calibrate(a, use_cache=False)
+    n_steps = len(cal._STEPS)
+    shared = cal.calibrate(b, use_cache=False).solved
+    assert len(cal._STEPS) == n_steps  # both the moment match and steps 3-4 were hits
+    cal._STEPS.clear()
+    fresh = cal.calibrate(b, use_cache=False).solved
+    assert shared.scales == fresh.scales and shared.shapes == fresh.shapes
+    assert (shared.gamma_pfs, shared.gamma_os) == (fresh.gamma_pfs, fresh.gamma_os)
+    assert shared.treatment_intercept == fresh.treatment_intercept
+    assert np.array_equal(shared.treatment_coef, fresh.treatment_coef)
+    # a different target is a different key: solved anew
+    c = b.replace(**{"outcomes.pfs_hr": 0.6})
+    solved_c = cal.calibrate(c, use_cache=False).solved
+    assert len(cal._STEPS) == n_steps + 1  # the moment match is shared, steps 3-4 are not
+    assert solved_c.gamma_pfs != fresh.gamma_pfs
+    # an ATT target reads the treated weights, which depend on the strength
+    att = a.replace(**{"outcomes.hr_estimand": "ATT"})
+    k1 = cal._outcome_solve_key(att, exact.sample_for(att, cal.calibrate(att).solved))
+    att2 = b.replace(**{"outcomes.hr_estimand": "ATT"})
+    k2 = cal._outcome_solve_key(att2, exact.sample_for(att2, cal.calibrate(att2).solved))
+    assert k1 != k2
+
+
+def test_openmp_workers_wait_passively_unless_the_user_chose():
+    import os
+    import subprocess
+    import sys
+
+    code = "import simulator, os; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    got = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert got.stdout.strip() == "PASSIVE", got.stderr
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    got = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert got.stdout.strip() == "ACTIVE", got.stderr

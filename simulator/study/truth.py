@@ -83,6 +83,7 @@ CENSORING = ("admin", "study", "none")
 _SUFFIX = {"admin": "", "study": "_study_censoring", "none": "_uncensored"}
 CONDITIONAL_N = 2**16  # simulated patients for the exact engine's conditional log-HR
 _MEMORY = cal.LRU(cal.MEMORY_SIZE)
+_CONDITIONAL = cal.LRU(64)  # conditional Cox fits keyed by a digest of their inputs
 
 
 @dataclass(frozen=True)
@@ -339,7 +340,14 @@ def _conditional_truths(sc: Scenario, solved, n: int) -> dict[str, tuple[float, 
     X = _adjustment_matrix(sc, pop)
     for which, name in ((0, "pfs"), (1, "os")):
         if name not in out:
-            out[name] = _conditional(t0[which], t1[which], pop.c_admin, X)
+            # the fit reads only these arrays (not the treatment model): memoised on them,
+            # so e.g. the cells of a treatment.strength grid share it
+            key = cal._digest(t0[which], t1[which], pop.c_admin, X)
+            found = _CONDITIONAL.get(key)
+            if found is None:
+                found = _conditional(t0[which], t1[which], pop.c_admin, X)
+                _CONDITIONAL[key] = found
+            out[name] = found
     return out
 
 
