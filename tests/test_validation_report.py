@@ -55,7 +55,7 @@ def test_calibration_rows_hit_the_published_targets(report):
         line for line in report.splitlines() if line.startswith("| flatiron | rwPFS marginal HR")
     )
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[2] == "0.58" and float(cells[4]) < 3  # |diff|/MCSE
+    assert cells[2] == "0.58" and float(cells[4]) < 3  # |diff|/bound
     assert "published 78.3% vs 68.0%" in report
 
 
