@@ -59,19 +59,7 @@ def _cholesky_solve(H: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, bool]:
             for k in range(j):
                 t -= L[i, k] * L[j, k]
             L[i, j] = t / L[j, j]
-    z = np.empty(p)
-    for i in range(p):
-        t = g[i]
-        for k in range(i):
-            t -= L[i, k] * z[k]
-        z[i] = t / L[i, i]
-    x = np.empty(p)
-    for i in range(p - 1, -1, -1):
-        t = z[i]
-        for k in range(i + 1, p):
-            t -= L[k, i] * x[k]
-        x[i] = t / L[i, i]
-    return x, True
+    return _cholesky_solve_factored(L, g)
 
 
 @njit(cache=True)
