@@ -21,6 +21,7 @@ from .exceptions import (
 )
 from .matching import Matching, match_pairs
 from .propensity import PropensityModel, fit_logistic, fit_propensity, pool_rare_levels
+from .ps_controls import ps_cox, ps_spline_cox, ps_strata, ps_strata_cox
 from .registry import (
     Estimator,
     available_estimators,
@@ -30,6 +31,7 @@ from .registry import (
 )
 from .result import EffectEstimate
 from .shared import Outcome, SharedInputs, outcome_arrays
+from .splines import natural_spline_basis
 from .survival import KaplanMeier, kaplan_meier, kaplan_meier_by_arm, survival_summary
 from .validation import Coded
 from .weighting import iptw_weights
@@ -66,8 +68,13 @@ __all__ = [
     "kaplan_meier_by_arm",
     "match_pairs",
     "naive_cox",
+    "natural_spline_basis",
     "outcome_arrays",
     "pool_rare_levels",
+    "ps_cox",
+    "ps_spline_cox",
+    "ps_strata",
+    "ps_strata_cox",
     "psm",
     "register_estimator",
     "siptw",

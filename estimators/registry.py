@@ -52,6 +52,7 @@ import pandas as pd
 from .effects import adjusted_cox, naive_cox, psm, siptw
 from .estimands import ESTIMANDS
 from .exceptions import EstimatorInputError
+from .ps_controls import ps_cox, ps_spline_cox, ps_strata_cox
 from .result import EffectEstimate
 
 SHARED_INPUTS = ("shared", "propensity", "design", "outcome", "balance")
@@ -195,3 +196,7 @@ register_estimator("siptw", siptw, "ATE", frame=False)
 register_estimator("psm", psm, "ATT", frame=False)
 register_estimator("naive_cox", naive_cox, "crude", frame=False)
 register_estimator("adjusted_cox", adjusted_cox, "conditional", frame=False)
+# known-biased controls: conditional-on-PS HRs scored against the marginal ATE
+register_estimator("ps_cox", ps_cox, "ATE", frame=False)
+register_estimator("ps_spline_cox", ps_spline_cox, "ATE", frame=False)
+register_estimator("ps_strata_cox", ps_strata_cox, "ATE", frame=False)
