@@ -1,14 +1,14 @@
 """Known-biased controls for the marginal hazard ratio: Cox models adjusted for the PS.
 
-=============  ====================================================  ================
-function       method                                                scored against
-=============  ====================================================  ================
-ps_cox         Cox on treatment + the logit PS (linear)              ATE
-ps_spline_cox  Cox on treatment + a natural cubic spline of the      ATE
-               logit PS (:func:`~estimators.splines.natural_spline_basis`)
-ps_strata_cox  Cox on treatment, stratified on PS quantile groups    ATE
+=============  ==================================================  ================
+function       method                                              scored against
+=============  ==================================================  ================
+ps_cox         Cox on treatment + the logit PS (linear)            ATE
+ps_spline_cox  Cox on treatment + a natural cubic spline of the    ATE
+               logit PS (R's ``ns``, :mod:`estimators.splines`)
+ps_strata_cox  Cox on treatment, stratified on PS quantile groups  ATE
                (quintiles by default)
-=============  ====================================================  ================
+=============  ==================================================  ================
 
 Why they are biased for the marginal HR.  Each conditions on the propensity score, so
 its treatment coefficient is a *conditional* log-HR (within levels or strata of the PS),

@@ -38,10 +38,18 @@ work done once per data set (:class:`~estimators.shared.SharedInputs`):
 at registration); ``Estimator.frame`` says whether it needs a pandas DataFrame (True
 for any user estimator unless registered with ``frame=False``; the built-ins work on a
 mapping of column arrays, so a study builds no DataFrame for them).
+
+**Variants.**  :meth:`Estimator.variant` makes a registered estimator with fixed options
+under a name of its own (``get_estimator("siptw").variant("siptw_att", estimand="ATT")``);
+its declared estimand follows an ``estimand`` option.  A simulation study declares them
+in its file (``[estimators.siptw_att]``, ``base = "siptw"``; see
+:mod:`simulator.study.spec`); workers rebuild them from the base's name and the options,
+so a variant runs on every executor its base runs on.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -112,6 +120,51 @@ class Estimator:
                 f"estimator {self.name!r} returned {type(result).__name__}, not EffectEstimate"
             )
         return result
+
+    def variant(self, name: str, **options: Any) -> Estimator:
+        """This estimator with ``options`` fixed, under ``name``.
+
+        The variant's declared estimand is its ``estimand`` option when the function
+        takes one (``siptw``'s ``estimand="ATT"`` is scored against the ATT truth), else
+        this estimator's.  Raises :class:`EstimatorInputError` for an empty name, an
+        option the function does not take (see :func:`accepted_options`) or an
+        ``estimand`` not in :data:`~estimators.estimands.ESTIMANDS`.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise EstimatorInputError(f"name={name!r} is not allowed; use a non-empty string")
+        accepted = accepted_options(self.func)
+        if accepted is not None:
+            for key in options:
+                if key not in accepted:
+                    raise EstimatorInputError(
+                        f"{name}: unknown option {key!r} for {self.name}; it accepts "
+                        f"{list(accepted)}"
+                    )
+        estimand = self.estimand
+        if "estimand" in options and (accepted is None or "estimand" in accepted):
+            estimand = options["estimand"]
+            if estimand not in ESTIMANDS:
+                raise EstimatorInputError(
+                    f"{name}: estimand={estimand!r} is not allowed; use one of {ESTIMANDS}"
+                )
+        func = functools.partial(self.func, **options) if options else self.func
+        return Estimator(name, func, estimand, self.accepts, self.frame)
+
+
+def accepted_options(func: EstimatorFunction) -> tuple[str, ...] | None:
+    """Keyword options ``func`` takes besides its five data arguments (df, time, event,
+    treatment, covariates), in signature order; None when it takes ``**options``
+    (anything goes).  A ``functools.partial`` takes what its function takes."""
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):  # some builtins have no signature
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    positional = [p for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    data = {p.name for p in positional[:5]}
+    return tuple(p.name for p in params if p.kind in kinds and p.name not in data)
 
 
 _REGISTRY: dict[str, Estimator] = {}

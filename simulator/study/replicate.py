@@ -20,6 +20,12 @@ of every covariate any estimator uses, the propensity fit -- is done once per re
 by a :class:`estimators.SharedInputs`, handed to each estimator through the shared-input
 parameters it declares (``Estimator.accepts``).  Results equal those of calling each
 estimator on the DataFrame of ``simulate`` bit for bit.
+
+Variants (:mod:`simulator.study.spec`) travel as data -- their base's name in
+``Chunk.bases`` and their options in ``Chunk.options`` -- and are rebuilt in the worker
+(:func:`chunk_estimators`); their rows are keyed by the variant's name.  No estimator
+draws from a stream shared with another, so adding one leaves the others' rows as they
+were.
 """
 
 from __future__ import annotations
@@ -78,6 +84,18 @@ class Chunk:
     covariates: dict[str, list[str]]  # estimator -> covariates
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # without covariates
     fit_timeout: float | None = None  # seconds per estimator call; None: no limit
+    bases: dict[str, str] = field(default_factory=dict)  # variant -> registered base
+
+
+def chunk_estimators(chunk: Chunk) -> list[Estimator]:
+    """The chunk's estimators: registered ones by name, variants rebuilt from their base's
+    name and options (so they reach every worker, whatever its start method)."""
+    return [
+        get_estimator(chunk.bases[name]).variant(name, **chunk.options.get(name, {}))
+        if name in chunk.bases
+        else get_estimator(name)
+        for name in chunk.estimators
+    ]
 
 
 def replicate_seed(seed: int, condition: int, rep: int) -> np.random.SeedSequence:
@@ -138,7 +156,7 @@ def _caught() -> list[str]:
 def run_chunk(chunk: Chunk) -> pd.DataFrame:
     """Run the chunk's replicates; one row per replicate x outcome x estimator."""
     rows: list[dict[str, Any]] = []
-    ests = [get_estimator(name) for name in chunk.estimators]
+    ests = chunk_estimators(chunk)
     with _recording_project_warnings():
         for rep in range(*chunk.reps):
             seed = replicate_seed(chunk.seed, chunk.condition, rep)

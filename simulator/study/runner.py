@@ -163,6 +163,7 @@ def plan_chunks(
                         covs,
                         opts,
                         study.fit_timeout,
+                        {e: study.base_of(e) for e in study.estimators if e in study.variants},
                     )
                 )
                 k += 1

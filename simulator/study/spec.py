@@ -26,6 +26,19 @@ Study TOML::
     [study.estimator_options.adjusted_cox]
     covariates = ["age", "ecog", "visceral", "liver_mets"]
 
+    [estimators.siptw_att]               # a variant: a registered estimator with options
+    base = "siptw"                       # under a name of its own, usable in `estimators`
+    estimand = "ATT"
+
+Variants (top-level ``[estimators.NAME]`` tables; ``Study(variants={"siptw_att":
+{"base": "siptw", "estimand": "ATT"}})`` in Python) run their base with their options;
+results are keyed by the variant's name, and its estimand follows its ``estimand``
+option (so ``siptw_att`` is scored against the ATT truth).  A variant does not inherit
+the base's ``estimator_options``; its own table holds all its options (``covariates``
+included).  A variant may be defined and not run (``rwesim run -e`` picks by name).
+Every estimator's fits depend only on the replicate's data and its own options: adding
+a variant changes no other estimator's results.
+
 ``fit_timeout`` (seconds, default none) turns an estimator call that runs longer into a
 failed row (``FitTimeout``); it interrupts Python code, not a running numba kernel.
 Estimator options are checked against each estimator's signature, and covariates
@@ -39,7 +52,6 @@ proportional).
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import math
 import tomllib
@@ -48,7 +60,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from estimators.registry import available_estimators, get_estimator
+from estimators.exceptions import EstimatorInputError
+from estimators.registry import accepted_options, available_estimators, get_estimator
 
 from .. import _checks as ck
 from ..catalog import resolve_scenario
@@ -116,6 +129,7 @@ class Study:
     set: dict[str, Any] = field(default_factory=dict)
     vary: dict[str, list[Any]] = field(default_factory=dict)
     estimator_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     chunk_reps: int = 25
     truth_censoring: str = "admin"
     fit_timeout: float | None = None
@@ -136,13 +150,19 @@ class Study:
         _nonempty(self.scenarios, "scenarios")
         for n in _nonempty(self.sample_sizes, "sample_sizes"):
             ck.count(n, "sample_sizes[]")
-        known = available_estimators()
+        _check_variants(self.variants)
+        known = (*available_estimators(), *self.variants)
         for e in _nonempty(self.estimators, "estimators"):
             if e not in known:
                 raise StudyError(f"estimators: unknown estimator {e!r}; available: {list(known)}")
         for o in _nonempty(self.outcomes, "outcomes"):
             ck.choice(o, "outcomes[]", tuple(OUTCOMES))
         for e in self.estimator_options:
+            if e in self.variants:
+                raise StudyError(
+                    f"estimator_options[{e!r}]: {e!r} is a variant; give its options in its "
+                    f"own table [estimators.{e}]"
+                )
             if e not in self.estimators:
                 raise StudyError(
                     f"estimator_options[{e!r}]: {e!r} is not among the study's estimators "
@@ -153,7 +173,8 @@ class Study:
             opts = self.estimator_options.get(e, {})
             if not isinstance(opts, dict):
                 raise StudyError(f"estimator_options[{e!r}]={opts!r} is not allowed; give a table")
-            check_options(e, opts)
+            if e not in self.variants:
+                check_options(e, opts)
             _check_covariates(self.options_for(e).get("covariates", ()), f"{e}.covariates")
         for key, values in self.vary.items():
             if not isinstance(values, list | tuple) or not values:
@@ -161,8 +182,14 @@ class Study:
         self.conditions()  # validates scenarios and every grid change
 
     def options_for(self, estimator: str) -> dict[str, Any]:
-        """Keyword options of one estimator, as the study gives them."""
+        """Keyword options of one estimator (or variant), as the study gives them."""
+        if estimator in self.variants:
+            return {k: v for k, v in self.variants[estimator].items() if k != "base"}
         return dict(self.estimator_options.get(estimator, {}))
+
+    def base_of(self, estimator: str) -> str:
+        """The registered estimator a name runs: a variant's base, else the name itself."""
+        return self.variants[estimator]["base"] if estimator in self.variants else estimator
 
     def covariates_for(self, estimator: str, scenario: Scenario | None = None) -> list[str]:
         """Covariate columns passed to an estimator: its ``covariates`` option, else the
@@ -176,7 +203,7 @@ class Study:
         if "covariates" in opts:
             covs = list(opts["covariates"])
         else:
-            extra = EXTRA_COVARIATES.get(estimator, ())
+            extra = EXTRA_COVARIATES.get(self.base_of(estimator), ())
             covs = [*self.covariates, *(c for c in extra if c not in self.covariates)]
         if scenario is None:
             return covs
@@ -216,32 +243,78 @@ class Study:
             "set": dict(self.set),
             "vary": {k: list(v) for k, v in self.vary.items()},
             "estimator_options": {k: dict(v) for k, v in self.estimator_options.items()},
+            # only when there are any: a study without variants keeps its v0.2 identity
+            **(
+                {"variants": {k: dict(v) for k, v in self.variants.items()}}
+                if self.variants
+                else {}
+            ),
             "chunk_reps": self.chunk_reps,
             "truth_censoring": self.truth_censoring,
             "fit_timeout": self.fit_timeout,
         }
 
 
-def check_options(estimator: str, options: dict[str, Any]) -> None:
+def check_options(estimator: str, options: dict[str, Any], where: str | None = None) -> None:
     """Refuse options ``estimator``'s function does not take (``covariates`` is the study's).
 
     The first five parameters of an estimator are its data arguments (df, time, event,
-    treatment, covariates); an estimator taking ``**options`` accepts anything.
+    treatment, covariates); an estimator taking ``**options`` accepts anything
+    (:func:`estimators.registry.accepted_options`).  ``where`` names the table in the
+    message (default ``estimator_options[estimator]``).
     """
-    params = list(inspect.signature(get_estimator(estimator).func).parameters.values())
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+    accepted = accepted_options(get_estimator(estimator).func)
+    if accepted is None:
         return
-    accepted = [
-        p.name
-        for p in params[5:]
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    ]
+    where = where or f"estimator_options[{estimator!r}]"
     for key in options:
         if key != "covariates" and key not in accepted:
             raise StudyError(
-                f"estimator_options[{estimator!r}]: unknown option {key!r}; "
-                f"{estimator} accepts {['covariates', *accepted]}"
+                f"{where}: unknown option {key!r}; {estimator} accepts {['covariates', *accepted]}"
             )
+
+
+def _check_variants(variants: Any) -> None:
+    """Shapes, names, bases and options of the study's variants (before any work)."""
+    if not isinstance(variants, dict):
+        raise StudyError(
+            f"variants={variants!r} is not allowed; give a table of [estimators.NAME] tables"
+        )
+    registered = available_estimators()
+    for name, spec in variants.items():
+        where = f"[estimators.{name}]"
+        if not isinstance(name, str) or not name.strip():
+            raise StudyError(f"variant name {name!r} is not allowed; use a non-empty string")
+        if name in registered:
+            raise StudyError(
+                f"{where}: {name!r} is a registered estimator; give the variant another name "
+                f"(registered: {list(registered)})"
+            )
+        if not isinstance(spec, dict):
+            raise StudyError(
+                f'{where}={spec!r} is not allowed; give a table with base = "<estimator>" '
+                "and its options"
+            )
+        base = spec.get("base")
+        if base is None:
+            raise StudyError(
+                f'{where} has no base; add base = "<estimator>" (one of {list(registered)})'
+            )
+        if not isinstance(base, str) or base not in registered:
+            also = " (a variant's base must be a registered estimator, not a variant)" * (
+                isinstance(base, str) and base in variants
+            )
+            raise StudyError(
+                f"{where}: base={base!r} is not allowed{also}; use one of {list(registered)}"
+            )
+        options = {k: v for k, v in spec.items() if k != "base"}
+        check_options(base, options, where)
+        try:
+            get_estimator(base).variant(
+                name, **{k: v for k, v in options.items() if k != "covariates"}
+            )
+        except EstimatorInputError as exc:  # anything the registry refuses
+            raise StudyError(f"{where}: {exc}") from None
 
 
 def _check_covariates(covariates: Any, param: str) -> None:
@@ -281,7 +354,8 @@ def _nonempty(xs: Sequence[Any], param: str) -> Sequence[Any]:
 
 
 def study_from_dict(d: dict[str, Any]) -> Study:
-    """Build and validate a study from the ``[study]`` table."""
+    """Build and validate a study from the ``[study]`` table (``variants``: the file's
+    ``[estimators.NAME]`` tables)."""
     allowed = {f for f in Study.__dataclass_fields__}
     unknown = [k for k in d if k not in allowed]
     if unknown:
@@ -304,4 +378,19 @@ def load_study(path: str | Path) -> Study:
         raise StudyError(f"study file {path} is not valid TOML: {exc}") from None
     if "study" not in data:
         raise StudyError(f"study file {path} has no [study] table")
-    return study_from_dict(data["study"])
+    study = data["study"]
+    if not isinstance(study, dict):
+        raise StudyError(f"study file {path}: study={study!r} is not allowed; give a [study] table")
+    if "variants" in study:
+        raise StudyError(
+            f"study file {path}: define variants as top-level [estimators.NAME] tables, not "
+            "study.variants"
+        )
+    variants = data.get("estimators", {})
+    if not isinstance(variants, dict):
+        raise StudyError(
+            f"study file {path}: estimators={variants!r} at the top level is not allowed; the "
+            "list of estimators goes in [study]; top-level [estimators.NAME] tables define "
+            "variants"
+        )
+    return study_from_dict({**study, **({"variants": variants} if variants else {})})
