@@ -384,3 +384,16 @@ def test_variant_row_when_a_fit_fails_carries_the_variant_estimand(tmp_path):
     assert bad["error"].str.contains("pool_rare").all()
     assert np.isnan(bad["estimate"]).all()
     assert (rows.loc[rows["estimator"] == "siptw", "error"] == "").all()
+
+
+def test_more_estimators_than_colours_stay_distinguishable(with_variants):
+    """Seven estimators (three plus four variants): the seventh line is dashed."""
+    from simulator.study.plots import nested_loop_plot
+
+    _, out, rows = with_variants
+    store = Store(out)
+    fig = nested_loop_plot(summarize(rows, store.truths()), store.read_meta()["conditions"])
+    lines = [a for ax in fig.axes for a in ax.patches if str(a.get_gid()).startswith("measure:")]
+    assert len(lines) == 7
+    looks = {(tuple(a.get_edgecolor()), a.get_linestyle()) for a in lines}
+    assert len(looks) == 7

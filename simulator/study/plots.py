@@ -57,6 +57,7 @@ EFFECT_LABELS = {  # axis label of an effect measure (docs/design.md §3)
 }
 COVER_COLOUR, MISS_COLOUR = "#4477aa", "#cc3311"
 ESTIMATOR_COLOURS = ("#0072b2", "#e69f00", "#555555", "#009e73", "#cc79a7", "#56b4e9")
+ESTIMATOR_LINE_STYLES = ("-", "--", ":", "-.")
 REFERENCE = {
     "bias": 0.0,
     "rel_bias_hr": 0.0,
@@ -177,6 +178,13 @@ def _estimators(names: Sequence[str]) -> list[str]:
 
 def _colour(estimator: str, order: Sequence[str]) -> str:
     return ESTIMATOR_COLOURS[list(order).index(estimator) % len(ESTIMATOR_COLOURS)]
+
+
+def _line_style(estimator: str, order: Sequence[str]) -> str:
+    """Solid for the first six estimators, then dashed, dotted, ...: with variants a study
+    can have more estimators than colours, and no two lines look alike."""
+    styles = ESTIMATOR_LINE_STYLES
+    return styles[(list(order).index(estimator) // len(ESTIMATOR_COLOURS)) % len(styles)]
 
 
 def _theta(
@@ -633,7 +641,14 @@ def _measure_panel(
         y, s = g[measure].to_numpy(float), g[f"{measure}_mcse"].to_numpy(float)
         colour = _colour(est, estimators)
         ax.stairs(
-            y, edges, baseline=None, color=colour, lw=1.6, label=_display(est), gid=f"measure:{est}"
+            y,
+            edges,
+            baseline=None,
+            color=colour,
+            ls=_line_style(est, estimators),
+            lw=1.6,
+            label=_display(est),
+            gid=f"measure:{est}",
         )
         if measure in SHARES:
             n = g["n_sim"].to_numpy(float)

@@ -26,6 +26,9 @@ ESTIMATOR_NAMES = {
     "psm": "PSM",
     "naive_cox": "naive Cox",
     "adjusted_cox": "adjusted Cox",
+    "ps_cox": "PS-adjusted Cox",
+    "ps_spline_cox": "PS-spline Cox",
+    "ps_strata_cox": "PS-stratified Cox",
 }
 
 
