@@ -2,8 +2,10 @@
 
 An estimator is any callable ``func(df, time, event, treatment, covariates, **options)``
 returning an :class:`EffectEstimate`, registered with the estimand it targets under
-its default options.  The four built-ins are ``"siptw"`` (ATE), ``"psm"`` (ATT),
-``"naive_cox"`` (crude) and ``"adjusted_cox"`` (conditional).  A user-registered
+its default options.  The built-ins are ``"siptw"`` (ATE), ``"psm"`` (ATT),
+``"naive_cox"`` (crude) and ``"adjusted_cox"`` (conditional), and the known-biased
+controls ``"ps_cox"``, ``"ps_spline_cox"`` and ``"ps_strata_cox"`` (conditional on the
+PS, declared against the ATE: :mod:`estimators.ps_controls`).  A user-registered
 estimator runs exactly like them::
 
     def my_overlap_weights(df, time, event, treatment, covariates, **options):
