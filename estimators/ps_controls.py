@@ -37,7 +37,7 @@ from .exceptions import EstimatorInputError
 from .propensity import PropensityModel
 from .result import EffectEstimate
 from .shared import SharedInputs
-from .splines import natural_spline_basis
+from .splines import natural_spline_basis, spline_knots
 from .validation import Data, check_covariates, check_pool_rare, check_ps_method, check_ties
 
 
@@ -219,7 +219,7 @@ def ps_spline_cox(
         ps_method, pool_rare, shared,
     )  # fmt: skip
     basis = natural_spline_basis(model.logit, k)
-    knots = np.quantile(model.logit, np.linspace(0.0, 1.0, k + 1)[1:-1])
+    knots, _ = spline_knots(model.logit, k)
     names = tuple(f"ps_ns{j + 1}" for j in range(k))
     return _adjusted_fit(
         "ps_spline_cox", oc, model, basis, names, treatment, ties, robust, warned,
