@@ -243,7 +243,7 @@ class Study:
             "set": dict(self.set),
             "vary": {k: list(v) for k, v in self.vary.items()},
             "estimator_options": {k: dict(v) for k, v in self.estimator_options.items()},
-            # only when there are any: a study without variants keeps its v0.2 identity
+            # only when there are any: a study without variants keeps the identity it had before
             **(
                 {"variants": {k: dict(v) for k, v in self.variants.items()}}
                 if self.variants
