@@ -28,6 +28,12 @@ NONFINITE = 3
 
 DIRECT_P = 3  # up to this many covariates the information uses running second moments
 
+# sum_k wt_k log(den_k) of the log-likelihood is taken as log of products of consecutive
+# denominators with the same weight (every one when unweighted), flushed when a product
+# leaves [LOG_SAFE_LOW, LOG_SAFE_HIGH]: a log per ~100 event terms instead of one each
+LOG_SAFE_LOW = 1e-100
+LOG_SAFE_HIGH = 1e100
+
 
 @njit(cache=True, error_model="numpy")
 def _tie_groups(time: np.ndarray, strata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -163,6 +169,7 @@ def _cox_pass_t(X, Z, w, event, starts, newstrat, beta, efron, u, imat):
     imat[:, :] = 0.0
     s0 = 0.0
     loglik = 0.0
+    prod, prodwt = 1.0, 0.0  # running product of denominators sharing the weight prodwt
     nt = 0
     eta1 = eta2 = np.nan  # the last two distinct linear predictors and their exp
     ex1 = ex2 = 0.0
@@ -219,7 +226,16 @@ def _cox_pass_t(X, Z, w, event, starts, newstrat, beta, efron, u, imat):
             f = t / nterm
             den = s0 - f * d0
             inv = 1.0 / den
-            loglik -= wt * np.log(den)
+            if den >= LOG_SAFE_LOW and den <= LOG_SAFE_HIGH:  # not NaN, no over/underflow
+                if wt != prodwt:
+                    loglik -= prodwt * np.log(prod)
+                    prod, prodwt = 1.0, wt
+                prod *= den
+                if not LOG_SAFE_LOW <= prod <= LOG_SAFE_HIGH:
+                    loglik -= prodwt * np.log(prod)
+                    prod = 1.0
+            else:
+                loglik -= wt * np.log(den)
             for j in range(p):
                 xb[j] = (s1[j] - f * d1[j]) * inv
                 u[j] -= wt * xb[j]
@@ -234,6 +250,7 @@ def _cox_pass_t(X, Z, w, event, starts, newstrat, beta, efron, u, imat):
                 for j in range(p):
                     xbar[j, nt] = xb[j]
                 nt += 1
+    loglik -= prodwt * np.log(prod)
     if not direct:
         cum = 0.0  # c_i = r_i H_i, overwriting risk; ascending time within stratum
         for g in range(ng - 1, -1, -1):
