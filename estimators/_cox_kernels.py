@@ -28,6 +28,12 @@ NONFINITE = 3
 
 DIRECT_P = 3  # up to this many covariates the information uses running second moments
 
+# sum_k wt_k log(den_k) of the log-likelihood is taken as log of products of consecutive
+# denominators with the same weight (every one when unweighted), flushed when a product
+# leaves [LOG_SAFE_LOW, LOG_SAFE_HIGH]: a log per ~100 event terms instead of one each
+LOG_SAFE_LOW = 1e-100
+LOG_SAFE_HIGH = 1e100
+
 
 @njit(cache=True, error_model="numpy")
 def _tie_groups(time: np.ndarray, strata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,41 +88,41 @@ def _risk(X: np.ndarray, w: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, n
     return rel, risk
 
 
-@njit(cache=True, error_model="numpy")
-def _weighted_gram(A: np.ndarray, c: np.ndarray, m: int) -> np.ndarray:
-    """sum_{i < m} c_i a_i a_i' (p, p); full-square contiguous inner loop (vectorised).
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _weighted_gram(Z: np.ndarray, c: np.ndarray, m: int) -> np.ndarray:
+    """sum_{i < m} c_i z_i z_i' (p, p) from the transposed rows ``Z`` (p, >= m).
 
-    Four rows per sweep of the output, each element summed over rows in order
-    (``out[j, k] += c_i a_ij a_ik`` for i = 0, 1, ...): the same value bit for bit as
-    one row per sweep, with a quarter of the loads and stores of ``out``.
+    One contiguous dot product per element of the lower triangle, mirrored: the only
+    kernel compiled with reassociation (``fastmath``), so that numba vectorises the
+    sums; their order is fixed by the compiled code, hence the same whatever the
+    thread count or the caller.
     """
-    p = A.shape[1]
-    out = np.zeros((p, p))
-    i = 0
-    while i + 4 <= m:
-        for j in range(p):
-            c0 = c[i] * A[i, j]
-            c1 = c[i + 1] * A[i + 1, j]
-            c2 = c[i + 2] * A[i + 2, j]
-            c3 = c[i + 3] * A[i + 3, j]
-            for k in range(p):
-                s = out[j, k]
-                s += c0 * A[i, k]
-                s += c1 * A[i + 1, k]
-                s += c2 * A[i + 2, k]
-                s += c3 * A[i + 3, k]
-                out[j, k] = s
-        i += 4
-    for r in range(i, m):
-        for j in range(p):
-            cij = c[r] * A[r, j]
-            for k in range(p):
-                out[j, k] += cij * A[r, k]
+    p = Z.shape[0]
+    out = np.empty((p, p))
+    v = np.empty(m)
+    for j in range(p):
+        zj = Z[j]
+        for i in range(m):
+            v[i] = c[i] * zj[i]
+        for k in range(j + 1):
+            zk = Z[k]
+            s = 0.0
+            for i in range(m):
+                s += v[i] * zk[i]
+            out[j, k] = s
+            out[k, j] = s
     return out
 
 
 @njit(cache=True, error_model="numpy")
 def _cox_pass(X, w, event, starts, newstrat, beta, efron, u, imat):
+    """:func:`_cox_pass_t` computing the transposed covariates itself."""
+    Z = np.empty((0, 0)) if X.shape[1] <= DIRECT_P else np.ascontiguousarray(X.T)
+    return _cox_pass_t(X, Z, w, event, starts, newstrat, beta, efron, u, imat)
+
+
+@njit(cache=True, error_model="numpy")
+def _cox_pass_t(X, Z, w, event, starts, newstrat, beta, efron, u, imat):
     """Weighted log partial likelihood at ``beta``; fills score ``u`` and information ``imat``.
 
     One sweep in the kernels' row order gives, for every Efron term k of every tie
@@ -128,12 +134,14 @@ def _cox_pass(X, w, event, starts, newstrat, beta, efron, u, imat):
     - larger p: ``X' diag(r_i H_i) X - XBAR' diag(wt) XBAR`` where ``H_i`` sums
       ``c_ik wt / den`` over the terms whose risk set holds row i (c = 1 - k/d for the
       tied events themselves in Efron's k-th term, else 1), i.e. a backward sweep and
-      two vectorised Gram sums instead of triangular O(p^2) updates per row and per
-      event (faster from p = 4 at n ~ 1,400).
+      two vectorised Gram sums (:func:`_weighted_gram`, on transposed covariates and
+      term means) instead of triangular O(p^2) updates per row and per event (faster
+      from p = 4 at n ~ 1,400).
 
     Parameters
     ----------
     X : (n, p) float64, sorted (and preferably centred) covariates.
+    Z : (p, n) float64, ``X`` transposed (C-contiguous) when p > DIRECT_P, else unused.
     w : (n,) float64 weights.  event : (n,) int8 0/1.
     starts, newstrat : tie groups from :func:`_tie_groups`.
     beta : (p,) coefficients.  efron : bool (False = Breslow).
@@ -147,7 +155,7 @@ def _cox_pass(X, w, event, starts, newstrat, beta, efron, u, imat):
     ng = starts.shape[0] - 1
     direct = p <= DIRECT_P
     m = 0 if direct else n  # per-term / per-group buffers only for the Gram form
-    xbar = np.empty((m, p))
+    xbar = np.empty((p, m))  # term means, transposed for the Gram sum
     twt = np.empty(m)
     haz = np.zeros(0 if direct else ng)
     hazd = np.zeros(0 if direct else ng)
@@ -161,6 +169,7 @@ def _cox_pass(X, w, event, starts, newstrat, beta, efron, u, imat):
     imat[:, :] = 0.0
     s0 = 0.0
     loglik = 0.0
+    prod, prodwt = 1.0, 0.0  # running product of denominators sharing the weight prodwt
     nt = 0
     eta1 = eta2 = np.nan  # the last two distinct linear predictors and their exp
     ex1 = ex2 = 0.0
@@ -217,7 +226,16 @@ def _cox_pass(X, w, event, starts, newstrat, beta, efron, u, imat):
             f = t / nterm
             den = s0 - f * d0
             inv = 1.0 / den
-            loglik -= wt * np.log(den)
+            if den >= LOG_SAFE_LOW and den <= LOG_SAFE_HIGH:  # not NaN, no over/underflow
+                if wt != prodwt:
+                    loglik -= prodwt * np.log(prod)
+                    prod, prodwt = 1.0, wt
+                prod *= den
+                if not LOG_SAFE_LOW <= prod <= LOG_SAFE_HIGH:
+                    loglik -= prodwt * np.log(prod)
+                    prod = 1.0
+            else:
+                loglik -= wt * np.log(den)
             for j in range(p):
                 xb[j] = (s1[j] - f * d1[j]) * inv
                 u[j] -= wt * xb[j]
@@ -229,18 +247,17 @@ def _cox_pass(X, w, event, starts, newstrat, beta, efron, u, imat):
                 haz[g] += wt * inv
                 hazd[g] += (1.0 - f) * wt * inv
                 twt[nt] = wt
-                xbar[nt] = xb
+                for j in range(p):
+                    xbar[j, nt] = xb[j]
                 nt += 1
+    loglik -= prodwt * np.log(prod)
     if not direct:
         cum = 0.0  # c_i = r_i H_i, overwriting risk; ascending time within stratum
         for g in range(ng - 1, -1, -1):
             for i in range(starts[g], starts[g + 1]):
                 risk[i] *= cum + (hazd[g] if event[i] else haz[g])
             cum = 0.0 if newstrat[g] else cum + haz[g]
-        full = _weighted_gram(X, risk, n) - _weighted_gram(xbar, twt, nt)
-        for j in range(p):
-            for k in range(j + 1):
-                imat[j, k] = 0.5 * (full[j, k] + full[k, j])
+        imat[:, :] = _weighted_gram(Z, risk, n) - _weighted_gram(xbar, twt, nt)
     for j in range(p):
         for k in range(j):
             imat[k, j] = imat[j, k]
@@ -313,6 +330,13 @@ def _chol_inverse(low: np.ndarray) -> np.ndarray:
 
 @njit(cache=True, error_model="numpy")
 def _newton(X, w, event, starts, newstrat, beta0, efron, tol, max_iter):
+    """:func:`_newton_t` computing the transposed covariates itself."""
+    Z = np.empty((0, 0)) if X.shape[1] <= DIRECT_P else np.ascontiguousarray(X.T)
+    return _newton_t(X, Z, w, event, starts, newstrat, beta0, efron, tol, max_iter)
+
+
+@njit(cache=True, error_model="numpy")
+def _newton_t(X, Z, w, event, starts, newstrat, beta0, efron, tol, max_iter):
     """Newton-Raphson with step halving, stopping rule as R survival's coxph.
 
     Converged when ``|loglik_new - loglik_old| <= tol * |loglik_new|`` after a
@@ -329,7 +353,7 @@ def _newton(X, w, event, starts, newstrat, beta0, efron, tol, max_iter):
     imat = np.empty((p, p))
     u_new = np.empty(p)
     imat_new = np.empty((p, p))
-    loglik = _cox_pass(X, w, event, starts, newstrat, beta, efron, u, imat)
+    loglik = _cox_pass_t(X, Z, w, event, starts, newstrat, beta, efron, u, imat)
     if not np.isfinite(loglik):
         return beta, loglik, u, imat, 0, NONFINITE
     low, ok = _cholesky(imat)
@@ -338,7 +362,7 @@ def _newton(X, w, event, starts, newstrat, beta0, efron, tol, max_iter):
     newbeta = beta + _chol_solve(low, u)
     halving = False
     for it in range(1, max_iter + 1):
-        newlik = _cox_pass(X, w, event, starts, newstrat, newbeta, efron, u_new, imat_new)
+        newlik = _cox_pass_t(X, Z, w, event, starts, newstrat, newbeta, efron, u_new, imat_new)
         finite = np.isfinite(newlik)
         if finite and not halving and abs(newlik - loglik) <= tol * abs(newlik):
             return newbeta, newlik, u_new, imat_new, it, CONVERGED
@@ -527,8 +551,9 @@ def _cox_fit(
         for j in range(p):
             xs[i, j] = X[o, j] - mean[j]
     starts, newstrat = _tie_groups(ts, ss)
-    beta, loglik, u, imat, n_iter, status = _newton(
-        xs, ws, es, starts, newstrat, beta0, efron, tol, max_iter
+    Z = np.empty((0, 0)) if p <= DIRECT_P else np.ascontiguousarray(xs.T)
+    beta, loglik, u, imat, n_iter, status = _newton_t(
+        xs, Z, ws, es, starts, newstrat, beta0, efron, tol, max_iter
     )
     low, ok = _cholesky(imat)
     if not ok:

@@ -442,16 +442,23 @@ def adjusted_cox(
     covs = check_covariates(covariates)
     shared, oc = _inputs(df, time, event, treatment, shared)
     a = oc.treatment
-    if design is None:
+
+    def treatment_and_design() -> np.ndarray:
+        check_design_columns(design.X, design.names)
+        X = np.empty((a.size, design.X.shape[1] + 1))
+        X[:, 0] = a
+        X[:, 1:] = design.X
+        return X
+
+    if design is None:  # the shared design: one checked matrix for every outcome
         design = shared.design(covs)
+        X = shared._memo(("adjusted-X", covs), treatment_and_design)
     elif not isinstance(design, Design) or design.X.shape[0] != a.size:
         raise EstimatorInputError(
             f"design must be a Design with one row per patient of df ({a.size})"
         )
-    check_design_columns(design.X, design.names)
-    X = np.empty((a.size, design.X.shape[1] + 1))
-    X[:, 0] = a
-    X[:, 1:] = design.X
+    else:
+        X = treatment_and_design()
     fit = _fit_clean(
         oc.time,
         oc.event,

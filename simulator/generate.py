@@ -182,10 +182,18 @@ def available_memory() -> int | None:
     return avail
 
 
+SMALL_COHORT_BYTES = 2**26
+"""Cohorts needing at most this many bytes (64 MiB) skip the memory query of
+:func:`check_size`: reading /proc per replicate cost ~50 us, and so small an
+allocation is not what exhausts a machine."""
+
+
 def check_size(
     n: object, *, potential_outcomes: bool = False, latent: bool = False, frame: bool = True
 ) -> int:
     """Validate ``n`` (patients) and check the cohort fits in the memory left, before work.
+
+    The memory is asked for only above :data:`SMALL_COHORT_BYTES`.
 
     Raises
     ------
@@ -195,6 +203,8 @@ def check_size(
     """
     n = _check_n(n)
     per = bytes_per_patient(potential_outcomes=potential_outcomes, latent=latent, frame=frame)
+    if n * per <= SMALL_COHORT_BYTES:  # no need to ask the system (a study's replicates)
+        return n
     avail = available_memory()
     if avail is not None and n * per > avail:
         raise ScenarioError(

@@ -77,6 +77,18 @@ def test_check_size_names_the_memory_needed_and_available(monkeypatch):
     assert f"({per} bytes per patient)" in msg and "1.0 GiB is available" in msg
 
 
+def test_small_cohorts_do_not_ask_for_the_memory(monkeypatch):
+    def fail():
+        raise AssertionError("available_memory called for a small cohort")
+
+    monkeypatch.setattr(generate, "available_memory", fail)
+    per = generate.bytes_per_patient()
+    small = generate.SMALL_COHORT_BYTES // per
+    assert generate.check_size(small) == small
+    with pytest.raises(AssertionError, match="small cohort"):
+        generate.check_size(small + 1)  # above the threshold the system is asked
+
+
 def test_unknown_memory_skips_the_check(monkeypatch):
     monkeypatch.setattr(generate, "available_memory", lambda: None)
     assert generate.check_size(10**12) == 10**12

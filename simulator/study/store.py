@@ -100,6 +100,15 @@ class PartCheck:
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
 
 
+def _table(rows: pd.DataFrame) -> pa.Table:
+    """The rows as an Arrow table of :data:`SCHEMA`, column by column (a tenth of the
+    time of ``Table.from_pandas`` for a chunk's few hundred rows; reads back the same)."""
+    return pa.Table.from_arrays(
+        [pa.array(rows[f.name].to_numpy(), type=f.type, from_pandas=True) for f in SCHEMA],
+        schema=SCHEMA,
+    )
+
+
 @dataclass
 class Store:
     """An open results directory (read-only unless claimed by :func:`open_store`)."""
@@ -237,7 +246,7 @@ class Store:
     ) -> Path:
         """Write one chunk's rows atomically, stamped with the study identity."""
         self.parts.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pandas(rows, schema=SCHEMA, preserve_index=False)
+        table = _table(rows)
         part = {"condition": condition, "chunk": chunk, "format_version": FORMAT_VERSION}
         if reps is not None:
             part["reps"] = list(reps)
