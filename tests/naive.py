@@ -544,3 +544,27 @@ def match_k_naive(
                     used.add(best)
                     taken[t].append(best)
     return [(t, taken[t]) for t in treated if taken[t]]
+
+
+def austin_cafri_naive(time, event, X, weights, strata, sets, patient, beta, ties):
+    """Austin-Cafri covariance: I^-1 (B_set + B_patient - B_row) I^-1 at ``beta``.
+
+    Each B sums, over the groups of rows sharing a matched set (``sets``), a patient
+    (``patient``) or nothing (each row alone), the outer product of the group's total
+    weighted score residual; residuals and information from the slow references above.
+    """
+    w = np.asarray(weights, dtype=float)
+    _, _, info = cox_derivatives_naive(time, event, X, w, strata, beta, ties)
+    wr = w[:, None] * cox_score_residuals_naive(time, event, X, w, strata, beta, ties)
+    p = X.shape[1]
+
+    def meat(groups):
+        out = np.zeros((p, p))
+        for g in set(groups.tolist()):
+            total = wr[groups == g].sum(axis=0)
+            out += np.outer(total, total)
+        return out
+
+    rows = np.arange(len(time))
+    bread = np.linalg.inv(info)
+    return bread @ (meat(np.asarray(sets)) + meat(np.asarray(patient)) - meat(rows)) @ bread
