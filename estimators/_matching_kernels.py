@@ -170,14 +170,22 @@ BOOT_REASONS = ("", "no events", "a single arm", "no convergence", "a diverging 
 
 
 @njit(cache=True, error_model="numpy")
-def _boot_cox(time, event, a, w, set_start, draws, stratified, efron, tol, max_iter):
+def _boot_cox(time, event, a, w, set_start, by_time, draws, stratified, efron, tol, max_iter):
     """Cox log-HR of treatment in each matched-set bootstrap resample.
+
+    The resample's rows are emitted already in the kernels' layout (stratum, then time
+    descending), so no resample is sorted: unstratified, every row of ``by_time``
+    (all rows, time descending) is repeated as often as its set was drawn; stratified,
+    the drawn sets follow each other (stratum j = the j-th draw), each set's rows
+    stored time descending.
 
     Parameters
     ----------
     time : (m,) float64 months.  event : (m,) int8.  a : (m,) float64 0/1 treatment.
-    w : (m,) float64 row weights.  Rows grouped by matched set: set s holds rows
-    ``set_start[s] : set_start[s + 1]``.
+    w : (m,) float64 row weights.  Rows grouped by matched set, time descending within
+    a set: set s holds rows ``set_start[s] : set_start[s + 1]``.
+    by_time : (m,) int64
+        The rows sorted by time descending.
     draws : (n_boot, n_sets) int64
         The sets drawn (with replacement) for each resample.
     stratified : bool
@@ -190,66 +198,63 @@ def _boot_cox(time, event, a, w, set_start, draws, stratified, efron, tol, max_i
     status : (n_boot,) int64, ``BOOT_OK`` or the reason of the failure.
     """
     n_boot, n_draw = draws.shape
+    n_sets = set_start.shape[0] - 1
+    m_all = time.shape[0]
+    set_of = np.empty(m_all, dtype=np.int64)
+    for s in range(n_sets):
+        for i in range(set_start[s], set_start[s + 1]):
+            set_of[i] = s
     est = np.full(n_boot, np.nan)
     status = np.zeros(n_boot, dtype=np.int64)
     root = np.sqrt(tol)
+    count = np.zeros(n_sets, dtype=np.int64)
     for b in range(n_boot):
+        count[:] = 0
         m = 0
         for j in range(n_draw):
             s = draws[b, j]
+            count[s] += 1
             m += set_start[s + 1] - set_start[s]
-        t = np.empty(m)
-        e = np.empty(m, dtype=np.int8)
-        x = np.empty(m)
-        ww = np.empty(m)
-        ss = np.zeros(m, dtype=np.int64)
-        order = np.empty(m, dtype=np.int64)
-        pos = 0
-        for j in range(n_draw):
-            s = draws[b, j]
-            lo = pos
-            for i in range(set_start[s], set_start[s + 1]):
-                t[pos] = time[i]
-                e[pos] = event[i]
-                x[pos] = a[i]
-                ww[pos] = w[i]
-                if stratified:
-                    ss[pos] = j
-                pos += 1
-            if stratified:  # within the stratum, time descending
-                sub = np.argsort(-t[lo:pos], kind="mergesort")
-                for i in range(pos - lo):
-                    order[lo + i] = lo + sub[i]
-        if not stratified:
-            order = np.argsort(-t, kind="mergesort")
-        n_ev = 0
-        n_trt = 0.0
-        for i in range(m):
-            n_ev += e[i]
-            n_trt += x[i]
-        if n_ev == 0:
-            status[b] = BOOT_NO_EVENTS
-            continue
-        if n_trt == 0.0 or n_trt == m:
-            status[b] = BOOT_ONE_ARM
-            continue
-        mean = 0.0
-        for i in range(m):
-            mean += x[i]
-        mean /= m
         ts = np.empty(m)
         es = np.empty(m, dtype=np.int8)
         ws = np.empty(m)
-        sts = np.empty(m, dtype=np.int64)
+        ss = np.zeros(m, dtype=np.int64)
         xs = np.empty((m, 1))
+        pos = 0
+        if stratified:
+            for j in range(n_draw):
+                s = draws[b, j]
+                for i in range(set_start[s], set_start[s + 1]):
+                    ts[pos] = time[i]
+                    es[pos] = event[i]
+                    xs[pos, 0] = a[i]
+                    ws[pos] = w[i]
+                    ss[pos] = j
+                    pos += 1
+        else:
+            for o in range(m_all):
+                i = by_time[o]
+                for _ in range(count[set_of[i]]):
+                    ts[pos] = time[i]
+                    es[pos] = event[i]
+                    xs[pos, 0] = a[i]
+                    ws[pos] = w[i]
+                    pos += 1
+        n_ev = 0
+        mean = 0.0
         for i in range(m):
-            o = order[i]
-            ts[i] = t[o]
-            es[i] = e[o]
-            ws[i] = ww[o]
-            sts[i] = ss[o]
-            xs[i, 0] = x[o] - mean
-        starts, newstrat = _ck._tie_groups(ts, sts)
+            n_ev += es[i]
+            mean += xs[i, 0]
+        if n_ev == 0:
+            status[b] = BOOT_NO_EVENTS
+            continue
+        if mean == 0.0 or mean == m:
+            status[b] = BOOT_ONE_ARM
+            continue
+        mean /= m
+        for i in range(m):
+            xs[i, 0] -= mean
+        starts, newstrat = _ck._tie_groups(ts, ss)
         beta, _, u, imat, _, st = _ck._newton(
             xs, ws, es, starts, newstrat, np.zeros(1), efron, tol, max_iter
         )

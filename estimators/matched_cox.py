@@ -136,14 +136,16 @@ def matched_set_bootstrap(
     """
     if draws is None:
         draws = rng.integers(0, n_sets, size=(n_boot, n_sets))
-    grouped = np.argsort(sets, kind="stable")
+    grouped = np.lexsort((-time, sets))  # by set, time descending within a set
     set_start = np.r_[0, np.cumsum(np.bincount(sets, minlength=n_sets))].astype(np.int64)
+    t = time[grouped]
     est, status = _boot_cox(
-        np.ascontiguousarray(time[grouped]),
-        np.ascontiguousarray(event[grouped]),
+        t,
+        np.ascontiguousarray(event[grouped], dtype=np.int8),
         np.ascontiguousarray(a[grouped], dtype=np.float64),
-        np.ascontiguousarray(weights[grouped]),
+        np.ascontiguousarray(weights[grouped], dtype=np.float64),
         set_start,
+        np.argsort(-t, kind="stable"),
         np.ascontiguousarray(draws, dtype=np.int64),
         stratified,
         efron,
