@@ -1,4 +1,12 @@
-"""Greedy 1:1 caliper matching vs a scikit-learn ``NearestNeighbors`` matcher, same run.
+"""Matching and the matched-set bootstrap against their baselines, side by side.
+
+* Greedy 1:1 caliper matching vs a scikit-learn ``NearestNeighbors`` matcher.
+* 1:5 caliper matching with replacement at n = 20,000 vs one batch
+  ``NearestNeighbors.kneighbors`` query (identical sets asserted).
+* 200 matched-set bootstrap resamples of the matched Cox fit (n = 1,430): the numba
+  kernel over resamples vs a Python loop of ``fit_cox_arrays`` (same estimates).
+
+Greedy 1:1 details:
 
 Both match the treated in the same random order (seed 0) to the nearest unused control
 within 0.2 SD of the logit PS and must return identical pairs.  ``match_pairs`` sorts

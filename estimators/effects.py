@@ -432,7 +432,13 @@ def psm(
             np.array([[fit.model_se[0] ** 2]]),
             ties == "efron",
         )
-        fit = replace_fields(fit, cov=cov, se=np.sqrt(np.where(cov < 0, np.nan, cov)).diagonal())
+        if not cov[0, 0] >= 0.0:
+            messages = (
+                f"Austin-Cafri variance is negative ({cov[0, 0]:.3g}: the patient-clustered "
+                "part is smaller than the per-row part); the SE is NaN",
+            )
+        se = np.sqrt(cov[0, 0]) if cov[0, 0] >= 0.0 else np.nan
+        fit = replace_fields(fit, cov=cov, se=np.array([se]))
     elif variance == "bootstrap":
         boot_rng = (
             rng

@@ -9,8 +9,9 @@ with replacement a control appears once per set it serves.
   patient enters a set at most once).  ``V_c = I^-1 B_c I^-1`` with ``B_c`` summing,
   over the clusters of ``c``, the outer product of the cluster's total weighted score
   residual.  Without replacement each patient is one row, so ``V_patient = V_row`` and
-  this is the set-clustered sandwich.  The combination can be negative in tiny
-  samples; the SE is then NaN.
+  this is the set-clustered sandwich.  Unstratified it is never below ``V_set``
+  (a patient's rows share one score residual, so ``B_patient >= B_row``); stratified
+  on set it can be negative in tiny samples, and the SE is then NaN (with a warning).
 * ``"bootstrap"`` (Austin & Small 2014, Stat Med 33:4306): resample the matched sets
   with replacement (as many as there are), refit the Cox model on their rows (weights
   carried over; stratified on the drawn set when the fit is), take the SD (ddof = 1)

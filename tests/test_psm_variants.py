@@ -277,3 +277,27 @@ def test_psm_matches_r_coxph_on_the_r_matched_sets(case):
     ac = psm(df, "time", "status", "trt", ["x1", "x2"], variance="austin-cafri", **kw)
     assert ac.se == pytest.approx(case["austin_cafri_se"], rel=1e-6)
     assert ac.estimate == est.estimate
+
+
+def test_shared_inputs_keep_one_matching_per_ratio_and_replacement(cohort):
+    from estimators import SharedInputs
+
+    shared = SharedInputs(cohort, "treated")
+    fits = {
+        (k, r): psm(cohort, *ARGS, COVARIATES, ratio=k, replace=r, shared=shared)
+        for k in (1, 2)
+        for r in (False, True)
+    }
+    for (k, r), est in fits.items():
+        alone = psm(cohort, *ARGS, COVARIATES, ratio=k, replace=r)
+        assert est == alone
+        m = est.diagnostics["matching"]
+        assert (m.ratio, m.replace) == (k, r)
+    again = psm(cohort, *ARGS, COVARIATES, ratio=2, replace=True, shared=shared)
+    assert again.diagnostics["matching"] is fits[2, True].diagnostics["matching"]
+
+
+def test_austin_cafri_unstratified_is_at_least_the_set_clustered_variance(cohort):
+    for ratio in (1, 2, 5):
+        est = psm(cohort, *ARGS, COVARIATES, ratio=ratio, replace=True, variance="austin-cafri")
+        assert est.se >= est.diagnostics["cluster_se"] * (1 - 1e-12)
