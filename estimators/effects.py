@@ -272,6 +272,32 @@ def siptw(
     )
 
 
+def _austin_cafri(
+    fit: CoxResult,
+    t: np.ndarray,
+    e: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    strata: np.ndarray | None,
+    sets: np.ndarray,
+    n_sets: int,
+    rows: np.ndarray,
+    ties: str,
+) -> tuple[CoxResult, tuple[str, ...]]:
+    """``fit`` with the Austin-Cafri covariance (and a warning when it is negative)."""
+    bread = np.array([[fit.model_se[0] ** 2]])
+    cov = austin_cafri_cov(
+        t, e, x, w, strata, sets, n_sets, rows, fit.params, bread, ties == "efron"
+    )
+    if cov[0, 0] >= 0.0:
+        return replace_fields(fit, cov=cov, se=np.sqrt(cov.diagonal())), ()
+    msg = (
+        f"Austin-Cafri variance is negative ({cov[0, 0]:.3g}: the patient-clustered part is "
+        "smaller than the per-row part); the SE is NaN"
+    )
+    return replace_fields(fit, cov=cov, se=np.array([np.nan])), (msg,)
+
+
 def psm(
     df: Data | None,
     time: str,
@@ -396,13 +422,13 @@ def psm(
         )
     t = oc.time[rows]
     x = a[rows, None].astype(np.float64)
-    w = None if (k, rep) == (1, False) else m.row_weights()
+    w = m.row_weights()  # all exactly 1 for 1:1 without replacement
     s = sets if stratify else None
     fit = _fit_clean(
         t,
         e,
         x,
-        w,
+        None if (k, rep) == (1, False) else w,
         s,
         sets,
         True,
@@ -415,30 +441,10 @@ def psm(
         rescale=False,
         n_clusters=m.n_sets,
     )
-    unit_w = m.unit_weights(a.size)
     extra: dict[str, Any] = {"cluster_se": float(fit.se[0])}
     messages: tuple[str, ...] = ()
     if variance == "austin-cafri":
-        cov = austin_cafri_cov(
-            t,
-            e,
-            x,
-            np.ones(rows.size) if w is None else w,
-            s,
-            sets,
-            m.n_sets,
-            rows,
-            fit.params,
-            np.array([[fit.model_se[0] ** 2]]),
-            ties == "efron",
-        )
-        if not cov[0, 0] >= 0.0:
-            messages = (
-                f"Austin-Cafri variance is negative ({cov[0, 0]:.3g}: the patient-clustered "
-                "part is smaller than the per-row part); the SE is NaN",
-            )
-        se = np.sqrt(cov[0, 0]) if cov[0, 0] >= 0.0 else np.nan
-        fit = replace_fields(fit, cov=cov, se=np.array([se]))
+        fit, messages = _austin_cafri(fit, t, e, x, w, s, sets, m.n_sets, rows, ties)
     elif variance == "bootstrap":
         boot_rng = (
             rng
@@ -446,20 +452,12 @@ def psm(
             else np.random.default_rng(np.random.SeedSequence(int(random_state)).spawn(1)[0])
         )
         boot = matched_set_bootstrap(
-            t,
-            e,
-            x[:, 0],
-            np.ones(rows.size) if w is None else w,
-            sets,
-            m.n_sets,
-            stratify,
-            ties == "efron",
-            n_boot,
-            boot_rng,
+            t, e, x[:, 0], w, sets, m.n_sets, stratify, ties == "efron", n_boot, boot_rng
         )
         fit = replace_fields(fit, se=np.array([boot.se]), cov=np.array([[boot.se**2]]))
         extra["bootstrap"] = boot
         messages = () if boot.warning() is None else (boot.warning(),)
+    unit_w = m.unit_weights(a.size)
     if balance:
         extra["balance"] = balance_table(model.design.X, a, model.names, unit_w)
     estimand = "conditional" if stratify else "ATT"

@@ -206,7 +206,7 @@ def test_identical_sets_to_naive_for_every_ratio_and_replacement(
 
 
 @pytest.mark.parametrize(
-    ("ratio", "replace"), [(1, False), (2, False), (5, False), (2, True), (5, True)]
+    ("ratio", "replace"), [(1, False), (2, False), (5, False), (1, True), (2, True), (5, True)]
 )
 @pytest.mark.parametrize("caliper", [None, 0.2])
 @pytest.mark.parametrize("order", ORDERS)
