@@ -301,3 +301,20 @@ def test_austin_cafri_unstratified_is_at_least_the_set_clustered_variance(cohort
     for ratio in (1, 2, 5):
         est = psm(cohort, *ARGS, COVARIATES, ratio=ratio, replace=True, variance="austin-cafri")
         assert est.se >= est.diagnostics["cluster_se"] * (1 - 1e-12)
+
+
+def test_a_generator_draws_the_order_then_the_resamples(cohort):
+    est = psm(
+        cohort,
+        *ARGS,
+        COVARIATES,
+        variance="bootstrap",
+        n_boot=10,
+        random_state=np.random.default_rng(9),
+    )
+    g = np.random.default_rng(9)
+    n_treated = int(cohort["treated"].sum())
+    g.permutation(n_treated)  # the matching order
+    n_sets = est.diagnostics["sets"]
+    draws = g.integers(0, n_sets, size=(10, n_sets))
+    np.testing.assert_array_equal(est.diagnostics["bootstrap"].draws, draws)
