@@ -5,11 +5,15 @@ Controls are sorted by logit (ties by row index).
 * Without replacement (:func:`_greedy_match`): two union-find structures over sorted
   positions give, in near-constant amortised time, the nearest *available* control at
   or to the right of a position and at or to the left of it, so each treated patient
-  costs one binary search plus a few finds per round: O(k n log n) overall instead of
+  costs one position look-up plus a few finds per round, instead of
   the O(n_treated x n_control) distance matrix.
 * With replacement (:func:`_nearest_k`): every control stays available; from the
-  treated patient's binary-search position two pointers walk outwards block by block
-  (a block is a run of equal control logits), O(log n + k) per treated patient.
+  treated patient's position two pointers walk outwards block by block
+  (a block is a run of equal control logits), O(k) per treated patient.
+
+The starting position (first control with logit >= the treated logit) comes from a
+bucket table over the controls' range (:func:`_bucket_index`) and a binary search
+over the few buckets around it: exact, without a full binary search's cache misses.
 """
 
 from __future__ import annotations
@@ -31,6 +35,54 @@ def _find(parent: np.ndarray, i: int) -> int:
         parent[i] = root
         i = nxt
     return root
+
+
+@njit(cache=True)
+def _bucket_index(sorted_x: np.ndarray) -> np.ndarray:
+    """Lower-bound table of sorted values over n equal-width buckets of their range.
+
+    ``first[b]`` is the first position whose value is >= the left edge of bucket b
+    (edges ``lo + b (hi - lo) / n``), so :func:`_lower_bound` starts next to the answer
+    (a search over a few buckets) instead of a binary search over all (cache misses).
+    """
+    n = sorted_x.size
+    first = np.empty(n + 1, dtype=np.int64)
+    lo = sorted_x[0]
+    width = (sorted_x[n - 1] - lo) / n
+    pos = 0
+    for b in range(n + 1):
+        edge = lo + b * width
+        while pos < n and sorted_x[pos] < edge:
+            pos += 1
+        first[b] = pos
+    return first
+
+
+@njit(cache=True)
+def _lower_bound(sorted_x: np.ndarray, first: np.ndarray, x: float) -> int:
+    """First position with ``sorted_x >= x`` (``np.searchsorted(sorted_x, x)``), exact: a
+    binary search within the few buckets around ``x`` (a short, cached range)."""
+    n = sorted_x.size
+    lo = sorted_x[0]
+    span = sorted_x[n - 1] - lo
+    if not x > lo:
+        return 0
+    if x > sorted_x[n - 1]:
+        return n
+    b = int((x - lo) / span * n)  # x in bucket b up to rounding: the answer lies in
+    a = first[max(b - 1, 0)]  # [first[b - 1], first[b + 2]]; binary search there
+    z = first[min(b + 2, n)]
+    while a < z:
+        mid = (a + z) // 2
+        if sorted_x[mid] < x:
+            a = mid + 1
+        else:
+            z = mid
+    while a > 0 and sorted_x[a - 1] >= x:  # guards: exact whatever the rounding
+        a -= 1
+    while a < n and sorted_x[a] < x:
+        a += 1
+    return a
 
 
 @njit(cache=True)
@@ -76,12 +128,13 @@ def _greedy_match(
     right = np.arange(n0 + 1)
     left = np.arange(n0 + 1)
     out = np.full((n1, ratio), -1, dtype=np.int64)
+    first = _bucket_index(control_logit)
     for rnd in range(ratio):
         for t in range(n1):
             if rnd > 0 and out[t, rnd - 1] < 0:
                 continue
             x = treated_logit[t]
-            pos = np.searchsorted(control_logit, x)  # first control with logit >= x
+            pos = _lower_bound(control_logit, first, x)  # first control with logit >= x
             r = _find(right, pos)
             lft = _find(left, pos) - 1
             if lft >= 0:  # earliest free control of the same logit = smallest row index
@@ -130,9 +183,10 @@ def _nearest_k(
     n1 = treated_logit.size
     n0 = control_logit.size
     out = np.full((n1, ratio), -1, dtype=np.int64)
+    first = _bucket_index(control_logit)
     for t in range(n1):
         x = treated_logit[t]
-        r = np.searchsorted(control_logit, x)  # a block start: first logit >= x
+        r = _lower_bound(control_logit, first, x)  # a block start: first logit >= x
         lft = r - 1  # a block end: last logit < x
         got = 0
         while got < ratio:

@@ -280,3 +280,17 @@ def test_control_weights_sum_to_distinct_controls(data, ratio, replace):
     assert w[a == 0].sum() == pytest.approx(m.n_controls, rel=1e-12)
     if ratio == 1 and not replace:
         assert set(w.tolist()) <= {0.0, 1.0}
+
+
+@given(
+    values=arrays(np.float64, st.integers(1, 60), elements=st.floats(-50, 50))
+    | arrays(np.int64, st.integers(1, 60), elements=st.integers(-8, 8)).map(lambda v: v / 8.0),
+    queries=arrays(np.float64, st.integers(1, 20), elements=st.floats(-60, 60)),
+)
+def test_bucket_lower_bound_equals_searchsorted(values, queries):
+    from estimators._matching_kernels import _bucket_index, _lower_bound
+
+    x = np.sort(values)
+    first = _bucket_index(x)
+    for q in np.r_[queries, x, np.nextafter(x, np.inf), np.nextafter(x, -np.inf)]:
+        assert _lower_bound(x, first, q) == np.searchsorted(x, q)
