@@ -5,8 +5,10 @@ function       method                                       estimand
 =============  ===========================================  ==============================
 siptw          Cox on treatment, stabilized IPT weights,    ATE (``"ATT"`` with ATT
                robust (Lin-Wei sandwich) variance           weights)
-psm            Cox on treatment in the 1:1 matched set,     ATT
-               variance clustered on matched pair
+psm            Cox on treatment in the 1:k matched sets     ATT (``"conditional"``
+               (with or without replacement), variance      stratified on matched
+               clustered on matched set, Austin-Cafri or    set)
+               bootstrap
 naive_cox      Cox on treatment only                        crude
 adjusted_cox   Cox on treatment plus covariates             conditional
 =============  ===========================================  ==============================
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace as replace_fields
 from typing import Any
 
 import numpy as np
@@ -30,20 +33,27 @@ from .balance import balance_table
 from .cox import CoxResult, _fit_clean, _sort_order
 from .design_matrix import Design
 from .exceptions import EstimatorInputError, NoCovariatesWarning
+from .matched_cox import austin_cafri_cov, matched_set_bootstrap
 from .matching import Matching, _match
 from .propensity import PropensityModel
 from .result import EffectEstimate
 from .shared import Outcome, SharedInputs
 from .validation import (
     Data,
+    check_boot_ci,
     check_caliper,
     check_covariates,
     check_design_columns,
     check_estimand,
+    check_flag,
+    check_match_variance,
+    check_n_boot,
     check_order,
     check_pool_rare,
     check_ps_method,
     check_random_state,
+    check_ratio,
+    check_replace,
     check_ties,
     check_truncate,
 )
@@ -262,6 +272,32 @@ def siptw(
     )
 
 
+def _austin_cafri(
+    fit: CoxResult,
+    t: np.ndarray,
+    e: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    strata: np.ndarray | None,
+    sets: np.ndarray,
+    n_sets: int,
+    rows: np.ndarray,
+    ties: str,
+) -> tuple[CoxResult, tuple[str, ...]]:
+    """``fit`` with the Austin-Cafri covariance (and a warning when it is negative)."""
+    bread = np.array([[fit.model_se[0] ** 2]])
+    cov = austin_cafri_cov(
+        t, e, x, w, strata, sets, n_sets, rows, fit.params, bread, ties == "efron"
+    )
+    if cov[0, 0] >= 0.0:
+        return replace_fields(fit, cov=cov, se=np.sqrt(cov.diagonal())), ()
+    msg = (
+        f"Austin-Cafri variance is negative ({cov[0, 0]:.3g}: the patient-clustered part is "
+        "smaller than the per-row part); the SE is NaN"
+    )
+    return replace_fields(fit, cov=cov, se=np.array([np.nan])), (msg,)
+
+
 def psm(
     df: Data | None,
     time: str,
@@ -277,12 +313,31 @@ def psm(
     ps_method: str = "ml",
     pool_rare: int | None = None,
     shared: SharedInputs | None = None,
+    ratio: int = 1,
+    replace: bool = False,
+    variance: str = "cluster",
+    strata: bool = False,
+    n_boot: int = 200,
+    boot_ci: str = "normal",
 ) -> EffectEstimate:
-    """1:1 propensity-score matching, then Cox on treatment with pair-clustered SEs.
+    """1:k propensity-score matching, then Cox on treatment in the matched sets.
 
-    Greedy nearest-neighbour matching on the logit PS without replacement (see
-    :mod:`estimators.matching`).  The estimand is the ATT among the treated who
-    found a match (all treated when none is dropped).
+    Greedy nearest-neighbour matching on the logit PS, with or without replacement
+    (see :mod:`estimators.matching` for the exact greedy and tie rules and the
+    weights).  The Cox model is fitted to one row per matched-set member (a control
+    matched to several treated patients appears once per set), weighted by the
+    matching weights (all 1 for 1:1 without replacement).  The defaults (1:1, no
+    replacement, set-clustered SE) are the published analysis.
+
+    Estimand: ``"ATT"`` (the marginal HR among the treated who found a match; all
+    treated when none is dropped).  With ``strata=True`` the Cox model has one
+    baseline hazard per matched set: the *pair-conditional* HR, conditional on the
+    matched set (approximately on the PS), which is neither the marginal ATT HR nor
+    the covariate-conditional HR (the HR is non-collapsible; it lies between them).
+    Of the vocabulary (:mod:`estimators.estimands`) it is labelled, and scored
+    against, ``"conditional"``: an HR conditional on the confounders' summary, not a
+    population average; a study shows how far it is from the covariate-conditional
+    truth.
 
     Parameters
     ----------
@@ -292,21 +347,41 @@ def psm(
         Caliper in SDs of the logit PS (default 0.2); None for no caliper.
     order : {"random", "largest", "smallest", "data"}
     random_state : int or numpy.random.Generator
-        Seed for ``order="random"``.
+        Seed for ``order="random"`` and the bootstrap resamples.  A Generator is used
+        for both, in that order; with an int the resamples come from the independent
+        stream ``SeedSequence(random_state).spawn(1)[0]``.
     ties : {"efron", "breslow"}
     propensity : PropensityModel, optional
     balance : bool
         Compute the balance table after matching (False skips it).
     ps_method, pool_rare, shared
         As in :func:`siptw`.
+    ratio : int
+        Controls per treated patient (k >= 1).
+    replace : bool
+        Match with replacement.
+    variance : {"cluster", "austin-cafri", "bootstrap"}
+        ``"cluster"``: robust sandwich clustered on matched set (for 1:1, on pair);
+        ``"austin-cafri"``: clustered on both set and patient (for matching with
+        replacement; without it, it equals ``"cluster"`` and is allowed);
+        ``"bootstrap"``: matched-set bootstrap (see :mod:`estimators.matched_cox`).
+    strata : bool
+        Stratify the Cox model on matched set (pair-conditional HR, see above).
+    n_boot : int
+        Bootstrap resamples (>= 2; ``variance="bootstrap"`` only).
+    boot_ci : {"normal", "percentile"}
+        Bootstrap confidence interval: estimate +/- z SE, or the percentile interval.
 
     Returns
     -------
     EffectEstimate
-        ``n`` and ``events`` count the matched set; ``diagnostics``: ``balance``
-        (SMDs before/after matching), ``pairs``, ``treated_unmatched``,
+        ``n`` and ``events`` count the analysis rows; ``ess`` is the Kish effective
+        sample size of the matched patients' weights.  ``diagnostics``: ``balance``
+        (SMDs before/after matching, matching-weighted), ``pairs`` (treated-control
+        pairs), ``sets``, ``controls`` (distinct controls), ``treated_unmatched``,
         ``treated_unmatched_share``, ``caliper`` (logit scale), ``matching``
-        (:class:`Matching`), ``propensity``.
+        (:class:`Matching`), ``cluster_se`` (the set-clustered SE), ``bootstrap``
+        (:class:`~estimators.matched_cox.Bootstrap`, bootstrap only), ``propensity``.
 
     Raises
     ------
@@ -319,58 +394,85 @@ def psm(
     check_ties(ties)
     check_ps_method(ps_method)
     check_pool_rare(pool_rare)
+    k = check_ratio(ratio)
+    rep = check_replace(replace)
+    check_match_variance(variance)
+    stratify = check_flag(strata, "strata")
+    n_boot = check_n_boot(n_boot)
+    check_boot_ci(boot_ci)
     covs = check_covariates(covariates)
     shared, oc = _inputs(df, time, event, treatment, shared)
     a = oc.treatment
     model = _propensity(shared, covs, a, propensity, ps_method, pool_rare)
 
     def match() -> Matching:
-        return _match(model.logit, a.astype(bool), multiplier, caliper, order, rng)
+        return _match(model.logit, a.astype(bool), multiplier, caliper, order, rng, k, rep)
 
     if propensity is None and not isinstance(random_state, np.random.Generator):
         # the shared model and a seed: the same pairs for every outcome
         key = ("psm-pairs", covs, ps_method, pool_rare, multiplier, order, int(random_state))
-        m = shared._memo(key, match)
+        m = shared._memo(key + ((k, rep) if (k, rep) != (1, False) else ()), match)
     else:
         m = match()
-    rows, pair = m.rows_and_pairs()
+    rows, sets = m.rows_and_pairs()
     e = oc.event[rows]
     if not e.any():
         raise EstimatorInputError(
             f"no events among the {rows.size} matched patients; a Cox fit needs at least one"
         )
     t = oc.time[rows]
+    x = a[rows, None].astype(np.float64)
+    w = m.row_weights()  # all exactly 1 for 1:1 without replacement
+    s = sets if stratify else None
     fit = _fit_clean(
         t,
         e,
-        a[rows, None].astype(np.float64),
-        None,
-        None,
-        pair,
+        x,
+        None if (k, rep) == (1, False) else w,
+        s,
+        sets,
         True,
         ties,
         1e-9,
         50,
         None,
         (treatment,),
-        _sort_order(t, None),
+        _sort_order(t, s),
         rescale=False,
-        n_clusters=m.n_pairs,
+        n_clusters=m.n_sets,
     )
-    extra = {}
+    extra: dict[str, Any] = {"cluster_se": float(fit.se[0])}
+    messages: tuple[str, ...] = ()
+    if variance == "austin-cafri":
+        fit, messages = _austin_cafri(fit, t, e, x, w, s, sets, m.n_sets, rows, ties)
+    elif variance == "bootstrap":
+        boot_rng = (
+            rng
+            if isinstance(random_state, np.random.Generator)
+            else np.random.default_rng(np.random.SeedSequence(int(random_state)).spawn(1)[0])
+        )
+        boot = matched_set_bootstrap(
+            t, e, x[:, 0], w, sets, m.n_sets, stratify, ties == "efron", n_boot, boot_rng
+        )
+        fit = replace_fields(fit, se=np.array([boot.se]), cov=np.array([[boot.se**2]]))
+        extra["bootstrap"] = boot
+        messages = () if boot.warning() is None else (boot.warning(),)
+    unit_w = m.unit_weights(a.size)
     if balance:
-        in_matched_set = np.zeros(a.size)
-        in_matched_set[rows] = 1.0
-        extra["balance"] = balance_table(model.design.X, a, model.names, in_matched_set)
-    return _estimate(
+        extra["balance"] = balance_table(model.design.X, a, model.names, unit_w)
+    estimand = "conditional" if stratify else "ATT"
+    est = _estimate(
         "psm",
-        "ATT",
+        estimand,
         fit,
-        extra_warnings=_no_covariates("psm", "ATT", covs) + model.warnings,
+        ess=kish_ess(unit_w[unit_w > 0]),
+        extra_warnings=_no_covariates("psm", estimand, covs) + model.warnings + messages,
         converged=model.converged,
         diagnostics={
             **extra,
             "pairs": m.n_pairs,
+            "sets": m.n_sets,
+            "controls": m.n_controls,
             "treated_unmatched": m.n_unmatched,
             "treated_unmatched_share": m.unmatched_share,
             "caliper": m.caliper,
@@ -378,6 +480,10 @@ def psm(
             "propensity": model,
         },
     )
+    if variance == "bootstrap" and boot_ci == "percentile":
+        lo, hi = extra["bootstrap"].percentile_ci
+        est = replace_fields(est, ci_low=lo, ci_high=hi)
+    return est
 
 
 def naive_cox(

@@ -27,6 +27,8 @@ TIES = ("efron", "breslow")
 WEIGHT_ESTIMANDS = ("ATE", "ATT")
 ORDERS = ("random", "largest", "smallest", "data")
 PS_METHODS = ("ml", "firth")
+MATCH_VARIANCES = ("cluster", "austin-cafri", "bootstrap")
+BOOT_CIS = ("normal", "percentile")
 
 
 @dataclass(frozen=True)
@@ -397,3 +399,49 @@ def check_pool_rare(pool_rare: object) -> int | None:
             "minimum patients per arm a categorical level needs to keep its own indicator)"
         )
     return int(pool_rare)
+
+
+def check_ratio(ratio: object) -> int:
+    """Controls per treated patient in matching: an integer >= 1."""
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Integral) or ratio < 1:
+        raise EstimatorInputError(
+            f"ratio={ratio!r} is not allowed; use an integer >= 1 (controls per treated patient)"
+        )
+    return int(ratio)
+
+
+def check_flag(value: object, name: str) -> bool:
+    """A boolean option (``True`` / ``False``; numpy booleans accepted)."""
+    if not isinstance(value, bool | np.bool_):
+        raise EstimatorInputError(f"{name}={value!r} is not allowed; use True or False")
+    return bool(value)
+
+
+def check_replace(replace: object) -> bool:
+    """Matching with replacement: True or False."""
+    return check_flag(replace, "replace")
+
+
+def check_match_variance(variance: object) -> str:
+    """Variance of the matched Cox fit: one of :data:`MATCH_VARIANCES`."""
+    if variance not in MATCH_VARIANCES:
+        raise EstimatorInputError(
+            f"variance={variance!r} is not allowed; use one of {MATCH_VARIANCES}"
+        )
+    return variance  # type: ignore[return-value]
+
+
+def check_n_boot(n_boot: object) -> int:
+    """Bootstrap resamples: an integer >= 2."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 2:
+        raise EstimatorInputError(
+            f"n_boot={n_boot!r} is not allowed; use an integer >= 2 (bootstrap resamples)"
+        )
+    return int(n_boot)
+
+
+def check_boot_ci(boot_ci: object) -> str:
+    """Bootstrap confidence interval: one of :data:`BOOT_CIS`."""
+    if boot_ci not in BOOT_CIS:
+        raise EstimatorInputError(f"boot_ci={boot_ci!r} is not allowed; use one of {BOOT_CIS}")
+    return boot_ci  # type: ignore[return-value]

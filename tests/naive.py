@@ -498,3 +498,73 @@ def pool_rare_naive(
     if (out == other).any() and rare(out == other):
         out[out == other] = ref
     return out
+
+
+def match_k_naive(
+    logit: np.ndarray,
+    treatment: np.ndarray,
+    caliper: float,
+    order: str,
+    seed: int,
+    ratio: int,
+    replace: bool,
+) -> list[tuple[int, list[int]]]:
+    """1:k matching by scanning every control for every treated patient.
+
+    Treated order as :func:`greedy_match_naive`; ``caliper`` absolute (inclusive).
+    Without replacement: ``ratio`` rounds; in each, every treated patient in order takes
+    the unused control at the smallest distance (ties: smallest row index).  With
+    replacement: each treated patient takes the first ``ratio`` controls sorted by
+    (distance, row index) within the caliper.  Returns (treated row, [control rows in
+    the order taken]) for each treated patient with at least one control, in order.
+    """
+    treated = [i for i in range(len(logit)) if treatment[i] == 1]
+    controls = [i for i in range(len(logit)) if treatment[i] == 0]
+    if order == "largest":
+        treated = sorted(treated, key=lambda i: (-logit[i], i))
+    elif order == "smallest":
+        treated = sorted(treated, key=lambda i: (logit[i], i))
+    elif order == "random":
+        perm = np.random.default_rng(seed).permutation(len(treated))
+        treated = [treated[k] for k in perm]
+    taken: dict[int, list[int]] = {t: [] for t in treated}
+    if replace:
+        for t in treated:
+            near = sorted(controls, key=lambda c: (abs(logit[c] - logit[t]), c))
+            taken[t] = [c for c in near if abs(logit[c] - logit[t]) <= caliper][:ratio]
+    else:
+        used: set[int] = set()
+        for _ in range(ratio):
+            for t in treated:
+                free = [c for c in controls if c not in used]
+                if not free:
+                    continue
+                best = min(free, key=lambda c: (abs(logit[c] - logit[t]), c))
+                if abs(logit[best] - logit[t]) <= caliper:
+                    used.add(best)
+                    taken[t].append(best)
+    return [(t, taken[t]) for t in treated if taken[t]]
+
+
+def austin_cafri_naive(time, event, X, weights, strata, sets, patient, beta, ties):
+    """Austin-Cafri covariance: I^-1 (B_set + B_patient - B_row) I^-1 at ``beta``.
+
+    Each B sums, over the groups of rows sharing a matched set (``sets``), a patient
+    (``patient``) or nothing (each row alone), the outer product of the group's total
+    weighted score residual; residuals and information from the slow references above.
+    """
+    w = np.asarray(weights, dtype=float)
+    _, _, info = cox_derivatives_naive(time, event, X, w, strata, beta, ties)
+    wr = w[:, None] * cox_score_residuals_naive(time, event, X, w, strata, beta, ties)
+    p = X.shape[1]
+
+    def meat(groups):
+        out = np.zeros((p, p))
+        for g in set(groups.tolist()):
+            total = wr[groups == g].sum(axis=0)
+            out += np.outer(total, total)
+        return out
+
+    rows = np.arange(len(time))
+    bread = np.linalg.inv(info)
+    return bread @ (meat(np.asarray(sets)) + meat(np.asarray(patient)) - meat(rows)) @ bread
