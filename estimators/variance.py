@@ -1,0 +1,130 @@
+"""Variance of the sIPTW log hazard ratio that accounts for the estimated propensity score.
+
+M-estimation (Shu, Young, Toh & Wang 2021, Biometrics 77:1101; Hajage et al. 2018, Biom J
+60:1151): the logistic propensity model, the stabilization constants and the weighted Cox
+model are solved together as one system of estimating equations
+``sum_i psi_i(theta) = 0`` in ``theta = (gamma, c, beta)``:
+
+* ``gamma`` (q,), the PS coefficients (intercept first): ``psi_i = x_i (A_i - e_i)``;
+* ``c`` (m,), one constant per stabilized group G (both arms for ATE, the controls for
+  ATT, the treated for ATC, everyone for ATO / ATM; none when unstabilized):
+  ``psi_i = 1{i in G} (c_G w~_i - 1)``, w~ the raw weight;
+* ``beta``, the Cox log-HR: the weighted partial-likelihood score ``U``, whose
+  per-patient (asymptotically independent) contribution is ``w_i r_i``, r the score
+  residual (Lin & Wei 1989; Efron or Breslow ties).
+
+The covariance is the sandwich ``A^-1 B A^-T`` with ``A = -sum_i d psi_i / d theta``
+and ``B = sum_i phi_i phi_i'`` (``phi_i`` the per-patient contributions above).  The
+Cox row of ``A`` carries the derivative of ``U`` with respect to the weights: for every
+patient j, ``dU / dw_j = r_j`` exactly (both tie methods; the Efron terms' shares
+``1 - k/d`` are those of the score residual), so ``dU / dgamma = sum_j r_j c_G(j)
+(dw~_j / dlogit_j) x_j`` and ``dU / dc_G = sum_{j in G} r_j w~_j``, and
+``-dU / dbeta`` is the Cox information.  Everything is analytic and vectorised; only
+the last row of ``A^-1`` is needed, so the variance is ``z'z`` with
+``z = Phi A^-T e_beta`` (n,), the influence values.
+
+Trimmed patients stay in the PS equations and leave the others (the trimming set is
+locally constant in ``gamma``).  Percentile truncation is not a smooth estimating
+equation and is refused by :func:`estimators.siptw` with ``variance="mestimation"``.
+Under ``ps_method="firth"`` the ML score's sandwich is used at the Firth estimate: the
+Firth penalty's score is O(1) against the O(n) likelihood score, so both estimators
+share the ML influence function to first order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _cox_kernels as k
+from .weighting import _raw_weights, _stabilized_groups
+
+
+def cox_score_residuals(
+    time: np.ndarray,
+    event: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    beta: float,
+    order: np.ndarray,
+    efron: bool,
+) -> np.ndarray:
+    """Unweighted Cox score residuals of a one-covariate model, shape (n,), row order.
+
+    ``time`` (n,) months, ``event`` int8 (n,), ``x`` (n,) the covariate, ``w`` (n,) > 0,
+    ``order`` the kernels' row order (time descending).
+    """
+    xs = np.ascontiguousarray(x[order, None], dtype=np.float64)
+    ts = time[order]
+    starts, newstrat = k._tie_groups(ts, np.zeros(ts.size, dtype=np.int64))
+    r = k._score_residuals(xs, w[order], event[order], starts, newstrat, np.array([beta]), efron)
+    out = np.empty(ts.size)
+    out[order] = r[:, 0]
+    return out
+
+
+def siptw_mestimation_se(
+    X: np.ndarray,
+    a: np.ndarray,
+    ps: np.ndarray,
+    logit: np.ndarray,
+    estimand: str,
+    stabilized: bool,
+    keep: np.ndarray | None,
+    w: np.ndarray,
+    resid: np.ndarray,
+    information: float,
+) -> float:
+    """M-estimation (stacked PS + stabilization + weighted Cox) SE of the log-HR.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, q)
+        PS design with the intercept column first.
+    a : ndarray of bool, shape (n,)
+        Treatment.
+    ps, logit : ndarray, shape (n,)
+        Fitted propensity scores and their logit.
+    estimand, stabilized
+        As the weights were built (:func:`estimators.weighting.iptw_weights_from_logit`,
+        without truncation).
+    keep : ndarray of bool (n,) or None
+        Patients kept by trimming (None: everyone).
+    w : ndarray, shape (n,)
+        The analysis weights (0 for trimmed patients).
+    resid : ndarray, shape (n,)
+        Unweighted Cox score residuals at the estimate (any value for trimmed patients).
+    information : float
+        Weighted Cox information at the estimate.
+
+    Returns
+    -------
+    float
+        Standard error of the log hazard ratio.
+    """
+    n, q = X.shape
+    raw, draw, _ = _raw_weights(logit, a, estimand)
+    kept = np.ones(n, dtype=bool) if keep is None else keep
+    groups = _stabilized_groups(a, estimand, keep) if stabilized else []
+    m = len(groups)
+    scale = np.ones(n)  # c_G(i) (1 outside every group)
+    for g in groups:
+        scale[g] = g.sum() / raw[g].sum()
+    r = np.where(kept, resid, 0.0)
+    dim = q + m + 1
+    A = np.zeros((dim, dim))
+    phi = np.empty((n, dim))
+    A[:q, :q] = (X * (ps * (1.0 - ps))[:, None]).T @ X
+    phi[:, :q] = X * (a - ps)[:, None]
+    for j, g in enumerate(groups):
+        row = q + j
+        A[row, :q] = -(scale * draw * g) @ X
+        A[row, row] = -raw[g].sum()
+        phi[:, row] = np.where(g, scale * raw - 1.0, 0.0)
+        A[-1, row] = -(r * raw * g).sum()
+    A[-1, :q] = -(r * scale * draw) @ X
+    A[-1, -1] = information
+    phi[:, -1] = w * r
+    e_beta = np.zeros(dim)
+    e_beta[-1] = 1.0
+    z = phi @ np.linalg.solve(A.T, e_beta)
+    return float(np.sqrt(z @ z))
