@@ -184,6 +184,14 @@ def _raw_weights(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unstabilized weights, their derivative with respect to the logit, and which
     patients' weights are estimated (the others are 1 by definition); each (n,)."""
+    with np.errstate(over="ignore"):  # an infinite weight is reported by the caller
+        return _raw_weights_of(logit, a, estimand)
+
+
+def _raw_weights_of(
+    logit: np.ndarray, a: np.ndarray, estimand: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_raw_weights` (the formulas of the module docstring, from the logit)."""
     if estimand == "ATE":
         ex = np.exp(np.where(a, -logit, logit))
         return 1.0 + ex, np.where(a, -ex, ex), np.ones(a.size, dtype=bool)
