@@ -311,6 +311,7 @@ def siptw(
             w,
             resid,
             1.0 / fit.model_se[0] ** 2,
+            model.fit.cov,
         )
         fit = dataclasses.replace(fit, se=np.array([se]), cov=np.array([[se * se]]))
     diagnostics: dict[str, Any] = {}

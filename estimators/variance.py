@@ -21,7 +21,10 @@ patient j, ``dU / dw_j = r_j`` exactly (both tie methods; the Efron terms' share
 (dw~_j / dlogit_j) x_j`` and ``dU / dc_G = sum_{j in G} r_j w~_j``, and
 ``-dU / dbeta`` is the Cox information.  Everything is analytic and vectorised; only
 the last row of ``A^-1`` is needed, so the variance is ``z'z`` with
-``z = Phi A^-T e_beta`` (n,), the influence values.
+``z = Phi A^-T e_beta`` (n,), the influence values; ``A`` is block lower-triangular
+(the c block diagonal), so ``A^-T e_beta`` is a back substitution with one q x q solve,
+and ``Phi`` (n x (q + m + 1)) is never formed; the PS block's inverse is the PS fit's
+own model covariance (its information at the returned coefficients).
 
 Trimmed patients stay in the PS equations and leave the others (the trimming set is
 locally constant in ``gamma``).  Percentile truncation is not a smooth estimating
@@ -73,6 +76,7 @@ def siptw_mestimation_se(
     w: np.ndarray,
     resid: np.ndarray,
     information: float,
+    ps_cov: np.ndarray,
 ) -> float:
     """M-estimation (stacked PS + stabilization + weighted Cox) SE of the log-HR.
 
@@ -95,36 +99,28 @@ def siptw_mestimation_se(
         Unweighted Cox score residuals at the estimate (any value for trimmed patients).
     information : float
         Weighted Cox information at the estimate.
+    ps_cov : ndarray, shape (q, q)
+        Inverse of the logistic (Fisher) information ``X' diag(e (1 - e)) X`` at the PS
+        estimate (the PS fit's model-based covariance).
 
     Returns
     -------
     float
         Standard error of the log hazard ratio.
     """
-    n, q = X.shape
     raw, draw, _ = _raw_weights(logit, a, estimand)
-    kept = np.ones(n, dtype=bool) if keep is None else keep
+    r = resid if keep is None else np.where(keep, resid, 0.0)
     groups = _stabilized_groups(a, estimand, keep) if stabilized else []
-    m = len(groups)
-    scale = np.ones(n)  # c_G(i) (1 outside every group)
+    # A is block lower-triangular (gamma; c, diagonal; beta): solve A' l = e_beta by back
+    # substitution, then z = Phi l without forming Phi
+    l_beta = 1.0 / information
+    scale = np.ones(a.size)  # c_G(i), 1 outside every group
+    lam = np.zeros(a.size)  # l_c of patient i's group, 0 outside every group
     for g in groups:
         scale[g] = g.sum() / raw[g].sum()
-    r = np.where(kept, resid, 0.0)
-    dim = q + m + 1
-    A = np.zeros((dim, dim))
-    phi = np.empty((n, dim))
-    A[:q, :q] = (X * (ps * (1.0 - ps))[:, None]).T @ X
-    phi[:, :q] = X * (a - ps)[:, None]
-    for j, g in enumerate(groups):
-        row = q + j
-        A[row, :q] = -(scale * draw * g) @ X
-        A[row, row] = -raw[g].sum()
-        phi[:, row] = np.where(g, scale * raw - 1.0, 0.0)
-        A[-1, row] = -(r * raw * g).sum()
-    A[-1, :q] = -(r * scale * draw) @ X
-    A[-1, -1] = information
-    phi[:, -1] = w * r
-    e_beta = np.zeros(dim)
-    e_beta[-1] = 1.0
-    z = phi @ np.linalg.solve(A.T, e_beta)
+        lam[g] = -l_beta * (r[g] @ raw[g]) / raw[g].sum()
+    # A_c,gamma' l_c + A_beta,gamma' l_beta = -X' (c_G dw~/dlogit (l_c + l_beta r)), and
+    # A_gamma,gamma^-1 = ps_cov
+    l_gamma = ps_cov @ (X.T @ (scale * draw * (lam + l_beta * r)))
+    z = (a - ps) * (X @ l_gamma) + lam * (scale * raw - 1.0) + l_beta * w * r
     return float(np.sqrt(z @ z))
