@@ -297,11 +297,8 @@ def siptw(
             resid = r
         else:
             resid[keep] = r
-        X = np.empty((a.size, model.design.X.shape[1] + 1))
-        X[:, 0] = 1.0
-        X[:, 1:] = model.design.X
         se = siptw_mestimation_se(
-            X,
+            model.design.X,
             treated,
             model.ps,
             model.logit,

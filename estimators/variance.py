@@ -66,7 +66,7 @@ def cox_score_residuals(
 
 
 def siptw_mestimation_se(
-    X: np.ndarray,
+    Z: np.ndarray,
     a: np.ndarray,
     ps: np.ndarray,
     logit: np.ndarray,
@@ -82,8 +82,8 @@ def siptw_mestimation_se(
 
     Parameters
     ----------
-    X : ndarray, shape (n, q)
-        PS design with the intercept column first.
+    Z : ndarray, shape (n, q - 1)
+        PS design without its intercept (``PropensityModel.design.X``).
     a : ndarray of bool, shape (n,)
         Treatment.
     ps, logit : ndarray, shape (n,)
@@ -101,7 +101,7 @@ def siptw_mestimation_se(
         Weighted Cox information at the estimate.
     ps_cov : ndarray, shape (q, q)
         Inverse of the logistic (Fisher) information ``X' diag(e (1 - e)) X`` at the PS
-        estimate (the PS fit's model-based covariance).
+        estimate, ``X = [1, Z]`` (the PS fit's model-based covariance, intercept first).
 
     Returns
     -------
@@ -117,10 +117,12 @@ def siptw_mestimation_se(
     scale = np.ones(a.size)  # c_G(i), 1 outside every group
     lam = np.zeros(a.size)  # l_c of patient i's group, 0 outside every group
     for g in groups:
-        scale[g] = g.sum() / raw[g].sum()
-        lam[g] = -l_beta * (r[g] @ raw[g]) / raw[g].sum()
+        total = np.add.reduce(raw, where=g)
+        scale[g] = np.count_nonzero(g) / total
+        lam[g] = -l_beta * np.add.reduce(r * raw, where=g) / total
     # A_c,gamma' l_c + A_beta,gamma' l_beta = -X' (c_G dw~/dlogit (l_c + l_beta r)), and
-    # A_gamma,gamma^-1 = ps_cov
-    l_gamma = ps_cov @ (X.T @ (scale * draw * (lam + l_beta * r)))
-    z = (a - ps) * (X @ l_gamma) + lam * (scale * raw - 1.0) + l_beta * w * r
+    # A_gamma,gamma^-1 = ps_cov; X = [1, Z] is never formed
+    u = scale * draw * (lam + l_beta * r)
+    l_gamma = ps_cov @ np.r_[u.sum(), u @ Z]
+    z = (a - ps) * (l_gamma[0] + Z @ l_gamma[1:]) + lam * (scale * raw - 1.0) + l_beta * w * r
     return float(np.sqrt(z @ z))
