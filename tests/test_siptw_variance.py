@@ -114,6 +114,35 @@ def test_mestimation_is_below_robust_for_ate_weights():
     assert d.mean() > 3.0 * d.std(ddof=1) / np.sqrt(d.size)
 
 
+def test_mestimation_se_matches_the_empirical_se():
+    """ModSE / EmpSE of the M-estimation SE over 300 cohorts (n = 1,000) within 3.5 Monte
+    Carlo SEs of 1 for ATE, ATT and ATO weights.  MCSE of the ratio: the relative SE of a
+    sample SD, 1 / sqrt(2 (R - 1)) = 4.1% (the mean of the model SEs varies far less);
+    3.5 MCSE keeps the family-wise false-alarm rate of the three checks near 0.1%.
+    Observed when written: +0.3%, +1.0%, +2.1% (robust: +4.0%, +3.4%, +5.0%)."""
+    reps = 300
+    fits: dict[str, list[tuple[float, float]]] = {"ATE": [], "ATT": [], "ATO": []}
+    for r in range(reps):
+        df = confounded_cohort(1_000, seed=1_000 + r, confounding=1.5)
+        shared = SharedInputs(df, "treated", COVARIATES)
+        for estimand, out in fits.items():
+            est = siptw(
+                None,
+                *ARGS,
+                COVARIATES,
+                estimand=estimand,
+                variance="mestimation",
+                shared=shared,
+                balance=False,
+            )
+            out.append((est.log_hr, est.se))
+    mcse = 1.0 / np.sqrt(2.0 * (reps - 1))
+    for estimand, out in fits.items():
+        b, se = np.array(out).T
+        ratio = np.sqrt(np.mean(se**2)) / b.std(ddof=1)
+        assert abs(ratio - 1.0) <= 3.5 * mcse, (estimand, ratio)
+
+
 # ------------------------------------------------------------------- bad input
 
 
