@@ -291,12 +291,10 @@ def siptw(
         rescale=False,
     )
     if variance == "mestimation":
-        resid = np.zeros(a.size)
-        r = cox_score_residuals(t, e, x, wk, float(fit.params[0]), order, ties == "efron")
-        if keep is None:
-            resid = r
-        else:
-            resid[keep] = r
+        resid = cox_score_residuals(t, e, x, wk, float(fit.params[0]), order, ties == "efron")
+        if keep is not None:  # back to one value per patient (0 for the trimmed)
+            resid_kept, resid = resid, np.zeros(a.size)
+            resid[keep] = resid_kept
         se = siptw_mestimation_se(
             model.design.X,
             treated,
