@@ -22,9 +22,9 @@ patient j, ``dU / dw_j = r_j`` exactly (both tie methods; the Efron terms' share
 ``-dU / dbeta`` is the Cox information.  Everything is analytic and vectorised; only
 the last row of ``A^-1`` is needed, so the variance is ``z'z`` with
 ``z = Phi A^-T e_beta`` (n,), the influence values; ``A`` is block lower-triangular
-(the c block diagonal), so ``A^-T e_beta`` is a back substitution with one q x q solve,
-and ``Phi`` (n x (q + m + 1)) is never formed; the PS block's inverse is the PS fit's
-own model covariance (its information at the returned coefficients).
+(the c block diagonal), so ``A^-T e_beta`` is a back substitution whose PS block is a
+product with the PS fit's own model covariance (the inverse of its information at the
+returned coefficients), and ``Phi`` (n x (q + m + 1)) is never formed.
 
 Trimmed patients stay in the PS equations and leave the others (the trimming set is
 locally constant in ``gamma``).  Percentile truncation is not a smooth estimating
