@@ -10,6 +10,7 @@ from cohorts import COVARIATES, confounded_cohort
 from naive import siptw_mestimation_naive
 
 from estimators import EstimatorInputError, SharedInputs, fit_cox_arrays, fit_propensity, siptw
+from estimators.exceptions import NoOverlapError
 from estimators.validation import VARIANCES, WEIGHT_ESTIMANDS
 from estimators.weighting import iptw_weights_from_logit
 
@@ -163,6 +164,24 @@ def test_mestimation_se_matches_the_empirical_se():
 def test_bad_input_is_a_clear_error(tied, kwargs, match):
     with pytest.raises(EstimatorInputError, match=match):
         siptw(tied, *ARGS, COVARIATES, **kwargs)
+
+
+def test_att_without_overlap_is_a_clear_error_in_siptw():
+    """Complete separation fitted by Firth: finite scores, but no control inside the
+    treated's score range (and no treated inside the controls')."""
+    rng = np.random.default_rng(1)
+    n = 80
+    treated = np.r_[np.ones(n // 2), np.zeros(n // 2)].astype(int)
+    df = {
+        "treated": treated,
+        "x": np.where(treated == 1, rng.uniform(1, 2, n), rng.uniform(-2, -1, n)),
+        "pfs_months": rng.exponential(12.0, n),
+        "pfs_event": np.ones(n, dtype=int),
+    }
+    for estimand, who in (("ATT", "control"), ("ATC", "treated")):
+        with pytest.raises(NoOverlapError, match=f"estimand='{estimand}': no {who} patient"):
+            siptw(df, *ARGS, ["x"], estimand=estimand, ps_method="firth")
+    assert np.isfinite(siptw(df, *ARGS, ["x"], estimand="ATO", ps_method="firth").log_hr)
 
 
 def test_variances_listed_once():
