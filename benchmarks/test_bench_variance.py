@@ -6,9 +6,9 @@ diagnostics (PS fit, weights, balance table, weighted Cox), ``variance="robust"`
 :class:`SharedInputs` per call, ``balance=False`` (what a simulation study pays per
 replicate and estimator: PS fit included).  Group "sIPTW variance, shared PS": the PS
 and weights memoised (a second outcome of the same replicate): only the Cox fit and the
-variance are timed, the harshest comparison.  The ratio to ``"robust"`` of the same
-group and run is in each result's ``extra_info``.  Acceptance: M-estimation adds <= 25%
-to the fit (the first two groups).  No new numba kernel: M-estimation reuses the Cox
+variance are timed, the harshest comparison.  The ratios to ``"robust"`` of the same
+group and run (of the means and of the minima) are in each result's ``extra_info``.
+Acceptance: M-estimation adds <= 25% to the fit (the first two groups).  No new numba kernel: M-estimation reuses the Cox
 engine's score-residual kernel (already compiled and cached), the rest is numpy.
 
 Run: ``pytest benchmarks/test_bench_variance.py --benchmark-enable``.
@@ -23,14 +23,17 @@ from estimators import SharedInputs, siptw
 
 OUTCOME = ("pfs_months", "pfs_event", "treated")
 VARIANCES = ("robust", "mestimation", "naive")
-_seen: dict[tuple[str, str], float] = {}
+_seen: dict[tuple[str, str], tuple[float, float]] = {}
 
 
 def _record(benchmark, path: str, variance: str) -> None:
-    mean = benchmark.stats.stats.mean
-    _seen[(path, variance)] = mean
+    """Ratios of the mean and of the minimum (the least disturbed by a loaded machine)."""
+    stats = benchmark.stats.stats
+    _seen[(path, variance)] = (stats.mean, stats.min)
     if (path, "robust") in _seen:
-        benchmark.extra_info["ratio_to_robust"] = round(mean / _seen[(path, "robust")], 3)
+        mean, low = _seen[(path, "robust")]
+        benchmark.extra_info["ratio_to_robust_mean"] = round(stats.mean / mean, 3)
+        benchmark.extra_info["ratio_to_robust_min"] = round(stats.min / low, 3)
 
 
 @pytest.mark.parametrize("variance", VARIANCES)
