@@ -8,8 +8,9 @@ replicate and estimator: PS fit included).  Group "sIPTW variance, shared PS": t
 and weights memoised (a second outcome of the same replicate): only the Cox fit and the
 variance are timed, the harshest comparison.  The ratios to ``"robust"`` of the same
 group and run (of the means and of the minima) are in each result's ``extra_info``.
-Acceptance: M-estimation adds <= 25% to the fit (the first two groups).  No new numba kernel: M-estimation reuses the Cox
-engine's score-residual kernel (already compiled and cached), the rest is numpy.
+Acceptance: M-estimation adds <= 25% to the fit (the first two groups).  No new numba
+kernel: M-estimation reuses the Cox engine's score-residual kernel (already compiled and
+cached), the rest is numpy.
 
 Run: ``pytest benchmarks/test_bench_variance.py --benchmark-enable``.
 """
