@@ -3,8 +3,8 @@
 =============  ===========================================  ==============================
 function       method                                       estimand
 =============  ===========================================  ==============================
-siptw          Cox on treatment, stabilized IPT weights,    ATE (``"ATT"`` with ATT
-               robust (Lin-Wei sandwich) variance           weights)
+siptw          Cox on treatment, stabilized PS weights,     ATE (ATT, ATC, ATO, ATM
+               robust (Lin-Wei), M-estimation or naive SE   with those weights)
 psm            Cox on treatment in the 1:k matched sets     ATT (``"conditional"``
                (with or without replacement), variance      stratified on matched
                clustered on matched set, Austin-Cafri or    set)
@@ -22,6 +22,7 @@ computed once for all of them (``df`` may then be None).
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace as replace_fields
@@ -55,9 +56,12 @@ from .validation import (
     check_ratio,
     check_replace,
     check_ties,
+    check_trim,
     check_truncate,
+    check_variance,
 )
-from .weighting import _weights_from_logit, ess_by_arm, kish_ess, weight_summary
+from .variance import cox_score_residuals, siptw_mestimation_se
+from .weighting import _weights_from_logit, ess_by_arm, kish_ess, trim_mask, weight_summary
 
 
 def _inputs(
@@ -163,13 +167,16 @@ def siptw(
     ps_method: str = "ml",
     pool_rare: int | None = None,
     shared: SharedInputs | None = None,
+    variance: str = "robust",
+    trim: float | Sequence[float] | None = None,
 ) -> EffectEstimate:
-    """Stabilized inverse-probability-of-treatment-weighted Cox regression.
+    """Stabilized propensity-score-weighted Cox regression.
 
-    Cox model on treatment only, weighted by stabilized IPT weights (see
-    :mod:`estimators.weighting`), with the robust (Lin-Wei sandwich) variance, as in
-    the published Flatiron analysis.  The robust SE ignores estimation of the PS and
-    is conservative for the ATE.
+    Cox model on treatment only, weighted by stabilized weights of ``estimand`` (see
+    :mod:`estimators.weighting`), with the robust (Lin-Wei sandwich) variance by default,
+    as in the published Flatiron analysis.  The robust SE ignores estimation of the PS:
+    it is conservative for ATE weights (Shu et al. 2021), not necessarily for the others;
+    ``variance="mestimation"`` accounts for it (:mod:`estimators.variance`).
 
     Parameters
     ----------
@@ -180,8 +187,8 @@ def siptw(
     covariates : sequence of str
         Propensity-score covariates; ``[]`` warns (:class:`NoCovariatesWarning`): the
         estimate is then the crude contrast.
-    estimand : {"ATE", "ATT"}
-        ATE weights (default) or ATT weights.
+    estimand : {"ATE", "ATT", "ATC", "ATO", "ATM"}
+        Weights and target population (module :mod:`estimators.weighting`).
     truncate : (low, high), optional
         Truncate the weights at these percentiles (e.g. ``(1, 99)``).
     ties : {"efron", "breslow"}
@@ -208,47 +215,118 @@ def siptw(
         its propensity model, the weights (and :func:`psm`'s pairs, for an integer
         ``random_state``) are computed once and reused for every outcome: the
         ``analysis_weights`` / ``matching`` of those results are one object.
+    variance : {"robust", "mestimation", "naive"}
+        ``"robust"``: Lin-Wei sandwich of the weighted Cox fit, weights taken as known
+        (default).  ``"mestimation"``: sandwich of the stacked PS, stabilization and Cox
+        estimating equations (not with ``truncate``; under ``ps_method="firth"`` the ML
+        score's sandwich at the Firth estimate).  ``"naive"``: model-based inverse
+        information of the weighted fit, a negative control (wrong by design).
+    trim : float or (low, high), optional
+        Crump trimming: drop patients whose estimated PS is outside ``[trim, 1 - trim]``
+        (or ``[low, high]``) before stabilizing; this changes the target population to
+        the patients with PS in that interval.
 
     Returns
     -------
     EffectEstimate
-        ``ess`` is the Kish effective sample size of the weights.  ``diagnostics``:
-        ``balance`` (SMDs before/after weighting), ``ess_by_arm``, ``weights``
-        (summary), ``analysis_weights`` (the weights, shape (n,)), ``propensity``.
+        ``n`` and ``events`` count the patients kept (all unless trimmed); ``ess`` is the
+        Kish effective sample size of the weights.  ``diagnostics``: ``balance`` (SMDs
+        before/after weighting), ``ess_by_arm``, ``weights`` (summary of the kept
+        patients' weights), ``analysis_weights`` (the weights, shape (n,), 0 for trimmed
+        patients), ``propensity``, ``variance`` (its name), ``trimmed`` (patients dropped;
+        with ``trim`` only).
+
+    Raises
+    ------
+    EstimatorInputError
+        Bad input (before any work); a trimming that leaves an arm empty.
+    NoOverlapError
+        ATT (ATC) with no control (treated) patient in the other arm's PS range.
     """
     check_estimand(estimand)
     bounds = check_truncate(truncate)
     check_ties(ties)
     check_ps_method(ps_method)
     check_pool_rare(pool_rare)
+    check_variance(variance)
+    limits = check_trim(trim)
+    if variance == "mestimation" and bounds is not None:
+        raise EstimatorInputError(
+            f"variance='mestimation' is not allowed with truncate={truncate!r}: percentile "
+            "truncation is not a smooth estimating equation; use trim= (PS thresholds) or "
+            "variance='robust'"
+        )
     covs = check_covariates(covariates)
     shared, oc = _inputs(df, time, event, treatment, shared)
     a = oc.treatment
     model = _propensity(shared, covs, a, propensity, ps_method, pool_rare)
+    treated = a.astype(bool)
+
+    def keep_mask() -> np.ndarray | None:
+        return None if limits is None else trim_mask(model.logit, treated, limits, trim)
 
     def weights() -> np.ndarray:
-        return _weights_from_logit(model.logit, a.astype(bool), estimand, True, bounds)
+        return _weights_from_logit(model.logit, treated, estimand, True, bounds, keep_mask())
 
     if propensity is None:  # the shared model: its weights are the same for every outcome
-        w = shared._memo(("siptw-weights", covs, ps_method, pool_rare, estimand, bounds), weights)
+        key = ("siptw-weights", covs, ps_method, pool_rare, estimand, bounds)
+        w = shared._memo(key if limits is None else (*key, limits), weights)
     else:
         w = weights()
+    if limits is None:
+        keep, t, e, x, wk, order = None, oc.time, oc.event, a, w, oc.order
+    else:
+        keep = keep_mask()
+        t, e, x, wk = oc.time[keep], oc.event[keep], a[keep], w[keep]
+        if not e.any():
+            raise EstimatorInputError(
+                f"trim={trim!r} leaves no events among the {int(keep.sum())} patients kept; "
+                "a Cox fit needs at least one"
+            )
+        order = _sort_order(t, None)
     fit = _fit_clean(
-        oc.time,
-        oc.event,
-        a[:, None].astype(np.float64),
-        w,
+        t,
+        e,
+        x[:, None].astype(np.float64),
+        wk,
         None,
         None,
-        True,
+        variance == "robust",
         ties,
         1e-9,
         50,
         None,
         (treatment,),
-        oc.order,
+        order,
         rescale=False,
     )
+    if variance == "mestimation":
+        resid = cox_score_residuals(t, e, x, wk, float(fit.params[0]), order, ties == "efron")
+        if keep is not None:  # back to one value per patient (0 for the trimmed)
+            resid_kept, resid = resid, np.zeros(a.size)
+            resid[keep] = resid_kept
+        se = siptw_mestimation_se(
+            model.design.X,
+            treated,
+            model.ps,
+            model.logit,
+            estimand,
+            True,
+            keep,
+            w,
+            resid,
+            1.0 / fit.model_se[0] ** 2,
+            model.fit.cov,
+        )
+        fit = dataclasses.replace(fit, se=np.array([se]), cov=np.array([[se * se]]))
+    diagnostics: dict[str, Any] = {}
+    if balance:
+        diagnostics["balance"] = balance_table(model.design.X, a, model.names, w)
+        diagnostics["weights"] = weight_summary(w if keep is None else wk)
+    diagnostics |= {"ess_by_arm": ess_by_arm(w, a), "analysis_weights": w, "propensity": model}
+    diagnostics["variance"] = variance
+    if keep is not None:
+        diagnostics["trimmed"] = int(a.size - wk.size)
     return _estimate(
         "siptw",
         estimand,
@@ -256,19 +334,7 @@ def siptw(
         ess=kish_ess(w),
         extra_warnings=_no_covariates("siptw", estimand, covs) + model.warnings,
         converged=model.converged,
-        diagnostics={
-            **(
-                {
-                    "balance": balance_table(model.design.X, a, model.names, w),
-                    "weights": weight_summary(w),
-                }
-                if balance
-                else {}
-            ),
-            "ess_by_arm": ess_by_arm(w, a),
-            "analysis_weights": w,
-            "propensity": model,
-        },
+        diagnostics=diagnostics,
     )
 
 

@@ -24,7 +24,8 @@ from ._column_kernels import _column_ranges
 from .exceptions import EstimatorInputError
 
 TIES = ("efron", "breslow")
-WEIGHT_ESTIMANDS = ("ATE", "ATT")
+WEIGHT_ESTIMANDS = ("ATE", "ATT", "ATC", "ATO", "ATM")
+VARIANCES = ("robust", "mestimation", "naive")
 ORDERS = ("random", "largest", "smallest", "data")
 PS_METHODS = ("ml", "firth")
 MATCH_VARIANCES = ("cluster", "austin-cafri", "bootstrap")
@@ -318,6 +319,39 @@ def check_estimand(estimand: str) -> str:
             f"estimand={estimand!r} is not allowed; use one of {WEIGHT_ESTIMANDS}"
         )
     return estimand
+
+
+def check_trim(trim: object) -> tuple[float, float] | None:
+    """Validate ``trim``: None, ``alpha`` in (0, 0.5), or ``(low, high)`` with
+    ``0 <= low < high <= 1``; returned as the kept interval ``(low, high)``."""
+    if trim is None:
+        return None
+    if isinstance(trim, numbers.Real) and not isinstance(trim, bool):
+        if not (np.isfinite(trim) and 0.0 < trim < 0.5):
+            raise EstimatorInputError(
+                f"trim={trim!r} is not allowed; a single value is alpha in (0, 0.5) (patients "
+                "with propensity score outside [alpha, 1 - alpha] are dropped), e.g. 0.1"
+            )
+        return float(trim), 1.0 - float(trim)
+    try:
+        low, high = (float(v) for v in trim)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise EstimatorInputError(
+            f"trim={trim!r} is not allowed; give alpha in (0, 0.5), two propensity-score "
+            "bounds (low, high), e.g. (0.05, 0.95), or None"
+        ) from None
+    if not (0.0 <= low < high <= 1.0):
+        raise EstimatorInputError(
+            f"trim={trim!r} is not allowed; bounds must satisfy 0 <= low < high <= 1"
+        )
+    return low, high
+
+
+def check_variance(variance: object) -> str:
+    """A variance of :func:`estimators.siptw`: one of :data:`VARIANCES`."""
+    if variance not in VARIANCES:
+        raise EstimatorInputError(f"variance={variance!r} is not allowed; use one of {VARIANCES}")
+    return variance  # type: ignore[return-value]
 
 
 def check_ps(ps: np.ndarray, n: int) -> np.ndarray:

@@ -1,23 +1,51 @@
-"""Inverse probability of treatment weights (IPTW) and their diagnostics.
+"""Propensity-score weights (IPTW, overlap, matching weights) and their diagnostics.
 
-Weights for patient i in arm a (``e`` = propensity score P(A = 1 | X)):
+Weights for patient i in arm a (``e`` = propensity score P(A = 1 | X)), and the
+population each weighting targets (the one :mod:`simulator.exact` integrates over, both
+potential outcomes of every patient of it):
 
-* ``estimand="ATE"``: ``1 / e`` for the treated, ``1 / (1 - e)`` for controls;
-* ``estimand="ATT"``: ``1`` for the treated, ``e / (1 - e)`` for controls.
+=========  ======================  =====================  ==================================
+estimand   treated                 controls               target population (density x)
+=========  ======================  =====================  ==================================
+ATE        ``1 / e``               ``1 / (1 - e)``        everyone
+ATT        ``1``                   ``e / (1 - e)``        the treated, ``e(x)``
+ATC        ``(1 - e) / e``         ``1``                  the controls, ``1 - e(x)``
+ATO        ``1 - e``               ``e``                  overlap, ``e(x) (1 - e(x))``
+ATM        ``min(e, 1 - e) / e``   ``min(e,1-e)/(1-e)``   matching, ``min(e(x), 1 - e(x))``
+=========  ======================  =====================  ==================================
 
-**Stabilized** weights (default) multiply each arm's weights by a constant so that
-they sum to the arm's size (mean exactly 1 within each arm).  For the ATE this is
-``P(A = a) / P(A = a | X)`` with the marginal probability estimated by
-``n_a / sum_{arm a} 1 / P(A = a | X)`` (the Hajek estimate; Xu et al. 2010 use
-``n_a / n``, which differs by a factor tending to 1).  For the ATT only the control
-weights are rescaled (treated weights stay 1).  Stabilizing leaves weighted means
-within an arm unchanged and keeps the weighted sample the size of the real one.
+Every weight is computed from the logit of ``e`` (``1 / e = 1 + exp(-logit)``,
+``e / (1 - e) = exp(logit)``, ``e = expit(logit)``), so it stays finite where ``e``
+rounds to 0 or 1.
+
+**Stabilized** weights (default) rescale groups of patients by constants so that each
+group's weights average exactly 1:
+
+* ATE: each arm (``P(A = a) / P(A = a | X)`` with ``P(A = a)`` estimated by
+  ``n_a / sum_{arm a} 1 / P(A = a | X)``, the Hajek estimate; Xu et al. 2010 use
+  ``n_a / n``, which differs by a factor tending to 1);
+* ATT: the controls only (treated weights stay 1); ATC, its mirror: the treated only;
+* ATO, ATM: one common constant for everyone (weights average 1 over the cohort).  These
+  weights are bounded already, and the two arms' raw totals estimate the same mass
+  (``E[A (1 - e)] = E[(1 - A) e] = E[e (1 - e)]``, likewise for ATM): the raw weights
+  give the two-arm population of equal arm sizes the truth is defined on.  Per-arm
+  rescaling would tilt that arm mix, so only the common scale (which changes neither the
+  Cox estimate nor its robust variance) is applied.
 
 **Truncation** ``truncate=(low, high)`` clips the weights at the ``low``-th and
-``high``-th percentiles (numpy's default linear interpolation) of the distribution of
-the estimated weights: all patients for the ATE, controls for the ATT (treated ATT
-weights are 1 by definition).  Truncation is applied after stabilization; truncated
-weights no longer average exactly 1.
+``high``-th percentiles (numpy's default linear interpolation) of the estimated weights:
+everyone's for ATE / ATO / ATM, the controls' for ATT, the treated's for ATC (the other
+arm's weights are 1 by definition).  Applied after stabilization; truncated weights no
+longer average exactly 1.  The target population becomes implicit (a compromise between
+the estimand's and the sample's): truncation trades bias for variance.
+
+**Trimming** ``trim=alpha`` or ``trim=(low, high)`` (Crump et al. 2009) drops the
+patients whose *estimated* score is outside ``[alpha, 1 - alpha]`` (or ``[low, high]``;
+bounds inclusive) before stabilization; they get weight 0 and leave the outcome model
+(the propensity model is not refitted).  Trimming **changes the target population** to
+the patients with ``low <= e(x) <= high`` (weighted as the estimand says): a trimmed
+estimate is no longer the full population's ATE / ATT / ... and is scored against it
+only to show that bias.
 """
 
 from __future__ import annotations
@@ -25,17 +53,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.special import expit
 
-from .exceptions import EstimatorInputError
+from .exceptions import EstimatorInputError, NoOverlapError
 from .validation import (
     WEIGHT_ESTIMANDS,
     check_estimand,
     check_ps,
     check_treatment,
+    check_trim,
     check_truncate,
 )
 
-__all__ = ["WEIGHT_ESTIMANDS", "ess_by_arm", "iptw_weights", "iptw_weights_from_logit", "kish_ess"]
+__all__ = [
+    "WEIGHT_ESTIMANDS",
+    "ess_by_arm",
+    "iptw_weights",
+    "iptw_weights_from_logit",
+    "kish_ess",
+    "trim_mask",
+]
 
 SUMMARY_PERCENTILES = (1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0)
 
@@ -46,8 +83,9 @@ def iptw_weights(
     estimand: str = "ATE",
     stabilized: bool = True,
     truncate: Sequence[float] | None = None,
+    trim: float | Sequence[float] | None = None,
 ) -> np.ndarray:
-    """Inverse probability of treatment weights.
+    """Propensity-score weights of an estimand (see the module docstring).
 
     Parameters
     ----------
@@ -55,23 +93,36 @@ def iptw_weights(
         Propensity scores P(A = 1 | X), strictly inside (0, 1).
     treatment : ndarray, shape (n,)
         0/1 treatment, both arms present.
-    estimand : {"ATE", "ATT"}
+    estimand : {"ATE", "ATT", "ATC", "ATO", "ATM"}
     stabilized : bool
-        Rescale each arm's (ATE) or the controls' (ATT) weights to mean 1.
+        Rescale each arm (ATE), the controls (ATT), the treated (ATC) or everyone
+        (ATO, ATM) to mean weight 1.
     truncate : (low, high) percentiles, optional
         Clip the weights at these percentiles, ``0 <= low < high <= 100``.
+    trim : float or (low, high), optional
+        Drop (weight 0) patients with ``ps`` outside ``[trim, 1 - trim]`` (``0 < trim <
+        0.5``) or ``[low, high]`` (``0 <= low < high <= 1``).
 
     Returns
     -------
     ndarray, shape (n,)
-        Positive finite weights.
+        Finite weights, > 0 except the trimmed patients' 0.
+
+    Raises
+    ------
+    EstimatorInputError
+        Bad input; a trimming that leaves an arm empty.
+    NoOverlapError
+        ATT (ATC): no control (treated) patient inside the treated's (controls')
+        propensity-score range.
     """
     check_estimand(estimand)
     check_truncate(truncate)
+    check_trim(trim)
     a = check_treatment(np.asarray(treatment, dtype=np.float64), "treatment")
     ps = check_ps(ps, a.size)
     return iptw_weights_from_logit(
-        np.log(ps) - np.log1p(-ps), treatment, estimand, stabilized, truncate
+        np.log(ps) - np.log1p(-ps), treatment, estimand, stabilized, truncate, trim
     )
 
 
@@ -81,14 +132,13 @@ def iptw_weights_from_logit(
     estimand: str = "ATE",
     stabilized: bool = True,
     truncate: Sequence[float] | None = None,
+    trim: float | Sequence[float] | None = None,
 ) -> np.ndarray:
-    """:func:`iptw_weights` from the logit of the propensity score.
-
-    ``1 / e = 1 + exp(-logit)``, ``1 / (1 - e) = 1 + exp(logit)`` and
-    ``e / (1 - e) = exp(logit)`` stay finite where ``e`` itself rounds to 0 or 1.
-    """
+    """:func:`iptw_weights` from the logit of the propensity score (finite where ``e``
+    rounds to 0 or 1)."""
     check_estimand(estimand)
     bounds = check_truncate(truncate)
+    limits = check_trim(trim)
     a = check_treatment(np.asarray(treatment, dtype=np.float64), "treatment").astype(bool)
     logit = np.asarray(logit, dtype=np.float64)
     if logit.shape != a.shape or np.isnan(logit).any():
@@ -96,7 +146,102 @@ def iptw_weights_from_logit(
             f"logit must be one non-NaN value per patient; got shape {logit.shape} for "
             f"{a.size} patients"
         )
-    return _weights_from_logit(logit, a, estimand, stabilized, bounds)
+    keep = None if limits is None else trim_mask(logit, a, limits, trim)
+    return _weights_from_logit(logit, a, estimand, stabilized, bounds, keep)
+
+
+def trim_mask(
+    logit: np.ndarray,
+    a: np.ndarray,
+    limits: tuple[float, float],
+    trim: object = None,
+) -> np.ndarray:
+    """Patients kept by trimming: ``limits[0] <= e <= limits[1]``, shape (n,) bool.
+
+    ``a`` is the boolean treatment; ``trim`` (the user's value) only labels the error.
+
+    Raises
+    ------
+    EstimatorInputError
+        An arm with no patient left.
+    """
+    e = expit(logit)
+    keep = (e >= limits[0]) & (e <= limits[1])
+    for arm, name in ((a, "treated"), (~a, "control")):
+        if not (keep & arm).any():
+            shown = limits if trim is None else trim
+            raise EstimatorInputError(
+                f"trim={shown!r} leaves no {name} patient (estimated propensity scores of "
+                f"that arm span [{e[arm].min():.4g}, {e[arm].max():.4g}]); choose a trim "
+                f"with at least one patient per arm inside [{limits[0]:g}, {limits[1]:g}], "
+                "e.g. 0.05 or 0.1, or None"
+            )
+    return keep
+
+
+def _raw_weights(
+    logit: np.ndarray, a: np.ndarray, estimand: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unstabilized weights, their derivative with respect to the logit, and which
+    patients' weights are estimated (the others are 1 by definition); each (n,)."""
+    with np.errstate(over="ignore"):  # an infinite weight is reported by the caller
+        return _raw_weights_of(logit, a, estimand)
+
+
+def _raw_weights_of(
+    logit: np.ndarray, a: np.ndarray, estimand: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_raw_weights` (the formulas of the module docstring, from the logit)."""
+    if estimand == "ATE":
+        ex = np.exp(np.where(a, -logit, logit))
+        return 1.0 + ex, np.where(a, -ex, ex), np.ones(a.size, dtype=bool)
+    if estimand == "ATT":
+        ex = np.exp(logit)
+        w = np.where(a, 1.0, ex)
+        return w, np.where(a, 0.0, ex), ~a
+    if estimand == "ATC":
+        ex = np.exp(-logit)
+        w = np.where(a, ex, 1.0)
+        return w, np.where(a, -ex, 0.0), a.copy()
+    e, f = expit(logit), expit(-logit)  # e and 1 - e, each accurate near 0
+    if estimand == "ATO":
+        return np.where(a, f, e), np.where(a, -e * f, e * f), np.ones(a.size, dtype=bool)
+    # ATM: min(e, 1-e) / e is 1 for e <= 1/2, else (1-e)/e = exp(-logit); mirror for controls
+    ex = np.exp(-np.abs(logit))
+    w = np.where(a, np.where(logit <= 0.0, 1.0, ex), np.where(logit >= 0.0, 1.0, ex))
+    dw = np.where(a, np.where(logit <= 0.0, 0.0, -ex), np.where(logit >= 0.0, 0.0, ex))
+    return w, dw, np.ones(a.size, dtype=bool)
+
+
+def _stabilized_groups(a: np.ndarray, estimand: str, keep: np.ndarray | None) -> list[np.ndarray]:
+    """The patient groups (boolean masks) each rescaled to mean weight 1."""
+    if estimand == "ATE":
+        groups = [a, ~a]
+    elif estimand == "ATT":
+        groups = [~a]
+    elif estimand == "ATC":
+        groups = [a]
+    else:
+        groups = [np.ones(a.size, dtype=bool)]
+    return groups if keep is None else [g & keep for g in groups]
+
+
+def _check_overlap(logit: np.ndarray, a: np.ndarray, estimand: str, keep) -> None:
+    """ATT (ATC): some control (treated) patient inside the other arm's PS range."""
+    if estimand not in ("ATT", "ATC"):
+        return
+    target, other = (a, ~a) if estimand == "ATT" else (~a, a)
+    if keep is not None:
+        target, other = target & keep, other & keep
+    lo, hi = logit[target].min(), logit[target].max()
+    if not ((logit[other] >= lo) & (logit[other] <= hi)).any():
+        who, whom = ("control", "treated") if estimand == "ATT" else ("treated", "control")
+        raise NoOverlapError(
+            f"estimand={estimand!r}: no {who} patient has a propensity score inside the "
+            f"{whom} patients' range [{expit(lo):.4g}, {expit(hi):.4g}]; the {estimand} "
+            f"is not identified here (no overlap). Use estimand='ATO' or 'ATM', or "
+            "restrict the cohort"
+        )
 
 
 def _weights_from_logit(
@@ -105,22 +250,23 @@ def _weights_from_logit(
     estimand: str,
     stabilized: bool,
     bounds: tuple[float, float] | None,
+    keep: np.ndarray | None = None,
 ) -> np.ndarray:
-    """:func:`iptw_weights_from_logit` on clean input (``a`` boolean, both arms)."""
-    if estimand == "ATE":
-        w = 1.0 + np.exp(np.where(a, -logit, logit))
-        estimated = np.ones(a.size, dtype=bool)
-    else:
-        w = np.where(a, 1.0, np.exp(logit))
-        estimated = ~a
+    """:func:`iptw_weights_from_logit` on clean input (``a`` boolean, both arms;
+    ``keep`` the trimming mask, both arms present, or None)."""
+    _check_overlap(logit, a, estimand, keep)
+    w, _, estimated = _raw_weights(logit, a, estimand)
+    if keep is not None:
+        w[~keep] = 0.0
+        estimated &= keep
     if not np.isfinite(w).all():
         raise EstimatorInputError(
             "some weights are infinite: propensity scores of exactly 0 or 1 (positivity "
-            "violated); restrict the cohort or the covariates"
+            "violated); restrict the cohort or the covariates, or trim (trim=0.05)"
         )
     if stabilized:
-        for arm in (a, ~a) if estimand == "ATE" else (~a,):
-            w[arm] *= arm.sum() / w[arm].sum()
+        for group in _stabilized_groups(a, estimand, keep):
+            w[group] *= group.sum() / w[group].sum()
     if bounds is not None:
         lo, hi = np.percentile(w[estimated], bounds)
         w[estimated] = np.clip(w[estimated], lo, hi)

@@ -196,7 +196,7 @@ def test_bad_data_raise(cohort, estimator, change, match):
 @pytest.mark.parametrize(
     ("estimator", "kwargs", "match"),
     [
-        (siptw, {"estimand": "ATC"}, "estimand='ATC' is not allowed"),
+        (siptw, {"estimand": "ATX"}, "estimand='ATX' is not allowed"),
         (siptw, {"truncate": (1, 101)}, "truncate"),
         (siptw, {"truncate": (99, 1)}, "0 <= low < high <= 100"),
         (siptw, {"ties": "exact"}, "ties='exact' is not allowed"),

@@ -22,6 +22,7 @@ def scores_and_arms(draw, min_size: int = 4, max_size: int = 60):
     ps = draw(arrays(np.float64, n, elements=st.floats(0.01, 0.99)))
     a = draw(arrays(np.int64, n, elements=st.integers(0, 1)))
     a[0], a[1] = 0, 1  # both arms present
+    ps[0], ps[1] = 0.5, 0.5  # ... overlapping: ATT needs a control in the treated's range
     return ps, a
 
 
@@ -137,7 +138,7 @@ A = np.array([1, 0, 1, 0])
         ({"ps": np.array([0.2, 0.5, 0.7])}, r"shape \(3,\); expected \(4,\)"),
         ({"treatment": np.array([1, 0, 2, 0])}, "only 0 and 1"),
         ({"treatment": np.array([1, 1, 1, 1])}, "single arm"),
-        ({"estimand": "ATC"}, "estimand='ATC' is not allowed"),
+        ({"estimand": "ATX"}, "estimand='ATX' is not allowed"),
         ({"truncate": (-1, 99)}, r"truncate=\(-1, 99\) is not allowed"),
         ({"truncate": (1, 101)}, "0 <= low < high <= 100"),
         ({"truncate": (99, 1)}, "0 <= low < high <= 100"),
