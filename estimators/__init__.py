@@ -19,6 +19,7 @@ from .exceptions import (
     SeparationError,
     SeparationWarning,
 )
+from .km_effects import iptw_km, km_difference, matched_km
 from .matching import Matching, match_pairs
 from .propensity import PropensityModel, fit_logistic, fit_propensity, pool_rare_levels
 from .registry import (
@@ -61,10 +62,13 @@ __all__ = [
     "fit_logistic",
     "fit_propensity",
     "get_estimator",
+    "iptw_km",
     "iptw_weights",
     "kaplan_meier",
     "kaplan_meier_by_arm",
+    "km_difference",
     "match_pairs",
+    "matched_km",
     "naive_cox",
     "outcome_arrays",
     "pool_rare_levels",

@@ -195,3 +195,8 @@ register_estimator("siptw", siptw, "ATE", frame=False)
 register_estimator("psm", psm, "ATT", frame=False)
 register_estimator("naive_cox", naive_cox, "crude", frame=False)
 register_estimator("adjusted_cox", adjusted_cox, "conditional", frame=False)
+
+from .km_effects import iptw_km, matched_km  # noqa: E402  (km_effects builds on effects)
+
+register_estimator("iptw_km", iptw_km, "ATE", frame=False)
+register_estimator("matched_km", matched_km, "ATT", frame=False)
