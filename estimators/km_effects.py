@@ -63,7 +63,7 @@ from .exceptions import EstimatorInputError
 from .matching import Matching, _match
 from .propensity import PropensityModel
 from .result import EffectEstimate
-from .shared import Outcome, SharedInputs
+from .shared import Outcome, SharedInputs, outcome_arrays
 from .validation import (
     Data,
     check_caliper,
@@ -74,6 +74,7 @@ from .validation import (
     check_probability,
     check_ps_method,
     check_random_state,
+    check_weights,
 )
 from .weighting import _weights_from_logit, ess_by_arm, kish_ess, weight_summary
 
@@ -175,8 +176,6 @@ def km_difference(
     phi : ndarray, shape (n,)
         Influence value of each row for the difference.
     """
-    from .shared import outcome_arrays
-
     check_measure(measure)
     tau = check_horizon(horizon)
     data = {"time": np.asarray(time), "event": np.asarray(event), "a": np.asarray(treatment)}
@@ -184,8 +183,6 @@ def km_difference(
     if weights is None:
         w = np.ones(oc.time.size)
     else:
-        from .validation import check_weights
-
         w = check_weights(np.asarray(weights, dtype=np.float64), "weights")
         if w.shape != oc.time.shape:
             raise EstimatorInputError(f"weights has shape {w.shape}; expected {oc.time.shape}")

@@ -381,3 +381,34 @@ def test_errors_before_work(cohort):
         iptw_km(None, "x", "y", "z", COVARIATES, horizon=-1)
     with pytest.raises(EstimatorInputError, match="measure"):
         matched_km(cohort, "no_such_column", "y", "z", COVARIATES, measure="hr")
+
+
+# ---- a study ------------------------------------------------------------------------
+def test_a_study_runs_them_with_measure_options(tmp_path):
+    """``[study.estimator_options.iptw_km] measure = "rmst_diff", horizon = 24`` runs; the
+    rows carry the measure and horizon that the truth engine holds a value for."""
+    from simulator.study.runner import run_study
+    from simulator.study.spec import Study
+    from simulator.study.store import Store
+    from simulator.study.truth import truth
+
+    options = {
+        "iptw_km": {"measure": "rmst_diff", "horizon": 24},
+        "matched_km": {"measure": "surv_diff", "horizon": 12},
+    }
+    study = Study(name="km", reps=4, chunk_reps=2, sample_sizes=(400,), seed=3,
+                  estimators=("iptw_km", "matched_km"), estimator_options=options)  # fmt: skip
+    run_study(study, tmp_path, workers=1, progress=False, log=lambda msg: None)
+    res = Store(tmp_path).read_results()
+    assert len(res) == 4 * 2 * 2 and (res["error"] == "").all()
+    for name, opts in options.items():
+        rows = res[res["estimator"] == name]
+        assert set(rows["measure"]) == {opts["measure"]}
+        assert set(rows["horizon"]) == {float(opts["horizon"])}
+        assert np.isfinite(rows["estimate"]).all() and (rows["se"] > 0).all()
+    tr = truth(study.conditions()[0].scenario)
+    for outcome in ("pfs", "os"):
+        value, error = tr.estimand(outcome, "ATE", measure="rmst_diff", horizon=24.0)
+        assert math.isfinite(value) and error < 0.05
+        value, error = tr.estimand(outcome, "ATT", measure="surv_diff", horizon=12.0)
+        assert math.isfinite(value) and error < 0.01
