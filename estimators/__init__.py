@@ -19,6 +19,7 @@ from .exceptions import (
     SeparationError,
     SeparationWarning,
 )
+from .km_effects import iptw_km, km_difference, matched_km
 from .matching import Matching, match_pairs
 from .propensity import PropensityModel, fit_logistic, fit_propensity, pool_rare_levels
 from .ps_controls import ps_cox, ps_spline_cox, ps_strata, ps_strata_cox
@@ -63,10 +64,13 @@ __all__ = [
     "fit_logistic",
     "fit_propensity",
     "get_estimator",
+    "iptw_km",
     "iptw_weights",
     "kaplan_meier",
     "kaplan_meier_by_arm",
+    "km_difference",
     "match_pairs",
+    "matched_km",
     "naive_cox",
     "natural_spline_basis",
     "outcome_arrays",

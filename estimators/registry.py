@@ -255,3 +255,8 @@ register_estimator("adjusted_cox", adjusted_cox, "conditional", frame=False)
 register_estimator("ps_cox", ps_cox, "ATE", frame=False)
 register_estimator("ps_spline_cox", ps_spline_cox, "ATE", frame=False)
 register_estimator("ps_strata_cox", ps_strata_cox, "ATE", frame=False)
+
+from .km_effects import iptw_km, matched_km  # noqa: E402  (km_effects builds on effects)
+
+register_estimator("iptw_km", iptw_km, "ATE", frame=False)
+register_estimator("matched_km", matched_km, "ATT", frame=False)
