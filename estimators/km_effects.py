@@ -88,6 +88,10 @@ KM_VARIANCES: tuple[str, ...] = ("if", "if-fixed-ps")
 _ARM = ("control", "treated")
 
 
+KM_ESTIMANDS = ("ATE", "ATT")
+"""Weightings of :func:`iptw_km` (its PS-estimation term is derived for these)."""
+
+
 def check_measure(measure: str) -> str:
     """A KM-functional measure: one of :data:`KM_MEASURES`."""
     if measure not in KM_MEASURES:
@@ -267,6 +271,10 @@ def iptw_km(
     check_measure(measure)
     tau = check_horizon(horizon)
     check_estimand(estimand)
+    if estimand not in KM_ESTIMANDS:  # the PS term below is derived for these weights
+        raise EstimatorInputError(
+            f"estimand={estimand!r} is not allowed; use one of {KM_ESTIMANDS} (iptw_km)"
+        )
     check_variance(variance)
     check_ps_method(ps_method)
     check_pool_rare(pool_rare)
