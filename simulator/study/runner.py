@@ -56,6 +56,7 @@ from rich.text import Text
 from estimators.estimands import ESTIMANDS, SCORED_AGAINST
 
 from .. import calibration
+from ..exact import RMST_HORIZONS, SURVIVAL_HORIZONS
 from . import workers as W
 from .exceptions import StudyError
 from .replicate import Chunk, run_chunk
@@ -92,29 +93,48 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def condition_meta(cond: Condition, censoring: str = "admin") -> dict[str, Any]:
+def condition_meta(
+    cond: Condition,
+    censoring: str = "admin",
+    effects: tuple[tuple[str, float | None], ...] = (),
+) -> dict[str, Any]:
     """A condition's entry in run.json, with its truths: one record per outcome, estimand
-    and measure (estimands scored against another's truth, like ``crude``, have none)."""
-    tr = truth(cond.scenario)
+    and measure (estimands scored against another's truth, like ``crude``, have none).
+
+    ``effects``: the ``(measure, horizon)`` pairs besides the log-HR the study's
+    estimators report (:meth:`Study.effect_measures`); horizons the shipped truths do
+    not hold are computed by the exact engine.
+    """
+    rmst = {h for m, h in effects if m == "rmst_diff"}
+    surv = {h for m, h in effects if m == "surv_diff"}
+    if rmst <= set(RMST_HORIZONS) and surv <= set(SURVIVAL_HORIZONS):
+        tr = truth(cond.scenario)
+    else:
+        tr = truth(
+            cond.scenario,
+            rmst_horizons=tuple(sorted(rmst | set(RMST_HORIZONS))),
+            survival_horizons=tuple(sorted(surv | set(SURVIVAL_HORIZONS))),
+        )
     truths = []
     for outcome in OUTCOMES:
         for estimand in ESTIMANDS:
             if estimand in SCORED_AGAINST:
                 continue
-            try:
-                theta, mcse = tr.estimand(outcome, estimand, censoring)
-            except ValueError:  # an estimand this truth engine does not compute
-                continue
-            truths.append(
-                {
-                    "outcome": outcome,
-                    "estimand": estimand,
-                    "measure": "log_hr",
-                    "horizon": None,
-                    "theta": theta,
-                    "mcse": mcse,
-                }
-            )
+            for measure, horizon in (("log_hr", None), *effects):
+                try:
+                    theta, mcse = tr.estimand(outcome, estimand, censoring, measure, horizon)
+                except ValueError:  # an estimand this truth engine does not compute
+                    continue
+                truths.append(
+                    {
+                        "outcome": outcome,
+                        "estimand": estimand,
+                        "measure": measure,
+                        "horizon": horizon,
+                        "theta": theta,
+                        "mcse": mcse,
+                    }
+                )
     return {
         "index": cond.index,
         "label": cond.label,
@@ -357,7 +377,7 @@ def _run(study, spec, conditions, store: Store, pool: _Pool, shard, progress, lo
     log(f"{study.name}: {len(conditions)} condition(s), {study.reps} replicates each; truths ...")
     metas = []
     for i, c in enumerate(conditions):
-        metas.append(condition_meta(c, study.truth_censoring))
+        metas.append(condition_meta(c, study.truth_censoring, study.effect_measures()))
         if len(conditions) > 1:
             log(f"  truths {i + 1}/{len(conditions)}: {c.label}")
     segments = store.read_meta().get("rep_segments")

@@ -52,6 +52,7 @@ proportional).
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 import tomllib
@@ -60,6 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from estimators.estimands import MEASURES_WITH_HORIZON
 from estimators.exceptions import EstimatorInputError
 from estimators.registry import accepted_options, available_estimators, get_estimator
 
@@ -186,6 +188,23 @@ class Study:
         if estimator in self.variants:
             return {k: v for k, v in self.variants[estimator].items() if k != "base"}
         return dict(self.estimator_options.get(estimator, {}))
+
+    def effect_measures(self) -> tuple[tuple[str, float | None], ...]:
+        """``(measure, horizon)`` of every estimator reporting a measure other than the
+        log-HR (its options, else its function's defaults), each once; horizon in months,
+        None for a measure without one."""
+        out: dict[tuple[str, float | None], None] = {}
+        for e in self.estimators:
+            params = inspect.signature(get_estimator(self.base_of(e)).func).parameters
+            opts = {k: params[k].default for k in ("measure", "horizon") if k in params}
+            opts |= self.options_for(e)
+            measure = opts.get("measure", "log_hr")
+            if measure == "log_hr" or not isinstance(measure, str):
+                continue
+            h = opts.get("horizon") if measure in MEASURES_WITH_HORIZON else None
+            if h is None or (isinstance(h, int | float) and not isinstance(h, bool)):
+                out[(measure, None if h is None else float(h))] = None
+        return tuple(out)
 
     def base_of(self, estimator: str) -> str:
         """The registered estimator a name runs: a variant's base, else the name itself."""
