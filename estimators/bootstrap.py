@@ -1,0 +1,314 @@
+"""Nonparametric bootstrap of the sIPTW log hazard ratio: the full pipeline per resample.
+
+Each resample draws ``n`` patients with replacement and repeats the whole analysis on
+them: the propensity-score fit (maximum likelihood or Firth, as the full-sample model),
+the weights of :mod:`estimators.weighting` for the estimand (stabilised, truncated at
+percentiles of the resample's own weights) and the weighted Cox model on treatment
+(Efron or Breslow ties).  The spread of the resample estimates therefore includes the
+estimation of the propensity score, which the robust (Lin-Wei) SE ignores (Austin 2016,
+Stat Med 35:5642).
+
+Reproducibility: the resample indices are drawn at once in Python, ``(n_boot, n)``
+integers from the Generator (:func:`draw_resamples`), then one numba kernel fits every
+resample (in parallel over resamples when numba has several threads; the results are
+the same bit for bit whatever the thread count).  A resample can be recomputed from
+scratch from its row indices with the public functions (``fit_logistic`` /
+``fit_propensity``, ``iptw_weights``, ``fit_cox_arrays``); the kernel's estimate equals
+that fit up to floating-point summation order (tests/test_bootstrap.py, 1e-10).
+
+Failed resamples (one arm only, no events, a collinear or non-converged / separated
+propensity model, infinite weights, a Cox fit that does not converge or diverges, e.g.
+an arm without events) are counted by reason in :attr:`BootstrapResult.failures`, their
+estimate is NaN, and a :class:`BootstrapWarning` is issued; the SE and intervals are those
+of the successful resamples.  Memory: the indices take ``8 * n_boot * n`` bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+from . import _bootstrap_kernels as bk
+from .exceptions import BootstrapWarning, EstimatorInputError
+from .propensity import FIRTH_MAX_STEP, PropensityModel
+from .shared import Outcome
+from .validation import check_random_state, check_ties, check_truncate
+
+__all__ = [
+    "BOOT_CIS",
+    "FAILURES",
+    "KERNEL_ESTIMANDS",
+    "BootstrapResult",
+    "check_boot_ci",
+    "check_n_boot",
+    "draw_resamples",
+    "siptw_bootstrap",
+]
+
+KERNEL_ESTIMANDS: tuple[str, ...] = ("ATE", "ATT", "ATC", "ATO", "ATM")
+"""Weight estimands of the bootstrap kernel, in the order of its integer codes."""
+
+FAILURES: tuple[str, ...] = (
+    "ok",
+    "one arm",
+    "no events",
+    "propensity columns collinear",
+    "propensity fit not converged or separated",
+    "infinite weights",
+    "Cox fit not converged",
+    "Cox coefficient diverges (monotone likelihood)",
+)
+"""Status of a resample, indexed by the kernel's status code (0 = fitted)."""
+
+BOOT_CIS: tuple[str, ...] = ("normal", "percentile")
+"""Bootstrap confidence intervals: estimate +/- z * bootstrap SE, or percentiles."""
+
+PS_TOL, PS_MAX_ITER = 1e-10, 50  # as estimators.propensity._fit_propensity
+COX_TOL, COX_MAX_ITER = 1e-9, 50  # as estimators.effects.siptw
+
+
+@dataclass(frozen=True, eq=False)
+class BootstrapResult:
+    """Bootstrap distribution of a log hazard ratio.
+
+    Attributes
+    ----------
+    estimates : ndarray, shape (n_boot,)
+        Log-HR of each resample; NaN where it failed (see ``status``).
+    status : ndarray, shape (n_boot,), int8
+        0 for a fitted resample, else the index of its reason in :data:`FAILURES`.
+    estimate : float
+        The full-sample log-HR (centre of the normal interval).
+    se : float
+        Standard deviation (ddof 1) of the successful resample estimates; NaN with fewer
+        than two.
+    ci_normal, ci_percentile : (float, float)
+        ``estimate -/+ z_{1-alpha/2} se``, and the ``alpha/2`` and ``1 - alpha/2``
+        quantiles (numpy's linear) of the successful estimates.
+    alpha : float
+        Intervals have level ``1 - alpha``.
+    failures : dict of str to int
+        Failed resamples by reason (only reasons that occurred).
+    """
+
+    estimates: np.ndarray
+    status: np.ndarray
+    estimate: float
+    se: float
+    ci_normal: tuple[float, float]
+    ci_percentile: tuple[float, float]
+    alpha: float
+    failures: dict[str, int]
+
+    @property
+    def n_boot(self) -> int:
+        """Resamples drawn."""
+        return int(self.estimates.shape[0])
+
+    @property
+    def n_failed(self) -> int:
+        """Resamples that failed to fit."""
+        return int(np.count_nonzero(self.status))
+
+    def ci(self, kind: str) -> tuple[float, float]:
+        """The interval of ``kind`` (one of :data:`BOOT_CIS`)."""
+        check_boot_ci(kind)
+        return self.ci_normal if kind == "normal" else self.ci_percentile
+
+
+def check_n_boot(n_boot: object) -> int:
+    """``n_boot``: an integer >= 2."""
+    if not (isinstance(n_boot, numbers.Integral) and not isinstance(n_boot, bool)) or n_boot < 2:
+        raise EstimatorInputError(
+            f"n_boot={n_boot!r} is not allowed; it must be an integer >= 2 (resamples)"
+        )
+    return int(n_boot)
+
+
+def check_boot_ci(boot_ci: object) -> str:
+    """``boot_ci``: one of :data:`BOOT_CIS`."""
+    if boot_ci not in BOOT_CIS:
+        raise EstimatorInputError(f"boot_ci={boot_ci!r} is not allowed; use one of {BOOT_CIS}")
+    return boot_ci  # type: ignore[return-value]
+
+
+def _check_alpha(alpha: object) -> float:
+    if not (isinstance(alpha, numbers.Real) and not isinstance(alpha, bool) and 0 < alpha < 1):
+        raise EstimatorInputError(f"alpha={alpha!r} is not allowed; it must be in (0, 1)")
+    return float(alpha)
+
+
+def draw_resamples(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Row indices of ``n_boot`` resamples of ``n`` patients, shape (n_boot, n), int64.
+
+    ``rng.integers(0, n, size=(n_boot, n))``: resample ``b`` is row ``b``, so any one can
+    be recomputed from the same Generator state.
+    """
+    return rng.integers(0, n, size=(n_boot, n), dtype=np.int64)
+
+
+def siptw_bootstrap(
+    model: PropensityModel,
+    outcome: Outcome,
+    estimand: str = "ATE",
+    truncate: Sequence[float] | None = None,
+    ties: str = "efron",
+    n_boot: int = 200,
+    random_state: int | np.random.Generator = 0,
+    alpha: float = 0.05,
+    estimate: float | None = None,
+    stabilized: bool = True,
+) -> BootstrapResult:
+    """Bootstrap the sIPTW log-HR: PS refit, weights and weighted Cox per resample.
+
+    Parameters
+    ----------
+    model : PropensityModel
+        The full-sample propensity model (:func:`~estimators.fit_propensity`): its
+        design (``model.design.X``, intercept added here), treatment and ``method``
+        (``"ml"`` or ``"firth"``) are refitted on every resample.
+    outcome : Outcome
+        Validated time (months), event and time order of the same patients
+        (:func:`~estimators.outcome_arrays`).
+    estimand : {"ATE", "ATT", "ATC", "ATO", "ATM"}
+        Weights (see :mod:`estimators.weighting`).
+    truncate : (low, high) percentiles, optional
+        Truncate each resample's weights at its own percentiles.
+    ties : {"efron", "breslow"}
+    n_boot : int
+        Resamples, >= 2.
+    random_state : int or numpy.random.Generator
+        Seed or Generator the indices are drawn from (:func:`draw_resamples`).
+    alpha : float
+        Intervals of level ``1 - alpha``.
+    estimate : float, optional
+        The full-sample estimate the normal interval is centred on; by default the
+        kernel computes it (the identity resample).
+    stabilized : bool
+        Stabilised weights (default), as :func:`~estimators.iptw_weights`.
+
+    Returns
+    -------
+    BootstrapResult
+
+    Warns
+    -----
+    BootstrapWarning
+        When some resamples failed to fit (counted in ``failures``).
+    """
+    if estimand not in KERNEL_ESTIMANDS:
+        raise EstimatorInputError(
+            f"estimand={estimand!r} is not allowed; use one of {KERNEL_ESTIMANDS}"
+        )
+    bounds = check_truncate(truncate)
+    check_ties(ties)
+    n_boot = check_n_boot(n_boot)
+    rng = check_random_state(random_state)
+    alpha = _check_alpha(alpha)
+    if not isinstance(model, PropensityModel):
+        raise EstimatorInputError(
+            f"model must be a PropensityModel from fit_propensity, got {type(model).__name__}"
+        )
+    if not isinstance(outcome, Outcome):
+        raise EstimatorInputError(
+            f"outcome must be an Outcome from outcome_arrays, got {type(outcome).__name__}"
+        )
+    n = outcome.time.shape[0]
+    if model.treatment.shape != (n,) or not np.array_equal(model.treatment, outcome.treatment):
+        raise EstimatorInputError(
+            f"model and outcome are not the same patients: treatment vectors differ "
+            f"({model.treatment.size} vs {n} rows)"
+        )
+    finite = isinstance(estimate, numbers.Real) and math.isfinite(estimate)
+    if estimate is not None and not finite:
+        raise EstimatorInputError(f"estimate={estimate!r} is not allowed; give a finite number")
+    if not isinstance(stabilized, bool | np.bool_):
+        raise EstimatorInputError(f"stabilized={stabilized!r} is not allowed; use True or False")
+    idx = draw_resamples(n, n_boot, rng)
+    args = _kernel_args(model, outcome, estimand, bounds, ties, bool(stabilized))
+    est, status = bk._bootstrap(idx, *args)
+    if estimate is None:
+        full, full_status = bk._bootstrap(np.arange(n, dtype=np.int64)[None, :], *args)
+        if full_status[0] != bk.OK:
+            raise EstimatorInputError(
+                f"the full sample cannot be fitted: {FAILURES[full_status[0]]}; nothing to "
+                "bootstrap"
+            )
+        estimate = float(full[0])
+    return _summarise(est, status, float(estimate), alpha)
+
+
+def _kernel_args(
+    model: PropensityModel,
+    outcome: Outcome,
+    estimand: str,
+    bounds: tuple[float, float] | None,
+    ties: str,
+    stabilized: bool,
+) -> tuple:
+    """Arguments of ``_bootstrap`` after ``idx``, from validated inputs."""
+    n = outcome.time.shape[0]
+    X = np.empty((n, model.design.X.shape[1] + 1))
+    X[:, 0] = 1.0
+    X[:, 1:] = model.design.X
+    coef = model.fit.coef
+    coef0 = coef.copy() if model.converged and np.isfinite(coef).all() else np.zeros(X.shape[1])
+    lo, hi = bounds if bounds is not None else (0.0, 100.0)
+    return (
+        X,
+        outcome.treatment.astype(np.int64),
+        outcome.time,
+        outcome.event.astype(np.int64),
+        outcome.order.astype(np.int64, copy=False),
+        coef0,
+        model.method == "firth",
+        KERNEL_ESTIMANDS.index(estimand),
+        stabilized,
+        bounds is not None,
+        float(lo),
+        float(hi),
+        ties == "efron",
+        PS_TOL,
+        PS_MAX_ITER,
+        FIRTH_MAX_STEP,
+        COX_TOL,
+        COX_MAX_ITER,
+    )
+
+
+def _summarise(est: np.ndarray, status: np.ndarray, estimate: float, alpha: float):
+    """SE and intervals of the successful resamples; count and warn about the others."""
+    ok = est[status == bk.OK]
+    codes, counts = np.unique(status[status != bk.OK], return_counts=True)
+    failures = {FAILURES[c]: int(k) for c, k in zip(codes, counts, strict=True)}
+    if failures:
+        detail = ", ".join(f"{k} {why}" for why, k in failures.items())
+        warnings.warn(
+            f"{est.size - ok.size} of {est.size} bootstrap resamples failed to fit ({detail}); "
+            f"SE and intervals use the other {ok.size}",
+            BootstrapWarning,
+            stacklevel=3,
+        )
+    if ok.size >= 2:
+        se = float(np.std(ok, ddof=1))
+        q_lo, q_hi = np.quantile(ok, [alpha / 2.0, 1.0 - alpha / 2.0])
+        pct = (float(q_lo), float(q_hi))
+    else:
+        se, pct = math.nan, (math.nan, math.nan)
+    z = NormalDist().inv_cdf(1.0 - alpha / 2.0)
+    return BootstrapResult(
+        estimates=est,
+        status=status,
+        estimate=estimate,
+        se=se,
+        ci_normal=(estimate - z * se, estimate + z * se),
+        ci_percentile=pct,
+        alpha=alpha,
+        failures=failures,
+    )
