@@ -183,6 +183,64 @@ def _raw_weight(logit: float, treated: bool, estimand: int) -> float:
 
 
 @njit(cache=True, error_model="numpy")
+def _weights(rows, cnt, logit, a, estimand, stabilized, truncate, q_lo, q_hi):
+    """Weights of :mod:`estimators.weighting` for the resample ``rows`` (n_b,).
+
+    ``cnt`` (n,) multiplicities of the full sample's rows in ``rows``; ``logit`` (n,)
+    the resample's PS logit by full-sample row.  Stabilising rescales each estimated
+    arm to mean 1 over the resample's rows; truncation clips the estimated weights at
+    their ``q_lo`` / ``q_hi`` percentiles.  Returns ``(w (n,) by full-sample row, ok)``;
+    ``ok`` is False when a weight is infinite.
+    """
+    n = cnt.shape[0]
+    nb = rows.shape[0]
+    w = np.zeros(n)
+    n1 = 0
+    for i in range(n):
+        if cnt[i]:
+            n1 += cnt[i] * a[i]
+            w[i] = _raw_weight(logit[i], a[i] == 1, estimand)
+            if not np.isfinite(w[i]):
+                return w, False
+    # the arms whose weights are estimated: both, but not the treated (ATT) / controls (ATC)
+    est1 = estimand != ATT
+    est0 = estimand != ATC
+    if stabilized:
+        s1 = 0.0
+        s0 = 0.0
+        for j in range(nb):  # sums over the resample's rows, as numpy's w[arm].sum()
+            i = rows[j]
+            if a[i] == 1:
+                s1 += w[i]
+            else:
+                s0 += w[i]
+        f1 = n1 / s1
+        f0 = (nb - n1) / s0
+        for i in range(n):
+            if cnt[i]:
+                if a[i] == 1 and est1:
+                    w[i] *= f1
+                elif a[i] == 0 and est0:
+                    w[i] *= f0
+    if truncate:
+        n_est = (n1 if est1 else 0) + (nb - n1 if est0 else 0)
+        v = np.empty(n_est)
+        r = 0
+        for j in range(nb):
+            i = rows[j]
+            if (est1 and a[i] == 1) or (est0 and a[i] == 0):
+                v[r] = w[i]
+                r += 1
+        v.sort()
+        lo = _percentile_sorted(v, q_lo)
+        hi = _percentile_sorted(v, q_hi)
+        for i in range(n):
+            if cnt[i] and ((est1 and a[i] == 1) or (est0 and a[i] == 0)):
+                w[i] = min(max(w[i], lo), hi)
+    return w, True
+
+
+@njit(cache=True, error_model="numpy")
 def _one_resample(
     rows, X, a, time, event, order, coef0, firth, estimand, stabilized, truncate, q_lo,
     q_hi, efron, ps_tol, ps_max_iter, firth_max_step, cox_tol, cox_max_iter,
@@ -254,47 +312,9 @@ def _one_resample(
                 if t / (1.0 + t) < PS_EPS:
                     return np.nan, PS_NOT_CONVERGED
     # 2. weights (indexed by full-sample row), stabilised and truncated over the resample
-    w = np.zeros(n)
-    s1 = 0.0
-    s0 = 0.0
-    for i in range(n):
-        if cnt[i]:
-            w[i] = _raw_weight(logit[i], a[i] == 1, estimand)
-            if not np.isfinite(w[i]):
-                return np.nan, INFINITE_WEIGHTS
-    # the arms whose weights are estimated: both, but not the treated (ATT) / controls (ATC)
-    est1 = estimand != ATT
-    est0 = estimand != ATC
-    if stabilized:
-        for j in range(nb):  # sums over the resample's rows, as numpy's w[arm].sum()
-            i = rows[j]
-            if a[i] == 1:
-                s1 += w[i]
-            else:
-                s0 += w[i]
-        f1 = n1 / s1
-        f0 = (nb - n1) / s0
-        for i in range(n):
-            if cnt[i]:
-                if a[i] == 1 and est1:
-                    w[i] *= f1
-                elif a[i] == 0 and est0:
-                    w[i] *= f0
-    if truncate:
-        n_est = (n1 if est1 else 0) + (nb - n1 if est0 else 0)
-        v = np.empty(n_est)
-        r = 0
-        for j in range(nb):
-            i = rows[j]
-            if (est1 and a[i] == 1) or (est0 and a[i] == 0):
-                v[r] = w[i]
-                r += 1
-        v.sort()
-        lo = _percentile_sorted(v, q_lo)
-        hi = _percentile_sorted(v, q_hi)
-        for i in range(n):
-            if cnt[i] and ((est1 and a[i] == 1) or (est0 and a[i] == 0)):
-                w[i] = min(max(w[i], lo), hi)
+    w, ok = _weights(rows, cnt, logit, a, estimand, stabilized, truncate, q_lo, q_hi)
+    if not ok:
+        return np.nan, INFINITE_WEIGHTS
     # 3. weighted Cox on treatment: the resample's rows in the full sample's time order
     return _cox_binary(cnt, a, time, event, w, order, n1 / nb, efron, cox_tol, cox_max_iter)
 

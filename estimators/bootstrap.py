@@ -95,6 +95,8 @@ class BootstrapResult:
         Intervals have level ``1 - alpha``.
     failures : dict of str to int
         Failed resamples by reason (only reasons that occurred).
+    warning : str
+        The :class:`BootstrapWarning` text issued when some resamples failed, else "".
     """
 
     estimates: np.ndarray
@@ -105,6 +107,7 @@ class BootstrapResult:
     ci_percentile: tuple[float, float]
     alpha: float
     failures: dict[str, int]
+    warning: str = ""
 
     @property
     def n_boot(self) -> int:
@@ -287,14 +290,14 @@ def _summarise(est: np.ndarray, status: np.ndarray, estimate: float, alpha: floa
     ok = est[status == bk.OK]
     codes, counts = np.unique(status[status != bk.OK], return_counts=True)
     failures = {FAILURES[c]: int(k) for c, k in zip(codes, counts, strict=True)}
+    msg = ""
     if failures:
         detail = ", ".join(f"{k} {why}" for why, k in failures.items())
-        warnings.warn(
+        msg = (
             f"{est.size - ok.size} of {est.size} bootstrap resamples failed to fit ({detail}); "
-            f"SE and intervals use the other {ok.size}",
-            BootstrapWarning,
-            stacklevel=3,
+            f"SE and intervals use the other {ok.size}"
         )
+        warnings.warn(msg, BootstrapWarning, stacklevel=3)
     if ok.size >= 2:
         se = float(np.std(ok, ddof=1))
         q_lo, q_hi = np.quantile(ok, [alpha / 2.0, 1.0 - alpha / 2.0])
@@ -311,4 +314,35 @@ def _summarise(est: np.ndarray, status: np.ndarray, estimate: float, alpha: floa
         ci_percentile=pct,
         alpha=alpha,
         failures=failures,
+        warning=msg,
     )
+
+
+def _resample_weights(
+    logit: np.ndarray,
+    treatment: np.ndarray,
+    rows: np.ndarray,
+    estimand: str,
+    stabilized: bool = True,
+    truncate: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """The kernel's weights of the resample ``rows`` given its PS logit by full-sample row,
+    in the order of ``rows`` (test hook: compared with :func:`~estimators.iptw_weights`)."""
+    n = logit.shape[0]
+    rows = np.asarray(rows, dtype=np.int64)
+    cnt = np.bincount(rows, minlength=n).astype(np.int64)
+    lo, hi = truncate if truncate is not None else (0.0, 100.0)
+    w, ok = bk._weights(
+        rows,
+        cnt,
+        np.asarray(logit, dtype=np.float64),
+        np.asarray(treatment).astype(np.int64),
+        KERNEL_ESTIMANDS.index(estimand),
+        stabilized,
+        truncate is not None,
+        float(lo),
+        float(hi),
+    )
+    if not ok:
+        raise EstimatorInputError("some weights are infinite")
+    return w[rows]
