@@ -292,9 +292,10 @@ def _one_resample(
                 ku[u] = cnt[i]
                 u += 1
         d = _pow2_scale(Xu)
-        for u in range(m):
-            for c in range(p):
-                Xu[u, c] /= d[c]
+        if (d != 1.0).any():
+            for u in range(m):
+                for c in range(p):
+                    Xu[u, c] /= d[c]
         eta, it, status = _logistic_counts(Xu, yu, ku, coef0 * d, ps_tol, ps_max_iter)
         u = 0
         for i in range(n):
@@ -307,7 +308,7 @@ def _one_resample(
         return np.nan, PS_NOT_CONVERGED
     if not firth:  # ML: a score numerically 0 or 1 (separation) is not a fit
         for i in range(n):
-            if cnt[i]:
+            if cnt[i] and abs(logit[i]) > 18.0:  # min(p, 1 - p) < 1e-8 needs |logit| > 18.4
                 t = np.exp(-abs(logit[i]))
                 if t / (1.0 + t) < PS_EPS:
                     return np.nan, PS_NOT_CONVERGED
