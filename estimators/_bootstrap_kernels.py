@@ -45,6 +45,7 @@ PS_NOT_CONVERGED = 4
 INFINITE_WEIGHTS = 5
 COX_NOT_CONVERGED = 6
 COX_DIVERGED = 7
+NO_OVERLAP = 8
 
 # estimand codes (index into bootstrap.KERNEL_ESTIMANDS)
 ATE, ATT, ATC, ATO, ATM = 0, 1, 2, 3, 4
@@ -183,14 +184,37 @@ def _raw_weight(logit: float, treated: bool, estimand: int) -> float:
 
 
 @njit(cache=True, error_model="numpy")
+def _overlap(rows, logit, a, estimand):
+    """ATT (ATC): some control (treated) row of the resample has a logit inside the
+    treated (controls') range, as ``weighting._check_overlap``; True for other estimands."""
+    if estimand != ATT and estimand != ATC:
+        return True
+    target = 1 if estimand == ATT else 0
+    lo = np.inf
+    hi = -np.inf
+    for j in range(rows.shape[0]):
+        i = rows[j]
+        if a[i] == target:
+            lo = min(lo, logit[i])
+            hi = max(hi, logit[i])
+    for j in range(rows.shape[0]):
+        i = rows[j]
+        if a[i] != target and logit[i] >= lo and logit[i] <= hi:
+            return True
+    return False
+
+
+@njit(cache=True, error_model="numpy")
 def _weights(rows, cnt, logit, a, estimand, stabilized, truncate, q_lo, q_hi):
     """Weights of :mod:`estimators.weighting` for the resample ``rows`` (n_b,).
 
     ``cnt`` (n,) multiplicities of the full sample's rows in ``rows``; ``logit`` (n,)
-    the resample's PS logit by full-sample row.  Stabilising rescales each estimated
-    arm to mean 1 over the resample's rows; truncation clips the estimated weights at
-    their ``q_lo`` / ``q_hi`` percentiles.  Returns ``(w (n,) by full-sample row, ok)``;
-    ``ok`` is False when a weight is infinite.
+    the resample's PS logit by full-sample row.  Stabilising rescales to mean 1 over
+    the resample's rows each arm (ATE), the controls (ATT), the treated (ATC), or
+    everyone by one constant (ATO, ATM); truncation clips the estimated weights (all
+    but the ATT's treated and the ATC's controls) at their ``q_lo`` / ``q_hi``
+    percentiles.  Returns ``(w (n,) by full-sample row, ok)``; ``ok`` is False when a
+    weight is infinite.
     """
     n = cnt.shape[0]
     nb = rows.shape[0]
@@ -202,20 +226,22 @@ def _weights(rows, cnt, logit, a, estimand, stabilized, truncate, q_lo, q_hi):
             w[i] = _raw_weight(logit[i], a[i] == 1, estimand)
             if not np.isfinite(w[i]):
                 return w, False
-    # the arms whose weights are estimated: both, but not the treated (ATT) / controls (ATC)
     est1 = estimand != ATT
     est0 = estimand != ATC
     if stabilized:
         s1 = 0.0
         s0 = 0.0
-        for j in range(nb):  # sums over the resample's rows, as numpy's w[arm].sum()
+        for j in range(nb):  # sums over the resample's rows, as numpy's w[group].sum()
             i = rows[j]
             if a[i] == 1:
                 s1 += w[i]
             else:
                 s0 += w[i]
-        f1 = n1 / s1
-        f0 = (nb - n1) / s0
+        if estimand == ATO or estimand == ATM:  # one group: everyone
+            f1 = f0 = nb / (s1 + s0)
+        else:
+            f1 = n1 / s1
+            f0 = (nb - n1) / s0
         for i in range(n):
             if cnt[i]:
                 if a[i] == 1 and est1:
@@ -313,6 +339,8 @@ def _one_resample(
                 if t / (1.0 + t) < PS_EPS:
                     return np.nan, PS_NOT_CONVERGED
     # 2. weights (indexed by full-sample row), stabilised and truncated over the resample
+    if not _overlap(rows, logit, a, estimand):
+        return np.nan, NO_OVERLAP
     w, ok = _weights(rows, cnt, logit, a, estimand, stabilized, truncate, q_lo, q_hi)
     if not ok:
         return np.nan, INFINITE_WEIGHTS

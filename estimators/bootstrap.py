@@ -17,10 +17,11 @@ scratch from its row indices with the public functions (``fit_logistic`` /
 that fit up to floating-point summation order (tests/test_bootstrap.py, 1e-10).
 
 Failed resamples (one arm only, no events, a collinear or non-converged / separated
-propensity model, infinite weights, a Cox fit that does not converge or diverges, e.g.
-an arm without events) are counted by reason in :attr:`BootstrapResult.failures`, their
-estimate is NaN, and a :class:`BootstrapWarning` is issued; the SE and intervals are those
-of the successful resamples.  Memory: the indices take ``8 * n_boot * n`` bytes.
+propensity model, no overlap for ATT / ATC weights, infinite weights, a Cox fit that
+does not converge or diverges, e.g. an arm without events) are counted by reason in
+:attr:`BootstrapResult.failures`, their estimate is NaN, and a :class:`BootstrapWarning`
+is issued; the SE and intervals are those of the successful resamples.  Memory: the
+indices take ``8 * n_boot * n`` bytes.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ FAILURES: tuple[str, ...] = (
     "infinite weights",
     "Cox fit not converged",
     "Cox coefficient diverges (monotone likelihood)",
+    "no overlap (ATT: no control, ATC: no treated inside the other arm's PS range)",
 )
 """Status of a resample, indexed by the kernel's status code (0 = fitted)."""
 

@@ -504,9 +504,10 @@ def iptw_weights_all_naive(ps, treatment, estimand: str, stabilized: bool) -> np
     """Weights of every estimand patient by patient (ATE, ATT, ATC, ATO, ATM).
 
     Treated / control: ATE 1/e, 1/(1-e); ATT 1, e/(1-e); ATC (1-e)/e, 1; ATO 1-e, e;
-    ATM min(e, 1-e)/e, min(e, 1-e)/(1-e).  Stabilized: each arm whose weights are
-    estimated (not the ATT's treated, not the ATC's controls) multiplied by its
-    n_a / sum of its raw weights.
+    ATM min(e, 1-e)/e, min(e, 1-e)/(1-e).  Stabilized: for ATE, ATT, ATC each arm whose
+    weights are estimated (not the ATT's treated, not the ATC's controls) multiplied by
+    its n_a / sum of its raw weights; for ATO and ATM everyone by n / sum of all raw
+    weights.
     """
     formulas = {
         "ATE": (lambda e: 1.0 / e, lambda e: 1.0 / (1.0 - e)),
@@ -527,6 +528,7 @@ def iptw_weights_all_naive(ps, treatment, estimand: str, stabilized: bool) -> np
         if arm[i] == fixed:
             out.append(raw[i])
             continue
-        same = [j for j in range(n) if arm[j] == arm[i]]
+        common = estimand in ("ATO", "ATM")
+        same = [j for j in range(n) if common or arm[j] == arm[i]]
         out.append(raw[i] * len(same) / sum(raw[j] for j in same))
     return np.array(out)

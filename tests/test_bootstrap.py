@@ -26,6 +26,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from cohorts import COVARIATES, confounded_cohort
 from hypothesis import given
@@ -180,6 +181,7 @@ def test_kernel_constants_are_the_estimators():
 _THREADS_SCRIPT = """
 import json, sys
 import numpy as np
+import pandas as pd
 sys.path.insert(0, {tests!r})
 from cohorts import COVARIATES, confounded_cohort
 from estimators import fit_propensity, outcome_arrays, siptw_bootstrap
@@ -345,3 +347,28 @@ def test_bad_bootstrap_arguments():
         siptw_bootstrap(model, other)
     with pytest.raises(EstimatorInputError, match="outcome must be an Outcome"):
         siptw_bootstrap(model, df)
+
+
+def test_att_resamples_without_overlap_are_counted():
+    """Controls on both sides of the treated (no separation), one control among them:
+    a resample that misses it has no control inside the treated's PS range (ATT)."""
+    rng = np.random.default_rng(25)
+    x = np.r_[rng.uniform(0, 1, 20), rng.uniform(-2, -0.1, 20), rng.uniform(1.1, 3, 20), 0.5]
+    a = np.r_[np.ones(20), np.zeros(41)].astype(int)
+    t = rng.exponential(10.0, x.size)
+    df = pd.DataFrame({"treated": a, "pfs_months": t, "pfs_event": 1, "x": x})
+    model, oc = inputs(df, covariates=["x"])
+    n_boot = 100
+    with pytest.warns(BootstrapWarning, match="no overlap"):
+        res = siptw_bootstrap(model, oc, "ATT", n_boot=n_boot, random_state=26)
+    rows = draw_resamples(x.size, n_boot, np.random.default_rng(26))
+    X = np.column_stack([np.ones(x.size), x])
+    expected = []
+    for r in rows:
+        logit = fit_logistic(X[r], a[r]).eta
+        inside = (logit >= logit[a[r] == 1].min()) & (logit <= logit[a[r] == 1].max())
+        expected.append(not (inside & (a[r] == 0)).any())
+    expected = np.array(expected)
+    assert 10 < expected.sum() < 80
+    np.testing.assert_array_equal(res.status == bk.NO_OVERLAP, expected)
+    assert res.failures[FAILURES[bk.NO_OVERLAP]] == expected.sum() == res.n_failed
