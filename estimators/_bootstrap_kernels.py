@@ -12,7 +12,8 @@ Per resample, in the layout of a from-scratch fit on the resampled rows:
 
 1. **PS** (ML): Newton on the resample's distinct rows, each with its multiplicity as a
    frequency weight (the same likelihood as the repeated rows, ~63% of the rows), from
-   the full-sample coefficients, with the stopping rule of ``_newton_logistic``.  Firth:
+   one Newton step off the full-sample fit (its coefficients and information), with the
+   stopping rule of ``_newton_logistic`` (so the same MLE to rounding).  Firth:
    ``_firth_logistic`` on the repeated rows.  Columns are rescaled by the rule of
    :func:`estimators.scaling.power_of_two_scale` computed on the resample.
 2. **Weights** of :mod:`estimators.weighting` from the logit (stabilised per arm over
@@ -268,8 +269,8 @@ def _weights(rows, cnt, logit, a, estimand, stabilized, truncate, q_lo, q_hi):
 
 @njit(cache=True, error_model="numpy")
 def _one_resample(
-    rows, X, a, time, event, order, coef0, firth, estimand, stabilized, truncate, q_lo,
-    q_hi, efron, ps_tol, ps_max_iter, firth_max_step, cox_tol, cox_max_iter,
+    rows, X, a, time, event, order, coef0, cov0, prob0, firth, estimand, stabilized,
+    truncate, q_lo, q_hi, efron, ps_tol, ps_max_iter, firth_max_step, cox_tol, cox_max_iter,
 ):  # fmt: skip
     """(log-HR, status) of the resample ``rows`` (n,) of the full sample's rows."""
     n, p = X.shape
@@ -309,20 +310,26 @@ def _one_resample(
         Xu = np.empty((m, p))
         yu = np.empty(m)
         ku = np.empty(m)
+        g0 = np.zeros(p)  # the resample's score at the full-sample coefficients
         u = 0
         for i in range(n):
             if cnt[i]:
+                r0 = cnt[i] * (a[i] - prob0[i])
                 for c in range(p):
                     Xu[u, c] = X[i, c]
+                    g0[c] += r0 * X[i, c]
                 yu[u] = a[i]
                 ku[u] = cnt[i]
                 u += 1
+        # start: one Newton step from the full-sample fit with its information (the
+        # one-step estimator, O(1/n) from the resample's MLE): one iteration fewer
+        start = coef0 + cov0 @ g0
         d = _pow2_scale(Xu)
         if (d != 1.0).any():
             for u in range(m):
                 for c in range(p):
                     Xu[u, c] /= d[c]
-        eta, it, status = _logistic_counts(Xu, yu, ku, coef0 * d, ps_tol, ps_max_iter)
+        eta, it, status = _logistic_counts(Xu, yu, ku, start * d, ps_tol, ps_max_iter)
         u = 0
         for i in range(n):
             if cnt[i]:
@@ -491,8 +498,8 @@ def _cox_binary(cnt, a, time, event, w, order, mean, efron, tol, max_iter):
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def _bootstrap(
-    idx, X, a, time, event, order, coef0, firth, estimand, stabilized, truncate, q_lo, q_hi,
-    efron, ps_tol, ps_max_iter, firth_max_step, cox_tol, cox_max_iter,
+    idx, X, a, time, event, order, coef0, cov0, prob0, firth, estimand, stabilized, truncate,
+    q_lo, q_hi, efron, ps_tol, ps_max_iter, firth_max_step, cox_tol, cox_max_iter,
 ):  # fmt: skip
     """sIPTW log-HR of every resample.
 
@@ -502,7 +509,9 @@ def _bootstrap(
     X : (n, p) float64 PS design with the intercept column.  a : (n,) int64 0/1.
     time : (n,) float64 months.  event : (n,) int64 0/1.
     order : (n,) int64, full-sample rows by time descending.
-    coef0 : (p,) ML start (full-sample coefficients, original scale).
+    coef0, cov0, prob0 : full-sample PS coefficients (p,), their model covariance (p, p)
+        and fitted probabilities (n,) (the ML start; zeros when the full-sample fit
+        did not converge).
     firth, stabilized, truncate, efron : bool.  estimand : int code.
     q_lo, q_hi : truncation percentiles.  Tolerances and iteration limits of the fits.
 
@@ -515,8 +524,8 @@ def _bootstrap(
     status = np.empty(nb, dtype=np.int8)
     for b in prange(nb):
         e, s = _one_resample(
-            idx[b], X, a, time, event, order, coef0, firth, estimand, stabilized, truncate,
-            q_lo, q_hi, efron, ps_tol, ps_max_iter, firth_max_step, cox_tol, cox_max_iter,
+            idx[b], X, a, time, event, order, coef0, cov0, prob0, firth, estimand, stabilized,
+            truncate, q_lo, q_hi, efron, ps_tol, ps_max_iter, firth_max_step, cox_tol, cox_max_iter,
         )  # fmt: skip
         est[b] = e
         status[b] = s

@@ -262,8 +262,12 @@ def _kernel_args(
     X = np.empty((n, model.design.X.shape[1] + 1))
     X[:, 0] = 1.0
     X[:, 1:] = model.design.X
-    coef = model.fit.coef
-    coef0 = coef.copy() if model.converged and np.isfinite(coef).all() else np.zeros(X.shape[1])
+    p = X.shape[1]
+    fit = model.fit
+    usable = model.converged and np.isfinite(fit.coef).all() and np.isfinite(fit.cov).all()
+    coef0 = fit.coef.copy() if usable else np.zeros(p)
+    cov0 = np.ascontiguousarray(fit.cov) if usable else np.zeros((p, p))
+    prob0 = fit.prob if usable else np.full(n, 0.5)
     lo, hi = bounds if bounds is not None else (0.0, 100.0)
     return (
         X,
@@ -272,6 +276,8 @@ def _kernel_args(
         outcome.event.astype(np.int64),
         outcome.order.astype(np.int64, copy=False),
         coef0,
+        cov0,
+        prob0,
         model.method == "firth",
         KERNEL_ESTIMANDS.index(estimand),
         stabilized,
