@@ -1,7 +1,9 @@
-"""numba kernel of the sIPTW bootstrap: PS refit, weights and weighted Cox per resample.
+"""numba kernels of the sIPTW bootstrap: PS refit, weights and weighted Cox per resample.
 
-One call runs every resample (``prange``; each resample writes only its own output
-slot, so the results are the same bit for bit whatever the thread count).
+Two stages, each one call over every resample (``prange``; each resample writes only
+its own output slot, so the results are the same bit for bit whatever the thread
+count): :func:`_bootstrap_ps` refits the propensity score (shared by every outcome and
+estimand of a data set), :func:`_bootstrap_effect` computes the weights and the Cox fit.
 
 Kernels of other modules called here (their signatures must not change):
 
@@ -268,30 +270,24 @@ def _weights(rows, cnt, logit, a, estimand, stabilized, truncate, q_lo, q_hi):
 
 
 @njit(cache=True, error_model="numpy")
-def _one_resample(
-    rows, X, a, time, event, order, coef0, cov0, prob0, firth, estimand, stabilized,
-    truncate, q_lo, q_hi, efron, ps_tol, ps_max_iter, firth_max_step, cox_tol, cox_max_iter,
-):  # fmt: skip
-    """(log-HR, status) of the resample ``rows`` (n,) of the full sample's rows."""
+def _resample_ps(rows, X, a, coef0, cov0, prob0, firth, ps_tol, ps_max_iter, firth_max_step):
+    """PS logit of the resample ``rows`` by full-sample row (n,; 0 for rows not drawn), and
+    its status (OK, ONE_ARM, PS_COLLINEAR or PS_NOT_CONVERGED)."""
     n, p = X.shape
-    cnt = np.zeros(n, dtype=np.int64)
-    for j in range(rows.shape[0]):
-        cnt[rows[j]] += 1
     nb = rows.shape[0]
+    cnt = np.zeros(n, dtype=np.int64)
+    for j in range(nb):
+        cnt[rows[j]] += 1
     n1 = 0
-    n_ev = 0
     m = 0
     for i in range(n):
         if cnt[i]:
             m += 1
             n1 += cnt[i] * a[i]
-            n_ev += cnt[i] * event[i]
-    if n1 == 0 or n1 == nb:
-        return np.nan, ONE_ARM
-    if n_ev == 0:
-        return np.nan, NO_EVENTS
-    # 1. propensity score: the logit of every distinct row (indexed by full-sample row)
     logit = np.zeros(n)
+    if n1 == 0 or n1 == nb:
+        return logit, ONE_ARM
+    # 1. propensity score: the logit of every distinct row (indexed by full-sample row)
     if firth:
         Xr = np.empty((nb, p))
         for j in range(nb):
@@ -336,15 +332,37 @@ def _one_resample(
                 logit[i] = eta[u]
                 u += 1
     if status == LOGIT_SINGULAR and it == 0:
-        return np.nan, PS_COLLINEAR
+        return logit, PS_COLLINEAR
     if status != LOGIT_CONVERGED:
-        return np.nan, PS_NOT_CONVERGED
+        return logit, PS_NOT_CONVERGED
     if not firth:  # ML: a score numerically 0 or 1 (separation) is not a fit
         for i in range(n):
             if cnt[i] and abs(logit[i]) > 18.0:  # min(p, 1 - p) < 1e-8 needs |logit| > 18.4
                 t = np.exp(-abs(logit[i]))
                 if t / (1.0 + t) < PS_EPS:
-                    return np.nan, PS_NOT_CONVERGED
+                    return logit, PS_NOT_CONVERGED
+    return logit, OK
+
+
+@njit(cache=True, error_model="numpy")
+def _resample_effect(
+    rows, logit, a, time, event, order, estimand, stabilized, truncate, q_lo, q_hi, efron,
+    cox_tol, cox_max_iter,
+):  # fmt: skip
+    """(log-HR, status) of the resample ``rows`` given its PS ``logit`` by full-sample row."""
+    n = a.shape[0]
+    nb = rows.shape[0]
+    cnt = np.zeros(n, dtype=np.int64)
+    for j in range(nb):
+        cnt[rows[j]] += 1
+    n1 = 0
+    n_ev = 0
+    for i in range(n):
+        if cnt[i]:
+            n1 += cnt[i] * a[i]
+            n_ev += cnt[i] * event[i]
+    if n_ev == 0:
+        return np.nan, NO_EVENTS
     # 2. weights (indexed by full-sample row), stabilised and truncated over the resample
     if not _overlap(rows, logit, a, estimand):
         return np.nan, NO_OVERLAP
@@ -497,23 +515,48 @@ def _cox_binary(cnt, a, time, event, w, order, mean, efron, tol, max_iter):
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _bootstrap(
-    idx, X, a, time, event, order, coef0, cov0, prob0, firth, estimand, stabilized, truncate,
-    q_lo, q_hi, efron, ps_tol, ps_max_iter, firth_max_step, cox_tol, cox_max_iter,
-):  # fmt: skip
-    """sIPTW log-HR of every resample.
+def _bootstrap_ps(idx, X, a, coef0, cov0, prob0, firth, ps_tol, ps_max_iter, firth_max_step):
+    """PS refit of every resample (stage 1, shared by every outcome and estimand).
 
     Parameters
     ----------
     idx : (B, n) int64, rows of the full sample drawn for each resample.
     X : (n, p) float64 PS design with the intercept column.  a : (n,) int64 0/1.
-    time : (n,) float64 months.  event : (n,) int64 0/1.
-    order : (n,) int64, full-sample rows by time descending.
     coef0, cov0, prob0 : full-sample PS coefficients (p,), their model covariance (p, p)
         and fitted probabilities (n,) (the ML start; zeros when the full-sample fit
         did not converge).
-    firth, stabilized, truncate, efron : bool.  estimand : int code.
-    q_lo, q_hi : truncation percentiles.  Tolerances and iteration limits of the fits.
+    firth : bool.  Tolerance, iteration limit and Firth step cap of the fit.
+
+    Returns
+    -------
+    logits (B, n) float64 by full-sample row (0 for rows not drawn), status (B,) int8.
+    """
+    nb, n = idx.shape
+    logits = np.empty((nb, n))
+    status = np.empty(nb, dtype=np.int8)
+    for b in prange(nb):
+        lg, st = _resample_ps(
+            idx[b], X, a, coef0, cov0, prob0, firth, ps_tol, ps_max_iter, firth_max_step
+        )
+        logits[b] = lg
+        status[b] = st
+    return logits, status
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _bootstrap_effect(
+    idx, logits, ps_status, a, time, event, order, estimand, stabilized, truncate, q_lo, q_hi,
+    efron, cox_tol, cox_max_iter,
+):  # fmt: skip
+    """Weights and weighted Cox of every resample (stage 2, one outcome and estimand).
+
+    Parameters
+    ----------
+    idx, logits, ps_status : resamples and the output of :func:`_bootstrap_ps`.
+    a : (n,) int64 0/1.  time : (n,) float64 months.  event : (n,) int64 0/1.
+    order : (n,) int64, full-sample rows by time descending.
+    estimand : int code.  stabilized, truncate, efron : bool.
+    q_lo, q_hi : truncation percentiles.  cox_tol, cox_max_iter : Cox Newton rule.
 
     Returns
     -------
@@ -523,10 +566,14 @@ def _bootstrap(
     est = np.empty(nb)
     status = np.empty(nb, dtype=np.int8)
     for b in prange(nb):
-        e, s = _one_resample(
-            idx[b], X, a, time, event, order, coef0, cov0, prob0, firth, estimand, stabilized,
-            truncate, q_lo, q_hi, efron, ps_tol, ps_max_iter, firth_max_step, cox_tol, cox_max_iter,
+        if ps_status[b] != OK:
+            est[b] = np.nan
+            status[b] = ps_status[b]
+            continue
+        e, st = _resample_effect(
+            idx[b], logits[b], a, time, event, order, estimand, stabilized, truncate, q_lo,
+            q_hi, efron, cox_tol, cox_max_iter,
         )  # fmt: skip
         est[b] = e
-        status[b] = s
+        status[b] = st
     return est, status

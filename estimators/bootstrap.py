@@ -9,9 +9,11 @@ estimation of the propensity score, which the robust (Lin-Wei) SE ignores (Austi
 Stat Med 35:5642).
 
 Reproducibility: the resample indices are drawn at once in Python, ``(n_boot, n)``
-integers from the Generator (:func:`draw_resamples`), then one numba kernel fits every
-resample (in parallel over resamples when numba has several threads; the results are
-the same bit for bit whatever the thread count).  A resample can be recomputed from
+integers from the Generator (:func:`draw_resamples`), then numba kernels fit every
+resample, in two stages: the PS (:func:`bootstrap_propensity`, shared by every outcome
+and estimand of a data set), then the weights and the Cox model (in parallel over
+resamples when numba has several threads; the results are the same bit for bit
+whatever the thread count).  A resample can be recomputed from
 scratch from its row indices with the public functions (``fit_logistic`` /
 ``fit_propensity``, ``iptw_weights``, ``fit_cox_arrays``); the kernel's estimate equals
 that fit up to floating-point summation order (tests/test_bootstrap.py, 1e-10).
@@ -46,6 +48,8 @@ __all__ = [
     "FAILURES",
     "KERNEL_ESTIMANDS",
     "BootstrapResult",
+    "PropensityResamples",
+    "bootstrap_propensity",
     "check_boot_ci",
     "check_n_boot",
     "draw_resamples",
@@ -158,6 +162,81 @@ def draw_resamples(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     return rng.integers(0, n, size=(n_boot, n), dtype=np.int64)
 
 
+@dataclass(frozen=True, eq=False)
+class PropensityResamples:
+    """The propensity score refitted on every resample (stage 1 of the bootstrap).
+
+    Depends only on the data's treatment and PS design, not on the outcome or the
+    estimand: :func:`siptw` computes it once per data set (shared inputs, integer seed)
+    for all its outcomes and estimands.
+
+    Attributes
+    ----------
+    model : PropensityModel
+        The full-sample model refitted.
+    idx : ndarray, shape (n_boot, n), int64
+        Rows of each resample (:func:`draw_resamples`).
+    logits : ndarray, shape (n_boot, n)
+        Each resample's PS logit by full-sample row (0 for rows not drawn).
+    status : ndarray, shape (n_boot,), int8
+        0, or the index in :data:`FAILURES` of why the PS could not be fitted.
+    """
+
+    model: PropensityModel
+    idx: np.ndarray
+    logits: np.ndarray
+    status: np.ndarray
+
+    @property
+    def n_boot(self) -> int:
+        """Resamples."""
+        return int(self.idx.shape[0])
+
+
+def bootstrap_propensity(
+    model: PropensityModel, n_boot: int = 200, random_state: int | np.random.Generator = 0
+) -> PropensityResamples:
+    """Draw ``n_boot`` resamples (:func:`draw_resamples`) and refit the PS on each.
+
+    ML fits run Newton on the resample's distinct rows weighted by their multiplicity,
+    starting one Newton step off the full-sample fit; Firth fits run on the repeated
+    rows.  Pooled rare levels (``pool_rare``) stay pooled as in the full sample.
+    """
+    if not isinstance(model, PropensityModel):
+        raise EstimatorInputError(
+            f"model must be a PropensityModel from fit_propensity, got {type(model).__name__}"
+        )
+    n_boot = check_n_boot(n_boot)
+    rng = check_random_state(random_state)
+    return _propensity_resamples(model, draw_resamples(model.treatment.size, n_boot, rng))
+
+
+def _propensity_resamples(model: PropensityModel, idx: np.ndarray) -> PropensityResamples:
+    n = model.treatment.size
+    X = np.empty((n, model.design.X.shape[1] + 1))
+    X[:, 0] = 1.0
+    X[:, 1:] = model.design.X
+    p = X.shape[1]
+    fit = model.fit
+    usable = model.converged and np.isfinite(fit.coef).all() and np.isfinite(fit.cov).all()
+    coef0 = fit.coef.copy() if usable else np.zeros(p)
+    cov0 = np.ascontiguousarray(fit.cov) if usable else np.zeros((p, p))
+    prob0 = fit.prob if usable else np.full(n, 0.5)
+    logits, status = bk._bootstrap_ps(
+        idx,
+        X,
+        model.treatment.astype(np.int64),
+        coef0,
+        cov0,
+        prob0,
+        model.method == "firth",
+        PS_TOL,
+        PS_MAX_ITER,
+        FIRTH_MAX_STEP,
+    )
+    return PropensityResamples(model, idx, logits, status)
+
+
 def siptw_bootstrap(
     model: PropensityModel,
     outcome: Outcome,
@@ -169,6 +248,7 @@ def siptw_bootstrap(
     alpha: float = 0.05,
     estimate: float | None = None,
     stabilized: bool = True,
+    resamples: PropensityResamples | None = None,
 ) -> BootstrapResult:
     """Bootstrap the sIPTW log-HR: PS refit, weights and weighted Cox per resample.
 
@@ -197,6 +277,9 @@ def siptw_bootstrap(
         kernel computes it (the identity resample).
     stabilized : bool
         Stabilised weights (default), as :func:`~estimators.iptw_weights`.
+    resamples : PropensityResamples, optional
+        ``bootstrap_propensity(model, n_boot, random_state)`` already computed (then
+        ``random_state`` is not used): the PS stage shared by several outcomes.
 
     Returns
     -------
@@ -235,11 +318,21 @@ def siptw_bootstrap(
         raise EstimatorInputError(f"estimate={estimate!r} is not allowed; give a finite number")
     if not isinstance(stabilized, bool | np.bool_):
         raise EstimatorInputError(f"stabilized={stabilized!r} is not allowed; use True or False")
-    idx = draw_resamples(n, n_boot, rng)
-    args = _kernel_args(model, outcome, estimand, bounds, ties, bool(stabilized))
-    est, status = bk._bootstrap(idx, *args)
+    if resamples is None:
+        resamples = _propensity_resamples(model, draw_resamples(n, n_boot, rng))
+    elif not isinstance(resamples, PropensityResamples) or resamples.model is not model:
+        raise EstimatorInputError(
+            "resamples must be the PropensityResamples of this model (bootstrap_propensity)"
+        )
+    elif resamples.n_boot != n_boot:
+        raise EstimatorInputError(
+            f"resamples hold {resamples.n_boot} resamples, not n_boot={n_boot}"
+        )
+    args = _effect_args(outcome, estimand, bounds, ties, bool(stabilized))
+    est, status = bk._bootstrap_effect(resamples.idx, resamples.logits, resamples.status, *args)
     if estimate is None:
-        full, full_status = bk._bootstrap(np.arange(n, dtype=np.int64)[None, :], *args)
+        full_ps = _propensity_resamples(model, np.arange(n, dtype=np.int64)[None, :])
+        full, full_status = bk._bootstrap_effect(full_ps.idx, full_ps.logits, full_ps.status, *args)
         if full_status[0] != bk.OK:
             raise EstimatorInputError(
                 f"the full sample cannot be fitted: {FAILURES[full_status[0]]}; nothing to "
@@ -249,45 +342,26 @@ def siptw_bootstrap(
     return _summarise(est, status, float(estimate), alpha)
 
 
-def _kernel_args(
-    model: PropensityModel,
+def _effect_args(
     outcome: Outcome,
     estimand: str,
     bounds: tuple[float, float] | None,
     ties: str,
     stabilized: bool,
 ) -> tuple:
-    """Arguments of ``_bootstrap`` after ``idx``, from validated inputs."""
-    n = outcome.time.shape[0]
-    X = np.empty((n, model.design.X.shape[1] + 1))
-    X[:, 0] = 1.0
-    X[:, 1:] = model.design.X
-    p = X.shape[1]
-    fit = model.fit
-    usable = model.converged and np.isfinite(fit.coef).all() and np.isfinite(fit.cov).all()
-    coef0 = fit.coef.copy() if usable else np.zeros(p)
-    cov0 = np.ascontiguousarray(fit.cov) if usable else np.zeros((p, p))
-    prob0 = fit.prob if usable else np.full(n, 0.5)
+    """Arguments of ``_bootstrap_effect`` after the resamples, from validated inputs."""
     lo, hi = bounds if bounds is not None else (0.0, 100.0)
     return (
-        X,
         outcome.treatment.astype(np.int64),
         outcome.time,
         outcome.event.astype(np.int64),
         outcome.order.astype(np.int64, copy=False),
-        coef0,
-        cov0,
-        prob0,
-        model.method == "firth",
         KERNEL_ESTIMANDS.index(estimand),
         stabilized,
         bounds is not None,
         float(lo),
         float(hi),
         ties == "efron",
-        PS_TOL,
-        PS_MAX_ITER,
-        FIRTH_MAX_STEP,
         COX_TOL,
         COX_MAX_ITER,
     )

@@ -28,7 +28,13 @@ from typing import Any
 import numpy as np
 
 from .balance import balance_table
-from .bootstrap import BootstrapResult, check_boot_ci, check_n_boot, siptw_bootstrap
+from .bootstrap import (
+    BootstrapResult,
+    bootstrap_propensity,
+    check_boot_ci,
+    check_n_boot,
+    siptw_bootstrap,
+)
 from .cox import CoxResult, _fit_clean, _sort_order
 from .design_matrix import Design
 from .exceptions import EstimatorInputError, NoCovariatesWarning
@@ -319,7 +325,15 @@ def siptw(
     )
     if variance == "robust":
         return est
-    boot = siptw_bootstrap(model, oc, estimand, bounds, ties, n_boot, rng, estimate=est.estimate)
+    if propensity is None and not isinstance(random_state, np.random.Generator):
+        # the shared model and a seed: one PS refit per resample for every outcome / estimand
+        key = ("siptw-boot-ps", covs, ps_method, pool_rare, n_boot, int(random_state))
+        resamples = shared._memo(key, lambda: bootstrap_propensity(model, n_boot, rng))
+    else:
+        resamples = bootstrap_propensity(model, n_boot, rng)
+    boot = siptw_bootstrap(
+        model, oc, estimand, bounds, ties, n_boot, estimate=est.estimate, resamples=resamples
+    )
     return _bootstrapped(est, boot, boot_ci)
 
 
