@@ -18,8 +18,9 @@ Per resample, in the layout of a from-scratch fit on the resampled rows:
    stopping rule of ``_newton_logistic`` (so the same MLE to rounding).  Firth:
    ``_firth_logistic`` on the repeated rows.  Columns are rescaled by the rule of
    :func:`estimators.scaling.power_of_two_scale` computed on the resample.
-2. **Weights** of :mod:`estimators.weighting` from the logit (stabilised per arm over
-   the resample's rows, truncated at numpy's linear percentiles).
+2. **Weights** of :mod:`estimators.weighting` from the logit (stabilised over the
+   resample's rows per arm, or by one constant for ATO / ATM; truncated at numpy's
+   linear percentiles), after its ATT / ATC overlap check.
 3. **Cox** on the treatment, centred as ``_cox_fit`` does: the resample's rows visited
    in the full sample's time order (multiplicities, no sort), reduced to per-event-group
    sums by arm (a binary covariate's risk-set sums are ``W0 e^(b x0) + W1 e^(b x1)``),
