@@ -50,6 +50,7 @@ INFINITE_WEIGHTS = 5
 COX_NOT_CONVERGED = 6
 COX_DIVERGED = 7
 NO_OVERLAP = 8
+TRIM_EMPTY_ARM = 9
 
 # estimand codes (index into bootstrap.KERNEL_ESTIMANDS)
 ATE, ATT, ATC, ATO, ATM = 0, 1, 2, 3, 4
@@ -347,11 +348,25 @@ def _resample_ps(rows, X, a, coef0, cov0, prob0, firth, ps_tol, ps_max_iter, fir
 
 @njit(cache=True, error_model="numpy")
 def _resample_effect(
-    rows, logit, a, time, event, order, estimand, stabilized, truncate, q_lo, q_hi, efron,
-    cox_tol, cox_max_iter,
+    rows, logit, a, time, event, order, estimand, stabilized, truncate, q_lo, q_hi, trim,
+    t_lo, t_hi, efron, cox_tol, cox_max_iter,
 ):  # fmt: skip
-    """(log-HR, status) of the resample ``rows`` given its PS ``logit`` by full-sample row."""
+    """(log-HR, status) of the resample ``rows`` given its PS ``logit`` by full-sample row.
+
+    With ``trim``, the rows whose PS ``expit(logit)`` is outside ``[t_lo, t_hi]`` are
+    dropped first (``weighting.trim_mask``): the weights and the Cox model are those of
+    the kept rows.
+    """
     n = a.shape[0]
+    if trim:
+        kept = np.empty(rows.shape[0], dtype=np.int64)
+        nk = 0
+        for j in range(rows.shape[0]):
+            e = 1.0 / (1.0 + np.exp(-logit[rows[j]]))
+            if e >= t_lo and e <= t_hi:
+                kept[nk] = rows[j]
+                nk += 1
+        rows = kept[:nk]
     nb = rows.shape[0]
     cnt = np.zeros(n, dtype=np.int64)
     for j in range(nb):
@@ -362,6 +377,8 @@ def _resample_effect(
         if cnt[i]:
             n1 += cnt[i] * a[i]
             n_ev += cnt[i] * event[i]
+    if n1 == 0 or n1 == nb:  # only with trim: the PS stage saw both arms
+        return np.nan, TRIM_EMPTY_ARM
     if n_ev == 0:
         return np.nan, NO_EVENTS
     # 2. weights (indexed by full-sample row), stabilised and truncated over the resample
@@ -547,7 +564,7 @@ def _bootstrap_ps(idx, X, a, coef0, cov0, prob0, firth, ps_tol, ps_max_iter, fir
 @njit(cache=True, error_model="numpy", parallel=True)
 def _bootstrap_effect(
     idx, logits, ps_status, a, time, event, order, estimand, stabilized, truncate, q_lo, q_hi,
-    efron, cox_tol, cox_max_iter,
+    trim, t_lo, t_hi, efron, cox_tol, cox_max_iter,
 ):  # fmt: skip
     """Weights and weighted Cox of every resample (stage 2, one outcome and estimand).
 
@@ -557,7 +574,8 @@ def _bootstrap_effect(
     a : (n,) int64 0/1.  time : (n,) float64 months.  event : (n,) int64 0/1.
     order : (n,) int64, full-sample rows by time descending.
     estimand : int code.  stabilized, truncate, efron : bool.
-    q_lo, q_hi : truncation percentiles.  cox_tol, cox_max_iter : Cox Newton rule.
+    q_lo, q_hi : truncation percentiles.  trim : bool, t_lo, t_hi : PS trimming bounds.
+    cox_tol, cox_max_iter : Cox Newton rule.
 
     Returns
     -------
@@ -573,7 +591,7 @@ def _bootstrap_effect(
             continue
         e, st = _resample_effect(
             idx[b], logits[b], a, time, event, order, estimand, stabilized, truncate, q_lo,
-            q_hi, efron, cox_tol, cox_max_iter,
+            q_hi, trim, t_lo, t_hi, efron, cox_tol, cox_max_iter,
         )  # fmt: skip
         est[b] = e
         status[b] = st

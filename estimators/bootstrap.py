@@ -19,8 +19,9 @@ scratch from its row indices with the public functions (``fit_logistic`` /
 that fit up to floating-point summation order (tests/test_bootstrap.py, 1e-10).
 
 Failed resamples (one arm only, no events, a collinear or non-converged / separated
-propensity model, no overlap for ATT / ATC weights, infinite weights, a Cox fit that
-does not converge or diverges, e.g. an arm without events) are counted by reason in
+propensity model, no overlap for ATT / ATC weights, a trimming that leaves an arm empty,
+infinite weights, a Cox fit that does not converge or diverges, e.g. an arm without
+events) are counted by reason in
 :attr:`BootstrapResult.failures`, their estimate is NaN, and a :class:`BootstrapWarning`
 is issued; the SE and intervals are those of the successful resamples.  Memory: the
 indices take ``8 * n_boot * n`` bytes.
@@ -69,6 +70,7 @@ FAILURES: tuple[str, ...] = (
     "Cox fit not converged",
     "Cox coefficient diverges (monotone likelihood)",
     "no overlap (ATT: no control, ATC: no treated inside the other arm's PS range)",
+    "trimming leaves an arm empty",
 )
 """Status of a resample, indexed by the kernel's status code (0 = fitted)."""
 
@@ -249,6 +251,7 @@ def siptw_bootstrap(
     estimate: float | None = None,
     stabilized: bool = True,
     resamples: PropensityResamples | None = None,
+    trim: tuple[float, float] | None = None,
 ) -> BootstrapResult:
     """Bootstrap the sIPTW log-HR: PS refit, weights and weighted Cox per resample.
 
@@ -280,6 +283,10 @@ def siptw_bootstrap(
     resamples : PropensityResamples, optional
         ``bootstrap_propensity(model, n_boot, random_state)`` already computed (then
         ``random_state`` is not used): the PS stage shared by several outcomes.
+    trim : (low, high), optional
+        Propensity-score bounds, ``0 <= low < high <= 1`` (Crump trimming, as
+        ``weighting.trim_mask``): each resample drops its patients whose refitted score
+        is outside ``[low, high]`` before the weights and the Cox model.
 
     Returns
     -------
@@ -318,6 +325,7 @@ def siptw_bootstrap(
         raise EstimatorInputError(f"estimate={estimate!r} is not allowed; give a finite number")
     if not isinstance(stabilized, bool | np.bool_):
         raise EstimatorInputError(f"stabilized={stabilized!r} is not allowed; use True or False")
+    limits = _check_trim_limits(trim)
     if resamples is None:
         resamples = _propensity_resamples(model, draw_resamples(n, n_boot, rng))
     elif not isinstance(resamples, PropensityResamples) or resamples.model is not model:
@@ -328,7 +336,7 @@ def siptw_bootstrap(
         raise EstimatorInputError(
             f"resamples hold {resamples.n_boot} resamples, not n_boot={n_boot}"
         )
-    args = _effect_args(outcome, estimand, bounds, ties, bool(stabilized))
+    args = _effect_args(outcome, estimand, bounds, limits, ties, bool(stabilized))
     est, status = bk._bootstrap_effect(resamples.idx, resamples.logits, resamples.status, *args)
     if estimate is None:
         full_ps = _propensity_resamples(model, np.arange(n, dtype=np.int64)[None, :])
@@ -342,15 +350,33 @@ def siptw_bootstrap(
     return _summarise(est, status, float(estimate), alpha)
 
 
+def _check_trim_limits(trim: object) -> tuple[float, float] | None:
+    """``trim``: None or PS bounds ``(low, high)``, ``0 <= low < high <= 1``."""
+    if trim is None:
+        return None
+    try:
+        low, high = (float(v) for v in trim)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        low = high = math.nan
+    if not (0.0 <= low < high <= 1.0):
+        raise EstimatorInputError(
+            f"trim={trim!r} is not allowed; give propensity-score bounds (low, high) with "
+            "0 <= low < high <= 1, or None"
+        )
+    return low, high
+
+
 def _effect_args(
     outcome: Outcome,
     estimand: str,
     bounds: tuple[float, float] | None,
+    limits: tuple[float, float] | None,
     ties: str,
     stabilized: bool,
 ) -> tuple:
     """Arguments of ``_bootstrap_effect`` after the resamples, from validated inputs."""
     lo, hi = bounds if bounds is not None else (0.0, 100.0)
+    t_lo, t_hi = limits if limits is not None else (0.0, 1.0)
     return (
         outcome.treatment.astype(np.int64),
         outcome.time,
@@ -361,6 +387,9 @@ def _effect_args(
         bounds is not None,
         float(lo),
         float(hi),
+        limits is not None,
+        float(t_lo),
+        float(t_hi),
         ties == "efron",
         COX_TOL,
         COX_MAX_ITER,

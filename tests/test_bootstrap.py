@@ -405,3 +405,45 @@ def test_the_ps_stage_is_shared_by_outcomes_and_estimands():
         siptw_bootstrap(model, oc, n_boot=40, resamples=ps)
     with pytest.raises(EstimatorInputError, match="resamples must be"):
         siptw_bootstrap(inputs(df)[0], oc, n_boot=50, resamples=ps)
+
+
+def from_scratch_trimmed(model, oc, rows, estimand, truncate, ties, trim) -> float:
+    """As :func:`from_scratch`, dropping the resample's patients whose refitted PS is
+    outside ``trim`` before the weights and the Cox model."""
+    X = np.column_stack([np.ones(oc.time.size), model.design.X])[rows]
+    a = oc.treatment[rows].astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ps = fit_logistic(X, a, method=model.method).prob
+        keep = (ps >= trim[0]) & (ps <= trim[1])
+        w = reference_weights(ps[keep], a[keep], estimand, truncate)
+        t, e = oc.time[rows][keep], oc.event[rows][keep]
+        fit = fit_cox_arrays(t, e, a[keep, None], weights=w, ties=ties)
+    return float(fit.params[0]) if fit.converged else np.nan
+
+
+@pytest.mark.parametrize(
+    ("estimand", "truncate", "trim"),
+    [("ATE", None, (0.1, 0.9)), ("ATT", (1, 99), (0.12, 0.88)), ("ATO", None, (0.1, 0.9))],
+)
+def test_trimmed_resamples_equal_a_from_scratch_fit(estimand, truncate, trim):
+    df = confounded_cohort(300, seed=29, confounding=2.5)
+    df["pfs_months"] = np.ceil(df["pfs_months"])
+    model, oc = inputs(df)
+    assert ((model.ps < trim[0]) | (model.ps > trim[1])).mean() > 0.05  # trimming bites
+    res = siptw_bootstrap(model, oc, estimand, truncate, n_boot=20, random_state=30, trim=trim)
+    rows = draw_resamples(300, 20, np.random.default_rng(30))
+    ref = [from_scratch_trimmed(model, oc, r, estimand, truncate, "efron", trim) for r in rows]
+    assert (res.status == 0).all()
+    np.testing.assert_allclose(res.estimates, ref, rtol=0, atol=FROM_SCRATCH_ATOL)
+
+
+def test_a_trim_that_empties_an_arm_is_counted_and_bad_trims_refused():
+    df = cohort(100, seed=31)
+    model, oc = inputs(df)
+    with pytest.warns(BootstrapWarning, match="trimming leaves an arm empty"):
+        res = siptw_bootstrap(model, oc, n_boot=10, estimate=0.0, trim=(0.999, 1.0))
+    assert res.failures == {FAILURES[bk.TRIM_EMPTY_ARM]: 10}
+    for bad in [(0.9, 0.1), (-0.1, 0.5), 0.1, (0.1, 1.5)]:
+        with pytest.raises(EstimatorInputError, match=r"trim=.* is not allowed"):
+            siptw_bootstrap(model, oc, n_boot=10, trim=bad)
