@@ -7,10 +7,12 @@ its inputs once; nothing here knows about the simulator.
 
 from . import _numba_cache  # noqa: F401  (first: sets numba's cache dir before numba loads)
 from .balance import balance_table
+from .bootstrap import BootstrapResult, siptw_bootstrap
 from .cox import CoxPH, CoxResult, fit_cox_arrays
 from .design_matrix import Design, design_matrix
 from .effects import adjusted_cox, naive_cox, psm, siptw
 from .exceptions import (
+    BootstrapWarning,
     ConvergenceWarning,
     EstimatorInputError,
     EstimatorWarning,
@@ -38,6 +40,8 @@ from .validation import Coded
 from .weighting import iptw_weights
 
 __all__ = [
+    "BootstrapResult",
+    "BootstrapWarning",
     "Coded",
     "ConvergenceWarning",
     "CoxPH",
@@ -82,6 +86,7 @@ __all__ = [
     "psm",
     "register_estimator",
     "siptw",
+    "siptw_bootstrap",
     "survival_summary",
     "unregister_estimator",
 ]

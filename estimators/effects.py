@@ -31,6 +31,11 @@ from typing import Any
 import numpy as np
 
 from .balance import balance_table
+from .bootstrap import (
+    BootstrapResult,
+    bootstrap_propensity,
+    siptw_bootstrap,
+)
 from .cox import CoxResult, _fit_clean, _sort_order
 from .design_matrix import Design
 from .exceptions import EstimatorInputError, NoCovariatesWarning
@@ -129,6 +134,26 @@ def _no_covariates(method: str, estimand: str, covariates: tuple[str, ...]) -> t
     return (msg,)
 
 
+def _bootstrapped(est: EffectEstimate, boot: BootstrapResult, boot_ci: str) -> EffectEstimate:
+    """``est`` with the bootstrap SE (normal p-value) and the ``boot_ci`` interval."""
+    out = EffectEstimate.from_fit(
+        method=est.method,
+        estimand=est.estimand,
+        estimate=est.estimate,
+        se=boot.se,
+        n=est.n,
+        events=est.events,
+        ess=est.ess,
+        converged=est.converged,
+        warnings=est.warnings + ((boot.warning,) if boot.warning else ()),
+        diagnostics={**est.diagnostics, "bootstrap": boot},
+    )
+    if boot_ci == "normal":
+        return out
+    low, high = boot.ci_percentile
+    return dataclasses.replace(out, ci_low=low, ci_high=high)
+
+
 def _estimate(
     method: str,
     estimand: str,
@@ -169,6 +194,9 @@ def siptw(
     shared: SharedInputs | None = None,
     variance: str = "robust",
     trim: float | Sequence[float] | None = None,
+    n_boot: int = 200,
+    random_state: int | np.random.Generator = 0,
+    boot_ci: str = "normal",
 ) -> EffectEstimate:
     """Stabilized propensity-score-weighted Cox regression.
 
@@ -176,7 +204,9 @@ def siptw(
     :mod:`estimators.weighting`), with the robust (Lin-Wei sandwich) variance by default,
     as in the published Flatiron analysis.  The robust SE ignores estimation of the PS:
     it is conservative for ATE weights (Shu et al. 2021), not necessarily for the others;
-    ``variance="mestimation"`` accounts for it (:mod:`estimators.variance`).
+    ``variance="mestimation"`` accounts for it (:mod:`estimators.variance`), and
+    ``variance="bootstrap"`` refits the whole pipeline on ``n_boot`` resamples
+    (:func:`estimators.bootstrap.siptw_bootstrap`).
 
     Parameters
     ----------
@@ -215,16 +245,29 @@ def siptw(
         its propensity model, the weights (and :func:`psm`'s pairs, for an integer
         ``random_state``) are computed once and reused for every outcome: the
         ``analysis_weights`` / ``matching`` of those results are one object.
-    variance : {"robust", "mestimation", "naive"}
+    variance : {"robust", "mestimation", "naive", "bootstrap"}
         ``"robust"``: Lin-Wei sandwich of the weighted Cox fit, weights taken as known
         (default).  ``"mestimation"``: sandwich of the stacked PS, stabilization and Cox
         estimating equations (not with ``truncate``; under ``ps_method="firth"`` the ML
         score's sandwich at the Firth estimate).  ``"naive"``: model-based inverse
         information of the weighted fit, a negative control (wrong by design).
+        ``"bootstrap"``: the nonparametric bootstrap of the full pipeline (PS refit,
+        weights, trimming, Cox) over ``n_boot`` resamples: ``se`` is the bootstrap SE,
+        the p-value its normal approximation, the interval ``boot_ci``.  Failed
+        resamples are counted (:class:`BootstrapWarning`).
     trim : float or (low, high), optional
         Crump trimming: drop patients whose estimated PS is outside ``[trim, 1 - trim]``
         (or ``[low, high]``) before stabilizing; this changes the target population to
         the patients with PS in that interval.
+    n_boot : int
+        Bootstrap resamples (>= 2; ``variance="bootstrap"``).
+    random_state : int or numpy.random.Generator
+        Seed or Generator of the resamples (an int gives the same resamples on every
+        call).
+    boot_ci : {"normal", "percentile"}
+        Bootstrap interval: ``log_hr -/+ z * se`` (default: consistent with the SE and
+        p-value reported, and stable at 200 resamples, where the 2.5% and 97.5%
+        percentiles rest on ~5 resamples each), or the percentile interval.
 
     Returns
     -------
@@ -234,7 +277,8 @@ def siptw(
         before/after weighting), ``ess_by_arm``, ``weights`` (summary of the kept
         patients' weights), ``analysis_weights`` (the weights, shape (n,), 0 for trimmed
         patients), ``propensity``, ``variance`` (its name), ``trimmed`` (patients dropped;
-        with ``trim`` only).
+        with ``trim`` only), ``bootstrap``
+        (:class:`~estimators.bootstrap.BootstrapResult`, with ``variance="bootstrap"``).
 
     Raises
     ------
@@ -256,6 +300,9 @@ def siptw(
             "truncation is not a smooth estimating equation; use trim= (PS thresholds) or "
             "variance='robust'"
         )
+    n_boot = check_n_boot(n_boot)
+    rng = check_random_state(random_state)
+    check_boot_ci(boot_ci)
     covs = check_covariates(covariates)
     shared, oc = _inputs(df, time, event, treatment, shared)
     a = oc.treatment
@@ -327,7 +374,7 @@ def siptw(
     diagnostics["variance"] = variance
     if keep is not None:
         diagnostics["trimmed"] = int(a.size - wk.size)
-    return _estimate(
+    est = _estimate(
         "siptw",
         estimand,
         fit,
@@ -336,6 +383,26 @@ def siptw(
         converged=model.converged,
         diagnostics=diagnostics,
     )
+    if variance != "bootstrap":
+        return est
+    if propensity is None and not isinstance(random_state, np.random.Generator):
+        # the shared model and a seed: one PS refit per resample for every outcome / estimand
+        key = ("siptw-boot-ps", covs, ps_method, pool_rare, n_boot, int(random_state))
+        resamples = shared._memo(key, lambda: bootstrap_propensity(model, n_boot, rng))
+    else:
+        resamples = bootstrap_propensity(model, n_boot, rng)
+    boot = siptw_bootstrap(
+        model,
+        oc,
+        estimand,
+        bounds,
+        ties,
+        n_boot,
+        estimate=est.estimate,
+        resamples=resamples,
+        trim=limits,
+    )
+    return _bootstrapped(est, boot, boot_ci)
 
 
 def _austin_cafri(

@@ -35,3 +35,7 @@ class SeparationWarning(EstimatorWarning):
 
 class NoCovariatesWarning(EstimatorWarning):
     """An adjusted estimator was given no covariates: its estimate is the crude contrast."""
+
+
+class BootstrapWarning(EstimatorWarning):
+    """Some bootstrap resamples failed to fit; they are counted, and excluded from the SE."""

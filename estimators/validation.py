@@ -25,7 +25,7 @@ from .exceptions import EstimatorInputError
 
 TIES = ("efron", "breslow")
 WEIGHT_ESTIMANDS = ("ATE", "ATT", "ATC", "ATO", "ATM")
-VARIANCES = ("robust", "mestimation", "naive")
+VARIANCES = ("robust", "mestimation", "naive", "bootstrap")
 ORDERS = ("random", "largest", "smallest", "data")
 PS_METHODS = ("ml", "firth")
 MATCH_VARIANCES = ("cluster", "austin-cafri", "bootstrap")

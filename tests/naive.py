@@ -849,3 +849,37 @@ def matched_km_naive(time, event, pairs, tau: float, rmst: bool):
         down[2 * k : 2 * k + 2] -= 1e-6
         infl[k] = (theta(up) - theta(down)) / 2e-6
     return theta(w), float(np.sqrt(infl @ infl))
+
+
+def iptw_weights_all_naive(ps, treatment, estimand: str, stabilized: bool) -> np.ndarray:
+    """Weights of every estimand patient by patient (ATE, ATT, ATC, ATO, ATM).
+
+    Treated / control: ATE 1/e, 1/(1-e); ATT 1, e/(1-e); ATC (1-e)/e, 1; ATO 1-e, e;
+    ATM min(e, 1-e)/e, min(e, 1-e)/(1-e).  Stabilized: for ATE, ATT, ATC each arm whose
+    weights are estimated (not the ATT's treated, not the ATC's controls) multiplied by
+    its n_a / sum of its raw weights; for ATO and ATM everyone by n / sum of all raw
+    weights.
+    """
+    formulas = {
+        "ATE": (lambda e: 1.0 / e, lambda e: 1.0 / (1.0 - e)),
+        "ATT": (lambda e: 1.0, lambda e: e / (1.0 - e)),
+        "ATC": (lambda e: (1.0 - e) / e, lambda e: 1.0),
+        "ATO": (lambda e: 1.0 - e, lambda e: e),
+        "ATM": (lambda e: min(e, 1.0 - e) / e, lambda e: min(e, 1.0 - e) / (1.0 - e)),
+    }
+    treated_w, control_w = formulas[estimand]
+    n = len(ps)
+    arm = [int(treatment[i]) for i in range(n)]
+    raw = [treated_w(float(ps[i])) if arm[i] else control_w(float(ps[i])) for i in range(n)]
+    if not stabilized:
+        return np.array(raw)
+    fixed = {"ATT": 1, "ATC": 0}.get(estimand)  # the arm whose weights are 1 by definition
+    out = []
+    for i in range(n):
+        if arm[i] == fixed:
+            out.append(raw[i])
+            continue
+        common = estimand in ("ATO", "ATM")
+        same = [j for j in range(n) if common or arm[j] == arm[i]]
+        out.append(raw[i] * len(same) / sum(raw[j] for j in same))
+    return np.array(out)
