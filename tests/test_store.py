@@ -327,7 +327,7 @@ def test_unusable_output_directory_is_reported_before_warm_up(tmp_path, monkeypa
     reason="root writes anywhere",
 )
 def test_read_only_output_directory_is_reported_before_warm_up(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "warm_up", lambda: pytest.fail("warm-up before the check"))
+    monkeypatch.setattr(runner, "warm_up", lambda *a: pytest.fail("warm-up before the check"))
     out = tmp_path / "ro"
     out.mkdir()
     out.chmod(0o555)

@@ -370,9 +370,9 @@ def _run(study, spec, conditions, store: Store, pool: _Pool, shard, progress, lo
     if ex is not None:
         # compile (or load) every kernel here first, then let the workers start and
         # load theirs while this process computes the truths
-        warm_up()
+        warm_up(study)
         with _sigint_ignored():
-            warming = [ex.submit(warm_up) for _ in range(pool.slots)]
+            warming = [ex.submit(warm_up, study) for _ in range(pool.slots)]
         pool.processes = dict(getattr(ex, "_processes", None) or {})
     log(f"{study.name}: {len(conditions)} condition(s), {study.reps} replicates each; truths ...")
     metas = []
@@ -421,12 +421,26 @@ def _select(chunks: list[Chunk], shard, done) -> list[Chunk]:
     return [c for c in picked if (c.condition, c.chunk) not in done]
 
 
-def warm_up() -> None:
-    """Run one tiny replicate of every built-in estimator: compiles (or loads from the
-    numba cache) every kernel a study uses, so workers never compile concurrently."""
-    study = Study(name="warm-up", reps=1, chunk_reps=1, sample_sizes=(200,))
-    chunk = plan_chunks(study, study.conditions())[0]
-    run_chunk(chunk)
+def warm_up(study: Study | None = None) -> None:
+    """Run one tiny replicate (200 patients) of every built-in estimator, and of
+    ``study``'s estimators and variants with their options: compiles (or loads from the
+    numba cache) every kernel the study uses, so workers never compile concurrently (a
+    bootstrap variant's kernels, say, only when a study has one)."""
+    runs = [Study(name="warm-up", reps=1, chunk_reps=1, sample_sizes=(200,))]
+    if study is not None and set(study.estimators) - set(runs[0].estimators):
+        runs.append(
+            Study(
+                name="warm-up",  # the built-in scenario: same kernels, no calibration
+                reps=1,
+                chunk_reps=1,
+                sample_sizes=(200,),
+                estimators=study.estimators,
+                variants=study.variants,
+                estimator_options=study.estimator_options,
+            )
+        )
+    for s in runs:
+        run_chunk(plan_chunks(s, s.conditions()[:1])[0])
 
 
 @dataclass
