@@ -119,9 +119,10 @@ shown = pd.DataFrame(
     }
 )
 order = {v: i for i, v in enumerate(VARIANCES.values())}
+rank = {"weighting": {w: i for i, w in enumerate(WEIGHTINGS)}, "variance": order}
 shown = shown.sort_values(
     ["scenario", "outcome", "weighting", "variance"],
-    key=lambda s: s.map(order) if s.name == "variance" else s,
+    key=lambda s: s.map(rank[s.name]) if s.name in rank else s,
 )
 display(shown.set_index(["scenario", "outcome", "weighting", "variance"]))
 
@@ -165,7 +166,7 @@ plt.show()
 # need not hold for ATT or ATO weights.
 
 # %%
-modse = table.pivot_table(
+modse = table.assign(outcome=table["outcome"].map(OUTCOME_NAMES)).pivot_table(
     index=["scenario", "outcome", "weighting"], columns="variance", values="modse"
 )
 ratios = pd.DataFrame(
