@@ -48,7 +48,6 @@ def first_call(tmp_path_factory):
 def _forget() -> None:
     """Clear the memoised intermediate solves (a new scenario in a fresh process)."""
     cal._STEPS.clear()
-    truth_mod._CONDITIONAL.clear()
 
 
 def _exact(sc):

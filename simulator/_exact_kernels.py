@@ -60,6 +60,36 @@ def _cubic_weights(x, out):
     out[3] = (x + 1.0) * x * (x - 1.0) / 6.0
 
 
+@njit(cache=True)
+def _progression_mass(c01, c02, s0, q01, q02, ew, eu, ewt, mass):
+    """Progression mass of each cell (G - 1,) into ``mass``; returns the total mass of
+    deaths before progression over the grid.
+
+    s0 (G,) the state-0 survival at the nodes; the cell's exits s0_k - s0_{k+1} times the
+    progression share h01/(h01+h02) averaged at two Gauss points (q01[0|1], q02[0|1]
+    hold nu t^(nu-1) there); the first cells, where h01 ~ u^(nu01-1) is not smooth at 0,
+    integrated in w = u^nu01 (4-point Gauss per cell: nodes ew (cells, 4), eu = u^nu02
+    there, weights ewt; Engine.powers).
+    """
+    share = 0.0
+    for k in range(s0.size - 1):
+        f = 0.0
+        for m in range(2):
+            h1 = c01 * q01[m, k]
+            h2 = c02 * q02[m, k]
+            f += 0.5 * (h1 / (h1 + h2) if h1 + h2 > 0.0 else 0.0)
+        d = s0[k] - s0[k + 1]
+        share += (1.0 - f) * d
+        mass[k] = f * d
+    for k in range(ew.shape[0]):
+        m0 = 0.0
+        for m in range(4):
+            m0 += ewt[k, m] * c01 * math.exp(-c01 * ew[k, m] - c02 * eu[k, m])
+        share += mass[k] - m0
+        mass[k] = m0
+    return share
+
+
 @njit(cache=True, parallel=True)
 def _accumulate(
     lp0,
@@ -132,26 +162,7 @@ def _accumulate(
                     s00[k] = s0[k]
             share = 0.0
             if want_os or want_share:
-                # progression share of each cell's exits: h01/(h01+h02) averaged at two
-                # Gauss points (q01[0|1], q02[0|1] hold nu t^(nu-1) there)
-                for k in range(G - 1):
-                    f = 0.0
-                    for m in range(2):
-                        h1 = c01 * q01[m, k]
-                        h2 = c02 * q02[m, k]
-                        f += 0.5 * (h1 / (h1 + h2) if h1 + h2 > 0.0 else 0.0)
-                    d = s0[k] - s0[k + 1]
-                    share += (1.0 - f) * d
-                    mass[k] = f * d
-                # first cells: h01 ~ u^(nu01-1) is not smooth at 0; integrate the mass in
-                # w = u^nu01 (4-point Gauss per cell): nodes ew (cells, 4), eu = u^nu02
-                # there, weights ewt (Engine.powers)
-                for k in range(ew.shape[0]):
-                    m0 = 0.0
-                    for m in range(4):
-                        m0 += ewt[k, m] * c01 * math.exp(-c01 * ew[k, m] - c02 * eu[k, m])
-                    share += mass[k] - m0
-                    mass[k] = m0
+                share = _progression_mass(c01, c02, s0, q01, q02, ew, eu, ewt, mass)
             if ri != 0.0:
                 for k in range(G - 1):
                     mass[k] *= math.exp(-ri * 0.5 * (t[k] + t[k + 1]))
@@ -322,3 +333,107 @@ def _tail_conv(spread, kt, rows, out):
                 for k in range(j):
                     acc += spread[g, r, q, k] * kt[q, jj, k]
             out[g, r, jj] += acc
+
+
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+def _patient_curves(
+    lp0, lp1, m2, scale01, scale02, scale12, nu12, ew, eu, ewt, t, p01, p02, q01, q02, h, pfs, os_
+):
+    """Each patient's rwPFS and OS survival at the nodes of a uniform grid (conditional
+    adjusted-Cox estimand: the at-risk functions are needed patient by patient).
+
+    t (G,) uniform nodes of step h from 0; p01, p02, q01, q02, ew, eu, ewt as in
+    _accumulate (Engine.powers of that grid); c12 = scale12 * exp(m2[i]).  Fills pfs (n, G)
+    with S00 and os_ (n, G) with S00 + the convolution of the cells' progression masses
+    with the post-progression survival's cell averages (the Toeplitz weights of
+    _kernel_toeplitz, computed here for the patient's own c12: no kernel-node
+    interpolation).  One patient per iteration: values do not depend on the core count.
+    """
+    G = t.size
+    gx = np.array([-0.7745966692414834, 0.0, 0.7745966692414834])
+    gw = np.array([0.5555555555555556, 0.8888888888888888, 0.5555555555555556])
+    n1 = np.empty(24)
+    w1 = np.empty(24)
+    for sub in range(8):
+        for m in range(3):
+            v = (sub + 0.5 * (gx[m] + 1.0)) / 8.0
+            s = h * v**GRADE
+            n1[3 * sub + m] = s**nu12
+            w1[3 * sub + m] = gw[m] / 16.0 * GRADE * v ** (GRADE - 1)
+    sn = np.zeros((G, 3))
+    for ll in range(2, G):
+        for m in range(3):
+            sn[ll, m] = ((ll - 1) * h + 0.5 * h * (gx[m] + 1.0)) ** nu12
+    for i in prange(lp0.size):
+        c01 = scale01 * math.exp(lp0[i])
+        c02 = scale02 * math.exp(lp1[i])
+        s0 = np.empty(G)
+        mass = np.empty(G - 1)
+        for k in range(G):
+            s0[k] = math.exp(-c01 * p01[k] - c02 * p02[k])
+            pfs[i, k] = s0[k]
+        _progression_mass(c01, c02, s0, q01, q02, ew, eu, ewt, mass)
+        c12 = scale12 * math.exp(m2[i])
+        ker = np.empty(G)
+        ker[0] = 0.0
+        if G > 1:
+            acc = 0.0
+            for m in range(24):
+                acc += w1[m] * math.exp(-c12 * n1[m])
+            ker[1] = acc
+        for ll in range(2, G):
+            acc = 0.0
+            for m in range(3):
+                acc += 0.5 * gw[m] * math.exp(-c12 * sn[ll, m])
+            ker[ll] = acc
+        # reversed kernel: the inner sum runs forward in memory (vectorised)
+        rk = ker[::-1].copy()  # rk[G - 1 - l] = ker[l]
+        for j in range(G):
+            off = G - 1 - j
+            acc = 0.0
+            for k in range(j):
+                acc += mass[k] * rk[off + k]
+            os_[i, j] = s0[j] + acc
+
+
+@njit(cache=True, parallel=True)
+def _cell_at_risk(S, at, mass):
+    """Per row of S (n, G): the cells' exits mass = S_k - S_{k+1} and cell-averaged
+    at-risk probability at = mass / log(S_k / S_{k+1}) (the hazard constant in the cell;
+    S_k when it is 0; 0 once S_{k+1} is 0), both (n, G - 1)."""
+    n, G = S.shape
+    for i in prange(n):
+        for k in range(G - 1):
+            a, b = S[i, k], S[i, k + 1]
+            d = a - b
+            mass[i, k] = d
+            if b <= 0.0:
+                at[i, k] = 0.0
+            else:
+                lam = math.log(a / b)
+                at[i, k] = d / lam if lam > 1e-12 else a
+
+
+@njit(cache=True)
+def _column_sums(at, xo, out):
+    """out[k, c] = sum_i at[i, k] * xo[i, c] for at (n, K), xo (n, C): at.T @ xo, serial
+    (BLAS threads contend with the other users of a loaded machine at these sizes)."""
+    n, K = at.shape
+    C = xo.shape[1]
+    out[:] = 0.0
+    for i in range(n):
+        for k in range(K):
+            a = at[i, k]
+            for c in range(C):
+                out[k, c] += a * xo[i, c]
+
+
+@njit(cache=True)
+def _row_dots(at, w, out):
+    """out[i] = sum_k at[i, k] * w[k]: at @ w, serial."""
+    n, K = at.shape
+    for i in range(n):
+        acc = 0.0
+        for k in range(K):
+            acc += at[i, k] * w[k]
+        out[i] = acc
