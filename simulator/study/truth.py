@@ -296,7 +296,7 @@ def compute_exact_truth(
     """Every estimand by the exact engine (no cache)."""
     solved = cal.calibrate(sc).solved
     sample = exact.sample_for(sc, solved)
-    mt = exact.marginal_truth(sc, solved, rmst_horizons, survival_horizons, sample=sample)
+    mt = exact.precise_marginal_truth(sc, solved, rmst_horizons, survival_horizons, sample)
     cond = exact.conditional_truth(sc, solved, sample)
     out = {}
     for outcome, gamma in (("pfs", solved.gamma_pfs), ("os", solved.gamma_os)):
