@@ -11,8 +11,11 @@ shipped), caches off (a temporary RWESIM_CACHE_DIR and ``use_cache=False``).
 * Monte Carlo: ``calibrate(method="montecarlo")`` + ``truth(method="montecarlo")`` on the
   scenario's 4 million patients (one round);
 * grid: 12 cells (strength 1.0 to 3.2) by the exact engine, memoised solves cleared
-  before the grid only (its cells share the outcome solve and the conditional fit, which
-  do not depend on the treatment model when the HR target is the ATE's).
+  before the grid only (its cells share the outcome solve, which does not depend on the
+  treatment model when the HR target is the ATE's).
+
+The previous version of the engine is measured by running this file from a checkout of
+that commit (same machine, interleaved runs); docs/truth.md reports both.
 
 Compare the groups' means: the ratio Monte Carlo / exact is the speed-up.
 """
@@ -48,7 +51,6 @@ def first_call(tmp_path_factory):
 def _forget() -> None:
     """Clear the memoised intermediate solves (a new scenario in a fresh process)."""
     cal._STEPS.clear()
-    truth_mod._CONDITIONAL.clear()
 
 
 def _exact(sc):

@@ -42,6 +42,44 @@ def _decode(
         lost[i] = K._dot(lost_b, nz_lost, F) if nz_lost.size > 0 else 0.0
 
 
+# ---- a vectorisable exp ---------------------------------------------------------------------
+# exp(x) = 2^n exp(r), n = round(x / ln 2), r = x - n ln 2 (Cody-Waite, fdlibm's split of
+# ln 2), exp(r) by its Taylor polynomial of degree 13 (|r| <= 0.347: truncation 4e-18
+# relative), 2^n assembled in the exponent bits.  Branch-free, so LLVM vectorises the loop
+# (numba's math.exp is a scalar libm call: most of the engine's time).  Within 2 ulp of
+# libm (tested); arguments below -708 give 0 (libm: subnormals below 3e-308).
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_SHIFT = 6755399441055744.0  # 1.5 * 2^52: adding it rounds to an integer in the low bits
+_SHIFT_BITS = 0x4338000000000000
+_EXP_LO = -708.0
+_INV_FACT = np.array([1.0 / math.factorial(j) for j in range(14)])
+
+
+@njit(cache=True)
+def _exp_into(x, out, work):
+    """out[k] = exp(x[k]) for k < x.size (x, out, work float64 arrays of that size at
+    least; out may be x; work is scratch)."""
+    m = x.size
+    c = _INV_FACT
+    for k in range(m):
+        xk = max(x[k], _EXP_LO)
+        kd = xk * _LOG2E + _SHIFT
+        work[k] = kd
+        n = kd - _SHIFT
+        r = (xk - n * _LN2_HI) - n * _LN2_LO
+        p = c[13]
+        for j in range(12, -1, -1):
+            p = p * r + c[j]
+        out[k] = p if x[k] >= _EXP_LO else 0.0
+    bits = work[:m].view(np.int64)
+    for k in range(m):
+        bits[k] = (bits[k] - _SHIFT_BITS + 1023) << 52
+    for k in range(m):
+        out[k] *= work[k]
+
+
 N_EXACT_CELLS = 8
 # graded substitution s = h v^GRADE on the kernel's cell at s = 0, where exp(-c s^nu) has
 # an s^nu singularity (s = h v^(1/nu) left a v^(1/nu - 1) Jacobian, relative error 2e-4 of
@@ -58,6 +96,40 @@ def _cubic_weights(x, out):
     out[1] = (x + 1.0) * (x - 1.0) * (x - 2.0) / 2.0
     out[2] = -(x + 1.0) * x * (x - 2.0) / 2.0
     out[3] = (x + 1.0) * x * (x - 1.0) / 6.0
+
+
+@njit(cache=True)
+def _progression_mass(c01, c02, s0, q01, q02, ew, eu, ewt, mass, want_share=True):
+    """Progression mass of each cell (G - 1,) into ``mass``; returns the total mass of
+    deaths before progression over the grid (when ``want_share``; else 0).
+
+    s0 (G,) the state-0 survival at the nodes; the cell's exits s0_k - s0_{k+1} times the
+    progression share h01/(h01+h02) averaged at two Gauss points (q01[0|1], q02[0|1]
+    hold nu t^(nu-1) there); the first cells, where h01 ~ u^(nu01-1) is not smooth at 0,
+    integrated in w = u^nu01 (4-point Gauss per cell: nodes ew (cells, 4), eu = u^nu02
+    there, weights ewt; Engine.powers).  The deaths are the exits minus the progressions.
+    """
+    G = s0.size
+    if c01 == 0.0:  # no progression at all (and no branch in the loop: it vectorises)
+        for k in range(G - 1):
+            mass[k] = 0.0
+    else:
+        for k in range(G - 1):
+            h1a = c01 * q01[0, k]
+            h1b = c01 * q01[1, k]
+            f = 0.5 * (h1a / (h1a + c02 * q02[0, k])) + 0.5 * (h1b / (h1b + c02 * q02[1, k]))
+            mass[k] = f * (s0[k] - s0[k + 1])
+        for k in range(ew.shape[0]):
+            m0 = 0.0
+            for m in range(4):
+                m0 += ewt[k, m] * c01 * math.exp(-c01 * ew[k, m] - c02 * eu[k, m])
+            mass[k] = m0
+    if not want_share:
+        return 0.0
+    share = s0[0] - s0[G - 1]
+    for k in range(G - 1):
+        share -= mass[k]
+    return share
 
 
 @njit(cache=True, parallel=True)
@@ -118,43 +190,34 @@ def _accumulate(
         mass = np.empty(G - 1)
         wm = np.empty(4)
         wr = np.empty(4)
+        xs = np.empty(G)
+        ex = np.empty(G)
+        work = np.empty(G)
         for i in range(bounds[g], bounds[g + 1]):
             c01 = scale01 * math.exp(lp0[i])
             c02 = scale02 * math.exp(lp1[i])
             ri = rho[i]
             for k in range(G):
-                s0[k] = math.exp(-c01 * p01[k] - c02 * p02[k])
+                xs[k] = -c01 * p01[k] - c02 * p02[k]
+            _exp_into(xs, s0, work)
             if ri != 0.0:
                 for k in range(G):
-                    s00[k] = s0[k] * math.exp(-ri * t[k])
+                    xs[k] = -ri * t[k]
+                _exp_into(xs, ex, work)
+                for k in range(G):
+                    s00[k] = s0[k] * ex[k]
             else:
                 for k in range(G):
                     s00[k] = s0[k]
             share = 0.0
             if want_os or want_share:
-                # progression share of each cell's exits: h01/(h01+h02) averaged at two
-                # Gauss points (q01[0|1], q02[0|1] hold nu t^(nu-1) there)
-                for k in range(G - 1):
-                    f = 0.0
-                    for m in range(2):
-                        h1 = c01 * q01[m, k]
-                        h2 = c02 * q02[m, k]
-                        f += 0.5 * (h1 / (h1 + h2) if h1 + h2 > 0.0 else 0.0)
-                    d = s0[k] - s0[k + 1]
-                    share += (1.0 - f) * d
-                    mass[k] = f * d
-                # first cells: h01 ~ u^(nu01-1) is not smooth at 0; integrate the mass in
-                # w = u^nu01 (4-point Gauss per cell): nodes ew (cells, 4), eu = u^nu02
-                # there, weights ewt (Engine.powers)
-                for k in range(ew.shape[0]):
-                    m0 = 0.0
-                    for m in range(4):
-                        m0 += ewt[k, m] * c01 * math.exp(-c01 * ew[k, m] - c02 * eu[k, m])
-                    share += mass[k] - m0
-                    mass[k] = m0
+                share = _progression_mass(c01, c02, s0, q01, q02, ew, eu, ewt, mass, want_share)
             if ri != 0.0:
                 for k in range(G - 1):
-                    mass[k] *= math.exp(-ri * 0.5 * (t[k] + t[k + 1]))
+                    xs[k] = -ri * 0.5 * (t[k] + t[k + 1])
+                _exp_into(xs[: G - 1], ex, work)
+                for k in range(G - 1):
+                    mass[k] *= ex[k]
             if want_os:
                 # 4-node stencil j-1..j+2 kept inside the node grid (x may then be in [-1, 2))
                 x = (m2[i] - m_lo) / m_step
@@ -242,6 +305,9 @@ def _kernel_cells(c, rho, nu, t, j_rows, out):
         s_n = np.empty(12)
         s_v = np.empty(12)
         w_n = np.empty(12)
+        xs = np.empty(12 * Q)
+        ex = np.empty(12 * Q)
+        work = np.empty(12 * Q)
         for k in range(j):
             lo = t[j] - t[k + 1]
             hi = t[j] - t[k]
@@ -261,10 +327,14 @@ def _kernel_cells(c, rho, nu, t, j_rows, out):
                 for m in range(3):
                     s = mid + half * gx[m]
                     s_v[m], s_n[m], w_n[m] = s, s**nu, 0.5 * gw[m]
+            for m in range(m_n):
+                for q in range(Q):
+                    xs[m * Q + q] = -c[q] * s_n[m] - rho[q] * s_v[m]
+            _exp_into(xs[: m_n * Q], ex, work)
             for q in range(Q):
                 acc = 0.0
                 for m in range(m_n):
-                    acc += w_n[m] * math.exp(-c[q] * s_n[m] - rho[q] * s_v[m])
+                    acc += w_n[m] * ex[m * Q + q]
                 out[q, jj, k] = acc
 
 
@@ -322,3 +392,116 @@ def _tail_conv(spread, kt, rows, out):
                 for k in range(j):
                     acc += spread[g, r, q, k] * kt[q, jj, k]
             out[g, r, jj] += acc
+
+
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+def _patient_curves(
+    lp0, lp1, m2, scale01, scale02, scale12, nu12, ew, eu, ewt, t, p01, p02, q01, q02, h, pfs, os_
+):
+    """Each patient's rwPFS and OS survival at the nodes of a uniform grid (conditional
+    adjusted-Cox estimand: the at-risk functions are needed patient by patient).
+
+    t (G,) uniform nodes of step h from 0; p01, p02, q01, q02, ew, eu, ewt as in
+    _accumulate (Engine.powers of that grid); c12 = scale12 * exp(m2[i]).  Fills pfs (n, G)
+    with S00 and os_ (n, G) with S00 + the convolution of the cells' progression masses
+    with the post-progression survival's cell averages (the Toeplitz weights of
+    _kernel_toeplitz, computed here for the patient's own c12: no kernel-node
+    interpolation).  One patient per iteration: values do not depend on the core count.
+    """
+    G = t.size
+    gx = np.array([-0.7745966692414834, 0.0, 0.7745966692414834])
+    gw = np.array([0.5555555555555556, 0.8888888888888888, 0.5555555555555556])
+    n1 = np.empty(24)
+    w1 = np.empty(24)
+    for sub in range(8):
+        for m in range(3):
+            v = (sub + 0.5 * (gx[m] + 1.0)) / 8.0
+            s = h * v**GRADE
+            n1[3 * sub + m] = s**nu12
+            w1[3 * sub + m] = gw[m] / 16.0 * GRADE * v ** (GRADE - 1)
+    sn = np.zeros((G, 3))
+    for ll in range(2, G):
+        for m in range(3):
+            sn[ll, m] = ((ll - 1) * h + 0.5 * h * (gx[m] + 1.0)) ** nu12
+    snf = sn.ravel()
+    for i in prange(lp0.size):
+        c01 = scale01 * math.exp(lp0[i])
+        c02 = scale02 * math.exp(lp1[i])
+        s0 = np.empty(G)
+        mass = np.empty(G - 1)
+        xs = np.empty(3 * G)
+        ex = np.empty(3 * G)
+        work = np.empty(3 * G)
+        for k in range(G):
+            xs[k] = -c01 * p01[k] - c02 * p02[k]
+        _exp_into(xs[:G], s0, work)
+        for k in range(G):
+            pfs[i, k] = s0[k]
+        _progression_mass(c01, c02, s0, q01, q02, ew, eu, ewt, mass, False)
+        c12 = scale12 * math.exp(m2[i])
+        ker = np.empty(G)
+        ker[0] = 0.0
+        if G > 1:
+            acc = 0.0
+            for m in range(24):
+                acc += w1[m] * math.exp(-c12 * n1[m])
+            ker[1] = acc
+        for k in range(3 * G):
+            xs[k] = -c12 * snf[k]
+        _exp_into(xs, ex, work)
+        for ll in range(2, G):
+            acc = 0.0
+            for m in range(3):
+                acc += 0.5 * gw[m] * ex[3 * ll + m]
+            ker[ll] = acc
+        # reversed kernel: the inner sum runs forward in memory (vectorised)
+        rk = ker[::-1].copy()  # rk[G - 1 - l] = ker[l]
+        for j in range(G):
+            off = G - 1 - j
+            acc = 0.0
+            for k in range(j):
+                acc += mass[k] * rk[off + k]
+            os_[i, j] = s0[j] + acc
+
+
+@njit(cache=True, parallel=True)
+def _cell_at_risk(S, at, mass):
+    """Per row of S (n, G): the cells' exits mass = S_k - S_{k+1} and cell-averaged
+    at-risk probability at = mass / log(S_k / S_{k+1}) (the hazard constant in the cell;
+    S_k when it is 0; 0 once S_{k+1} is 0), both (n, G - 1)."""
+    n, G = S.shape
+    for i in prange(n):
+        for k in range(G - 1):
+            a, b = S[i, k], S[i, k + 1]
+            d = a - b
+            mass[i, k] = d
+            if b <= 0.0:
+                at[i, k] = 0.0
+            else:
+                lam = math.log(a / b)
+                at[i, k] = d / lam if lam > 1e-12 else a
+
+
+@njit(cache=True)
+def _column_sums(at, xo, out):
+    """out[k, c] = sum_i at[i, k] * xo[i, c] for at (n, K), xo (n, C): at.T @ xo, serial
+    (BLAS threads contend with the other users of a loaded machine at these sizes)."""
+    n, K = at.shape
+    C = xo.shape[1]
+    out[:] = 0.0
+    for i in range(n):
+        for k in range(K):
+            a = at[i, k]
+            for c in range(C):
+                out[k, c] += a * xo[i, c]
+
+
+@njit(cache=True)
+def _row_dots(at, w, out):
+    """out[i] = sum_k at[i, k] * w[k]: at @ w, serial."""
+    n, K = at.shape
+    for i in range(n):
+        acc = 0.0
+        for k in range(K):
+            acc += at[i, k] * w[k]
+        out[i] = acc

@@ -3,12 +3,15 @@
 Chunk ``c`` of a cohort uses three generators (normals, uniforms, exponentials) seeded
 by ``SeedSequence(entropy, spawn_key=root.spawn_key + (c, s))`` for s = 0, 1, 2, so the
 cohort is the same whatever the number of threads, and any chunk can be regenerated
-alone.
+alone.  The kernels take the generators as numba typed lists; the lists are built by
+cached jitted helpers, because building them from Python (``List().append``) compiles
+numba's list methods on every new process (about 1 s, not cacheable).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 from numba.typed import List
 
 from ._cohort_kernels import CHUNK
@@ -39,11 +42,27 @@ def chunk_generator(root: np.random.SeedSequence, chunk: int, stream: int) -> np
     return np.random.Generator(np.random.PCG64(ss))
 
 
+@njit(cache=True)
+def _new_list(first):
+    """A typed list holding ``first`` (built in compiled code, so the build is cached)."""
+    out = List()
+    out.append(first)
+    return out
+
+
+@njit(cache=True)
+def _push(lst, item):
+    lst.append(item)
+
+
 def chunk_streams(seed: SeedLike, n: int) -> tuple[List, List, List]:
     """Typed lists of (normal, uniform, exponential) generators, one per chunk."""
     root = as_seed_sequence(seed)
-    lists = (List(), List(), List())
-    for c in range(n_chunks(n)):
-        for s, lst in enumerate(lists):
-            lst.append(chunk_generator(root, c, s))
+    gens = [[chunk_generator(root, c, s) for c in range(n_chunks(n))] for s in range(3)]
+    if not gens[0]:
+        return List(), List(), List()
+    lists = tuple(_new_list(g[0]) for g in gens)
+    for g, lst in zip(gens, lists, strict=True):
+        for x in g[1:]:
+            _push(lst, x)
     return lists

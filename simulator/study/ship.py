@@ -2,10 +2,9 @@
 
 ``python -m simulator.study.ship [--truth-only] [NAME ...]`` recomputes with the exact
 engine (ignoring caches; ``--truth-only`` keeps the shipped calibrations) and writes
-``simulator/data/calibrations.json`` and ``simulator/data/truths.json``.  The shipped
-truths' conditional log-HR uses ``SHIP_CONDITIONAL_N`` simulated patients (the default
-for unshipped scenarios is smaller, for speed).  Run it after any change to a built-in
-scenario, the kernel's draw layout or the calibration / truth method.
+``simulator/data/calibrations.json`` and ``simulator/data/truths.json``.  Run it after
+any change to a built-in scenario, the kernel's draw layout or the calibration / truth
+method.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from ..catalog import BUILTIN, get_scenario
 from . import truth as truth_mod
 
 DATA = cache.DATA
-SHIP_CONDITIONAL_N = 2**20
 
 
 def _update(path: Path, key: str, record: dict) -> None:
@@ -36,7 +34,7 @@ def ship(names: list[str], truth_only: bool = False) -> None:
         start = time.perf_counter()
         cal = calibration.calibrate(sc, use_cache=truth_only)
         _update(DATA / "calibrations.json", cal.key, {**cal.to_json(), "scenario": name})
-        tr = truth_mod.truth(sc, use_cache=False, conditional_n=SHIP_CONDITIONAL_N)
+        tr = truth_mod.truth(sc, use_cache=False)
         _update(DATA / "truths.json", tr.key, {**tr.to_dict(), "scenario": name})
         print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
 

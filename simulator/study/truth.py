@@ -4,8 +4,8 @@ Two engines compute the same definitions:
 
 * ``method="exact"`` (default, seconds): every marginal estimand by integrating the
   generating model's closed-form conditional survival over a quasi-random covariate
-  sample on a time grid (:mod:`simulator.exact`); the conditional log-HR by the
-  estimators' Cox model on a simulated sample of stacked potential outcomes;
+  sample on a time grid (:mod:`simulator.exact`), the conditional log-HR included (the
+  root of the adjusted Cox model's population score);
 * ``method="montecarlo"`` (the independent oracle, about a minute): everything on
   ``calibration.truth_population`` simulated patients (``truth_seed``).
 
@@ -30,7 +30,7 @@ potential outcomes of every patient are compared:
   prefixed ``att_``, ``atc_``, ``ato_``, ``atm_`` for the others (exact engine).
 
 Errors: ``mcse`` is the standard error of the engine's sampling (exact: covariate
-sampling over independent scramblings, and the conditional's patient-clustered Cox SE;
+sampling over independent scramblings;
 Monte Carlo: batch means, the iid formula for RMST); the exact engine adds ``numerical``
 (grid refinement plus tail truncation) and ``error`` = numerical + 2 mcse, the bound
 :meth:`Truth.estimand` returns.  Results are cached per scenario.
@@ -54,13 +54,12 @@ from .. import cache, exact
 from .. import calibration as cal
 from ..catalog import get_scenario
 from ..exceptions import ScenarioError
-from ..features import INDEX
 from ..marginal import censor, marginal_log_hr
 from ..plan import annual_to_monthly_rate, coef_vector, solved_outcome_matrix
 from ..scenario import Scenario
 from ..streams import as_seed_sequence
 
-TRUTH_VERSION = 3
+TRUTH_VERSION = 4
 METHODS = ("exact", "montecarlo")
 RMST_HORIZONS = (24.0, 36.0)  # the Monte Carlo engine's
 KEYS = (
@@ -81,9 +80,7 @@ KEYS = (
 )
 CENSORING = ("admin", "study", "none")
 _SUFFIX = {"admin": "", "study": "_study_censoring", "none": "_uncensored"}
-CONDITIONAL_N = 2**16  # simulated patients for the exact engine's conditional log-HR
 _MEMORY = cal.LRU(cal.MEMORY_SIZE)
-_CONDITIONAL = cal.LRU(64)  # conditional Cox fits keyed by a digest of their inputs
 
 
 @dataclass(frozen=True)
@@ -237,7 +234,7 @@ def truth_key(
     if method == "montecarlo":
         parts += [c.truth_population, c.truth_seed, c.truth_batches]
     else:
-        parts += [list(rmst_horizons), list(survival_horizons), c.truth_seed]
+        parts += [list(rmst_horizons), list(survival_horizons)]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -248,7 +245,6 @@ def truth(
     method: str = "exact",
     rmst_horizons: tuple[float, ...] = exact.RMST_HORIZONS,
     survival_horizons: tuple[float, ...] = exact.SURVIVAL_HORIZONS,
-    conditional_n: int = CONDITIONAL_N,
 ) -> Truth:
     """True estimands of a scenario (cached; built-in scenarios ship theirs).
 
@@ -262,29 +258,19 @@ def truth(
         minute at the default 4 million patients).
     rmst_horizons, survival_horizons : tuple of float, months
         Horizons of RMST and survival probabilities (exact engine).
-    conditional_n : int
-        Simulated patients for the exact engine's conditional log-HR.
     """
     sc = get_scenario(scenario) if isinstance(scenario, str) else scenario
     if not isinstance(sc, Scenario):
         raise ScenarioError(f"scenario={scenario!r} is not allowed; give a Scenario or a name")
     if method not in METHODS:
         raise ScenarioError(f"method={method!r} is not allowed; use one of {METHODS}")
-    if (
-        isinstance(conditional_n, bool)
-        or not isinstance(conditional_n, int)
-        or conditional_n < 1000
-    ):
-        raise ScenarioError(
-            f"conditional_n={conditional_n!r} is not allowed; it must be an integer >= 1000"
-        )
     rmst_horizons = tuple(float(h) for h in rmst_horizons)
     survival_horizons = tuple(float(h) for h in survival_horizons)
     key = truth_key(sc, method, rmst_horizons, survival_horizons)
     found = _read(key, sc.name) if use_cache else None
     if found is None:
         if method == "exact":
-            found = compute_exact_truth(sc, key, rmst_horizons, survival_horizons, conditional_n)
+            found = compute_exact_truth(sc, key, rmst_horizons, survival_horizons)
         else:
             found = compute_truth(sc, key)
         cache.write("truth", key, found.to_dict())
@@ -306,12 +292,12 @@ def compute_exact_truth(
     key: str | None = None,
     rmst_horizons: tuple[float, ...] = exact.RMST_HORIZONS,
     survival_horizons: tuple[float, ...] = exact.SURVIVAL_HORIZONS,
-    conditional_n: int = CONDITIONAL_N,
 ) -> Truth:
     """Every estimand by the exact engine (no cache)."""
     solved = cal.calibrate(sc).solved
-    mt = exact.marginal_truth(sc, solved, rmst_horizons, survival_horizons)
-    cond = _conditional_truths(sc, solved, conditional_n)
+    sample = exact.sample_for(sc, solved)
+    mt = exact.precise_marginal_truth(sc, solved, rmst_horizons, survival_horizons, sample)
+    cond = exact.conditional_truth(sc, solved, sample)
     out = {}
     for outcome, gamma in (("pfs", solved.gamma_pfs), ("os", solved.gamma_os)):
         values = dict(mt.values[outcome])
@@ -319,36 +305,13 @@ def compute_exact_truth(
         numerical = dict(mt.numerical[outcome])
         values["generating_log_hr"], mcse["generating_log_hr"] = float(gamma), 0.0
         numerical["generating_log_hr"] = 0.0
-        values["conditional_log_hr"], mcse["conditional_log_hr"] = cond[outcome]
-        numerical["conditional_log_hr"] = 0.0
+        c = cond[outcome]
+        values["conditional_log_hr"], mcse["conditional_log_hr"] = c[0], c[1]
+        numerical["conditional_log_hr"] = c[2]
         error = {k: numerical[k] + 2.0 * mcse[k] for k in values}
         out[outcome] = OutcomeTruth(values, mcse, numerical, error)
     key = key or truth_key(sc, "exact", rmst_horizons, survival_horizons)
     return Truth(sc.name, key, mt.n, out["pfs"], out["os"], method="exact")
-
-
-def _conditional_truths(sc: Scenario, solved, n: int) -> dict[str, tuple[float, float]]:
-    """Conditional log-HR (and its patient-clustered SE) per outcome on n simulated patients."""
-    # identical potential outcomes (no effect on any transition): exactly 0
-    null = {"pfs": solved.gamma_pfs == 0.0, "os": solved.gamma_pfs == solved.gamma_os == 0.0}
-    out = {o: (0.0, 0.0) for o, z in null.items() if z}
-    if len(out) == 2:
-        return out
-    pop = cal.draw_population(sc, solved, n, as_seed_sequence(sc.calibration.truth_seed))
-    om = solved_outcome_matrix(sc, solved)
-    t0, t1 = cal.potential_times(pop, om, 0.0), cal.potential_times(pop, om, 1.0)
-    X = _adjustment_matrix(sc, pop)
-    for which, name in ((0, "pfs"), (1, "os")):
-        if name not in out:
-            # the fit reads only these arrays (not the treatment model): memoised on them,
-            # so e.g. the cells of a treatment.strength grid share it
-            key = cal._digest(t0[which], t1[which], pop.c_admin, X)
-            found = _CONDITIONAL.get(key)
-            if found is None:
-                found = _conditional(t0[which], t1[which], pop.c_admin, X)
-                _CONDITIONAL[key] = found
-            out[name] = found
-    return out
 
 
 # ---- the Monte Carlo engine ----------------------------------------------------------------
@@ -397,14 +360,7 @@ def _study_censoring(sc: Scenario, pop: cal.Population) -> dict[str, np.ndarray]
 
 def _adjustment_matrix(sc: Scenario, pop: cal.Population) -> np.ndarray:
     """Covariates of the outcome model (plus frailty when it acts): (n, q) float64."""
-    o = sc.outcomes
-    trans = (o.progression, o.death, o.post_progression_death)
-    names = sorted({k for t in trans for k, v in t.log_hr.items() if v}, key=INDEX.get)
-    cols = [pop.feats[:, INDEX[k]].astype(np.float64) for k in names]
-    cols = [c for c in cols if c.min() < c.max()]  # constant in a subgroup (e.g. visceral)
-    if any(t.frailty_log_hr for t in trans):
-        cols.append(pop.frailty)
-    return np.column_stack(cols) if cols else np.empty((pop.n, 0))
+    return exact.adjustment_matrix(sc, pop.feats, pop.frailty)
 
 
 def _batches(n: int, k: int) -> list[slice]:
