@@ -63,3 +63,19 @@ def test_log_hr_records_are_unchanged_by_extra_measures(horizon):
         if t["measure"] == "log_hr"
     ]
     assert a == b
+
+
+def test_mixed_measures_summarize_into_one_table(tmp_path):
+    """A study of log-HR and RMST estimators: every row has the same columns (the
+    Markdown writer took the first row's keys and failed on the others)."""
+    from simulator.study import open_results, run_study, summarize
+    from simulator.study.report import display_rows, summary_markdown
+
+    study = Study(estimators=("siptw", "iptw_km"), reps=2, sample_sizes=(400,), outcomes=("os",))
+    run_study(study, tmp_path / "r", workers=1, progress=False, log=lambda m: None)
+    table = summarize(open_results(tmp_path / "r"))
+    rows = display_rows(table)
+    assert {tuple(r) for r in rows} == {tuple(rows[0])} and "measure" in rows[0]
+    assert {r["measure"] for r in rows} == {"log-HR", "rmst_diff at 24 months"}
+    md = summary_markdown(table)
+    assert md.count("\n") == len(rows) + 2 and "rmst_diff at 24 months" in md

@@ -65,23 +65,37 @@ def _estimand(estimand: str) -> str:
 
 
 def display_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Formatted cells: estimate (Monte Carlo SE); log-HR measures keep their v0.1 names."""
+    """Formatted cells: estimate (Monte Carlo SE).
+
+    A table of log-HRs only keeps the v0.1 columns (``true HR``, ``bias log-HR``); one
+    with other measures (RMST, survival differences) has the same columns in every row:
+    ``measure``, ``truth`` and ``bias`` on the measure's scale (the log-HR for a HR).
+    """
+    measures = table["measure"] if "measure" in table else pd.Series(["log_hr"] * len(table))
+    only_hr = bool((measures == "log_hr").all())
     rows = []
     for r in table.itertuples(index=False):
         measure = getattr(r, "measure", "log_hr")
         log_hr = measure == "log_hr"
+        if only_hr:
+            effect = {
+                "true HR": f"{math.exp(r.theta):.3f}",
+                "bias log-HR": _pm(r.bias, r.bias_mcse, 4),
+            }
+        else:
+            effect = {
+                "measure": "log-HR" if log_hr else _measure(measure, r.horizon),
+                "truth": f"{r.theta:.4f}",
+                "bias": _pm(r.bias, r.bias_mcse, 4),
+            }
         rows.append(
             {
                 "condition": r.label,
                 "outcome": OUTCOME_NAMES.get(r.outcome, r.outcome),
                 "estimator": ESTIMATOR_NAMES.get(r.estimator, r.estimator),
                 "estimand": _estimand(r.estimand),
-                **({} if log_hr else {"measure": _measure(measure, r.horizon)}),
-                ("true HR" if log_hr else "truth"): (
-                    f"{math.exp(r.theta):.3f}" if log_hr else f"{r.theta:.4f}"
-                ),
-                ("bias log-HR" if log_hr else "bias"): _pm(r.bias, r.bias_mcse, 4),
-                "rel. bias HR %": _pm(r.rel_bias_hr, r.rel_bias_hr_mcse, 1),
+                **effect,
+                "rel. bias HR %": _pm(r.rel_bias_hr, r.rel_bias_hr_mcse, 1) if log_hr else "-",
                 "EmpSE": _pm(r.empse, r.empse_mcse),
                 "ModSE": _pm(r.modse, r.modse_mcse),
                 "rel. err ModSE %": _pm(r.relerr_modse, r.relerr_modse_mcse, 1),
@@ -114,7 +128,8 @@ TERMINAL = (
     "power",
     "failed/nonconv",
 )
-_TERMINAL_OTHER = {"true HR": "truth", "bias log-HR": "bias"}  # other measures' cells
+TERMINAL_MEASURES = (*TERMINAL[:3], "measure", "truth", "bias", *TERMINAL[5:])
+"""Terminal columns of a table with measures other than the log-HR."""
 
 
 def summary_rich(table: pd.DataFrame, meta: dict[str, Any]) -> Group:
@@ -122,13 +137,14 @@ def summary_rich(table: pd.DataFrame, meta: dict[str, Any]) -> Group:
     study = meta["study"]
     rows = display_rows(table)
     tables = []
+    columns = TERMINAL if not rows or "true HR" in rows[0] else TERMINAL_MEASURES
     for label in dict.fromkeys(r["condition"] for r in rows):
         t = Table(title=label, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
-        for col in TERMINAL:
-            t.add_column(col, justify="left" if col in TERMINAL[:3] else "right")
+        for col in columns:
+            t.add_column(col, justify="left" if col in columns[:4] else "right")
         for r in rows:
             if r["condition"] == label:
-                t.add_row(*(r.get(c, r.get(_TERMINAL_OTHER.get(c, c), "")) for c in TERMINAL))
+                t.add_row(*(r[c] for c in columns))
         tables.append(t)
     head = (
         f"[bold]{study['name']}[/]: estimate (Monte Carlo SE) over {study['reps']} replicates "
