@@ -154,3 +154,35 @@ def test_bootstrap_jit_first_call(benchmark, cache_state):
         f"\n{cache_state}: first siptw_bootstrap call {t['first_call_s']:.2f} s, "
         f"second {t['second_call_s'] * 1e3:.1f} ms"
     )
+
+
+BOOT_STUDY = """
+import json, os, sys, tempfile, time
+from simulator.study.runner import run_study
+from simulator.study.spec import Study
+quiet = {"progress": False, "log": lambda msg: None}
+variants = {"siptw_boot": {"base": "siptw", "variance": "bootstrap", "n_boot": 200}}
+ests = ("siptw", "psm", "naive_cox", "adjusted_cox", "siptw_boot")
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as tmp:
+        warm = Study(reps=2, chunk_reps=1, estimators=ests, variants=variants)
+        run_study(warm, tmp + "/warm", workers=1, **quiet)
+        t0 = time.perf_counter()
+        study = Study(reps=int(sys.argv[1]), estimators=ests, variants=variants)
+        report = run_study(study, tmp + "/run", workers=2, **quiet)
+        wall = time.perf_counter() - t0
+    print(json.dumps({"wall": wall, "replicate_phase": report.seconds}))
+"""
+
+
+@pytest.mark.benchmark(group="study: flatiron, 1,000 replicates with a bootstrap variant")
+def test_study_with_bootstrap_variant(benchmark):
+    """`rwesim run` of the default study plus ``siptw`` with ``variance="bootstrap"``
+    (n_boot = 200) as a variant: 1,000 replicates x 2 outcomes, 2 workers, kernels
+    cached (a warm-up study first); ``extra_info``: run_study's wall and replicate
+    phase (issue goal: <= 90 s on 2 cores)."""
+    from bench_helpers import run_in
+
+    root = Path(__file__).resolve().parents[1]
+    result = benchmark.pedantic(lambda: run_in(root, BOOT_STUDY, 1000), rounds=1)
+    benchmark.extra_info.update(result)
