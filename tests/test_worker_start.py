@@ -89,3 +89,26 @@ def test_forked_and_spawned_pools_give_the_rows_of_one_process(tmp_path, monkeyp
         pd.testing.assert_frame_equal(
             one, Store(tmp_path / other).read_results().drop(columns="seconds"), check_exact=True
         )
+
+
+@linux
+def test_a_parallel_kernel_in_the_warm_up_makes_the_pool_spawn(tmp_path):
+    """The bootstrap kernel is parallel: the parent's warm-up starts numba's OpenMP
+    thread pool, after which a forked worker aborts ("fork() called from a process
+    already using GNU OpenMP").  The pool's start method is chosen after the warm-up."""
+    out = python(
+        f"""
+        from simulator.study.runner import run_study
+        from simulator.study.spec import Study
+        from simulator.study.store import Store
+        from simulator.study import workers as W
+        variants = {{"boot": {{"base": "siptw", "variance": "bootstrap", "n_boot": 20}}}}
+        study = Study(name="b", reps=2, chunk_reps=1, sample_sizes=(300,), seed=5,
+                      estimators=("siptw", "boot"), variants=variants)
+        assert W.start_method() == "fork"  # a fresh single-threaded process
+        run_study(study, {str(tmp_path / "r")!r}, workers=2, progress=False, log=lambda m: None)
+        rows = Store({str(tmp_path / "r")!r}).read_results()
+        print(W.start_method(), len(rows), int((rows["error"] == "").sum()))
+        """
+    )
+    assert out.splitlines()[-1] == "spawn 8 8"

@@ -211,6 +211,7 @@ class _Pool:
     slots: int
     status: Any = None
     processes: dict[int, Any] = field(default_factory=dict)
+    warmed: bool = False  # this process's kernels loaded before the pool was made
 
     def dead_worker(self) -> str:
         """What the worker that died was doing, as far as can be told."""
@@ -238,8 +239,15 @@ class _Pool:
 
 @contextmanager
 def _executor(
-    workers: int | None, scheduler: str | None, given: Executor | None, timeout: float = 10.0
+    workers: int | None,
+    scheduler: str | None,
+    given: Executor | None,
+    timeout: float = 10.0,
+    prepare: Callable[[], None] | None = None,
 ) -> Iterator[_Pool]:
+    """The run's executor.  A local pool runs ``prepare`` (the parent's warm-up) first,
+    then picks its start method: a warm-up that started numba's thread pool (a parallel
+    kernel, e.g. the bootstrap's) makes fork unsafe, so the workers are spawned."""
     if given is not None:
         yield _Pool(given, max(1, workers or os.cpu_count() or 1))
         return
@@ -251,6 +259,8 @@ def _executor(
     if n == 1:
         yield _Pool(None, 1)
         return
+    if prepare is not None:
+        prepare()
     ctx = mp.get_context(W.start_method())
     status, counter = W.new_status(ctx, n)
     ex = ProcessPoolExecutor(
@@ -259,7 +269,7 @@ def _executor(
         initializer=W.init_worker,
         initargs=(os.getpid(), status, counter),
     )
-    pool = _Pool(ex, n, status)
+    pool = _Pool(ex, n, status, warmed=prepare is not None)
     try:
         yield pool
     except BaseException:
@@ -357,7 +367,9 @@ def run_study(
     )
     with store:
         try:
-            with _executor(workers, scheduler, executor, scheduler_timeout) as pool:
+            with _executor(
+                workers, scheduler, executor, scheduler_timeout, lambda: warm_up(study)
+            ) as pool:
                 return _run(study, spec, conditions, store, pool, shard, progress, log)
         except BaseException:
             if store.fresh:  # nothing to resume: leave the directory as it was
@@ -370,7 +382,8 @@ def _run(study, spec, conditions, store: Store, pool: _Pool, shard, progress, lo
     if ex is not None:
         # compile (or load) every kernel here first, then let the workers start and
         # load theirs while this process computes the truths
-        warm_up(study)
+        if not pool.warmed:
+            warm_up(study)
         with _sigint_ignored():
             warming = [ex.submit(warm_up, study) for _ in range(pool.slots)]
         pool.processes = dict(getattr(ex, "_processes", None) or {})
