@@ -781,7 +781,7 @@ def patient_curves(
     """(rwPFS, OS) survival (n, G) of every patient of ``sample`` under arm ``arm`` on the
     uniform ``grid`` (its nodes from 0 with step h; no censoring)."""
     if grid.j_uniform != grid.t.size - 1:
-        raise ValueError("patient_curves needs a uniform grid")  # a bug, not a user error
+        raise RuntimeError("patient_curves needs a uniform grid")  # a bug, not a user error
     p = Engine(grid, shapes).powers()
     n, G = sample.n, grid.t.size
     pfs, os_ = np.empty((n, G)), np.empty((n, G))
