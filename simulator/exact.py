@@ -826,17 +826,6 @@ class CellSums:
     zsum: np.ndarray
     x: np.ndarray
 
-    @staticmethod
-    def merge(parts: list[CellSums]) -> CellSums:
-        """The sums over the union of the parts' patients."""
-        return CellSums(
-            np.vstack([c.at0 for c in parts]),
-            np.vstack([c.at1 for c in parts]),
-            np.sum([c.events for c in parts], axis=0),
-            np.sum([c.zsum for c in parts], axis=0),
-            np.vstack([c.x for c in parts]),
-        )
-
 
 def _at_risk_and_mass(S: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     at = np.empty((S.shape[0], S.shape[1] - 1))
