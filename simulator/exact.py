@@ -781,7 +781,7 @@ def patient_curves(
     """(rwPFS, OS) survival (n, G) of every patient of ``sample`` under arm ``arm`` on the
     uniform ``grid`` (its nodes from 0 with step h; no censoring)."""
     if grid.j_uniform != grid.t.size - 1:
-        raise ValueError("patient_curves needs a uniform grid")  # a bug, not a user error
+        raise RuntimeError("patient_curves needs a uniform grid")  # a bug, not a user error
     p = Engine(grid, shapes).powers()
     n, G = sample.n, grid.t.size
     pfs, os_ = np.empty((n, G)), np.empty((n, G))
@@ -825,17 +825,6 @@ class CellSums:
     events: np.ndarray
     zsum: np.ndarray
     x: np.ndarray
-
-    @staticmethod
-    def merge(parts: list[CellSums]) -> CellSums:
-        """The sums over the union of the parts' patients."""
-        return CellSums(
-            np.vstack([c.at0 for c in parts]),
-            np.vstack([c.at1 for c in parts]),
-            np.sum([c.events for c in parts], axis=0),
-            np.sum([c.zsum for c in parts], axis=0),
-            np.vstack([c.x for c in parts]),
-        )
 
 
 def _at_risk_and_mass(S: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
