@@ -54,6 +54,7 @@ from rich.progress import (
 from rich.text import Text
 
 from estimators.estimands import ESTIMANDS, SCORED_AGAINST
+from estimators.registry import get_estimator
 
 from .. import calibration
 from ..exact import RMST_HORIZONS, SURVIVAL_HORIZONS
@@ -440,16 +441,24 @@ def warm_up(study: Study | None = None) -> None:
     numba cache) every kernel the study uses, so workers never compile concurrently (a
     bootstrap variant's kernels, say, only when a study has one)."""
     runs = [Study(name="warm-up", reps=1, chunk_reps=1, sample_sizes=(200,))]
-    if study is not None and set(study.estimators) - set(runs[0].estimators):
+    # the study's estimators of this package (a user's own are not run here: they may be
+    # slow or have effects; their kernels, if any, load in each worker)
+    ours = tuple(
+        e
+        for e in (study.estimators if study is not None else ())
+        if e not in runs[0].estimators
+        and get_estimator(study.base_of(e)).func.__module__.startswith("estimators.")
+    )
+    if ours:
         runs.append(
             Study(
                 name="warm-up",  # the built-in scenario: same kernels, no calibration
                 reps=1,
                 chunk_reps=1,
                 sample_sizes=(200,),
-                estimators=study.estimators,
-                variants=study.variants,
-                estimator_options=study.estimator_options,
+                estimators=ours,
+                variants={k: v for k, v in study.variants.items() if k in ours},
+                estimator_options={k: v for k, v in study.estimator_options.items() if k in ours},
             )
         )
     for s in runs:
