@@ -265,6 +265,133 @@ def _cox_pass_t(X, Z, w, event, starts, newstrat, beta, efron, u, imat):
 
 
 @njit(cache=True, error_model="numpy")
+def _binary_groups(X, w, event, starts, newstrat):
+    """Per-event-group sums of a one-column ``X`` taking exactly two values.
+
+    Returns ``(levels (2,), groups (6, G), sums (2,))``: for each of the G tie groups
+    with an event, the weight at risk at each level (running over the stratum), the
+    tied events' weight at each level, their number and total weight; ``sums`` holds
+    ``sum w x`` and ``sum w`` over the events.  ``groups`` has no rows when ``X`` is
+    not two-valued (or not one column): then the general pass is used.
+    """
+    none = np.empty((0, 0))
+    n, p = X.shape
+    if p != 1 or n == 0:
+        return np.empty(0), none, np.zeros(2)
+    x0 = X[0, 0]
+    x1 = x0
+    for i in range(n):
+        v = X[i, 0]
+        if v != x0:
+            if x1 == x0:
+                x1 = v
+            elif v != x1:
+                return np.empty(0), none, np.zeros(2)
+    if x1 == x0:
+        return np.empty(0), none, np.zeros(2)
+    ng = 0
+    for g in range(starts.shape[0] - 1):
+        for i in range(starts[g], starts[g + 1]):
+            if event[i]:
+                ng += 1
+                break
+    groups = np.empty((6, ng))
+    sums = np.zeros(2)
+    w0 = 0.0
+    w1 = 0.0
+    k = 0
+    for g in range(starts.shape[0] - 1):
+        if newstrat[g]:
+            w0 = 0.0
+            w1 = 0.0
+        e0 = 0.0
+        e1 = 0.0
+        nd = 0
+        for i in range(starts[g], starts[g + 1]):
+            hi = X[i, 0] == x1
+            if hi:
+                w1 += w[i]
+            else:
+                w0 += w[i]
+            if event[i]:
+                nd += 1
+                if hi:
+                    e1 += w[i]
+                else:
+                    e0 += w[i]
+                sums[0] += w[i] * X[i, 0]
+                sums[1] += w[i]
+        if nd:
+            groups[0, k] = w0
+            groups[1, k] = w1
+            groups[2, k] = e0
+            groups[3, k] = e1
+            groups[4, k] = nd
+            groups[5, k] = e0 + e1
+            k += 1
+    return np.array([x0, x1]), groups, sums
+
+
+@njit(cache=True, error_model="numpy")
+def _binary_pass(levels, groups, sums, beta, efron, u, imat):
+    """:func:`_cox_pass_t` for a two-valued column from :func:`_binary_groups`: the
+    risk-set sums are ``W0 exp(b x0) + W1 exp(b x1)``, so a pass costs O(event groups)
+    instead of O(n) (the same terms; sums in another order)."""
+    x0 = levels[0]
+    x1 = levels[1]
+    b = beta[0]
+    top = max(b * x0, b * x1)  # as _cox_pass_t: exp(eta - max eta)
+    ex0 = np.exp(b * x0 - top)
+    ex1 = np.exp(b * x1 - top)
+    loglik = b * sums[0] - top * sums[1]
+    score = sums[0]
+    info = 0.0
+    prod, prodwt = 1.0, 0.0
+    for g in range(groups.shape[1]):
+        r0 = groups[0, g] * ex0
+        r1 = groups[1, g] * ex1
+        s0 = r0 + r1
+        s1 = x0 * r0 + x1 * r1
+        s2 = x0 * x0 * r0 + x1 * x1 * r1
+        q0 = groups[2, g] * ex0
+        q1 = groups[3, g] * ex1
+        d0 = q0 + q1
+        d1 = x0 * q0 + x1 * q1
+        d2 = x0 * x0 * q0 + x1 * x1 * q1
+        nterm = int(groups[4, g]) if efron else 1
+        wt = groups[5, g] / nterm
+        for t in range(nterm):
+            f = t / nterm
+            den = s0 - f * d0
+            inv = 1.0 / den
+            if den >= LOG_SAFE_LOW and den <= LOG_SAFE_HIGH:
+                if wt != prodwt:
+                    loglik -= prodwt * np.log(prod)
+                    prod, prodwt = 1.0, wt
+                prod *= den
+                if not LOG_SAFE_LOW <= prod <= LOG_SAFE_HIGH:
+                    loglik -= prodwt * np.log(prod)
+                    prod = 1.0
+            else:
+                loglik -= wt * np.log(den)
+            xb = (s1 - f * d1) * inv
+            score -= wt * xb
+            info += wt * (inv * (s2 - f * d2) - xb * xb)
+    loglik -= prodwt * np.log(prod)
+    u[0] = score
+    imat[0, 0] = info
+    return loglik
+
+
+@njit(cache=True, error_model="numpy")
+def _pass(X, Z, w, event, starts, newstrat, beta, efron, u, imat, levels, groups, sums):
+    """The likelihood pass: by event groups for a two-valued column, else row by row."""
+    if groups.shape[0]:
+        return _binary_pass(levels, groups, sums, beta, efron, u, imat)
+    return _cox_pass_t(X, Z, w, event, starts, newstrat, beta, efron, u, imat)
+
+
+@njit(cache=True, error_model="numpy")
 def _cholesky(a: np.ndarray) -> tuple[np.ndarray, bool]:
     """Lower Cholesky factor of a symmetric matrix; ok=False if a pivot is below
     ``CHOL_TOL`` times the largest diagonal element (not positive definite)."""
@@ -332,12 +459,30 @@ def _chol_inverse(low: np.ndarray) -> np.ndarray:
 def _newton(X, w, event, starts, newstrat, beta0, efron, tol, max_iter):
     """:func:`_newton_t` computing the transposed covariates itself."""
     Z = np.empty((0, 0)) if X.shape[1] <= DIRECT_P else np.ascontiguousarray(X.T)
-    return _newton_t(X, Z, w, event, starts, newstrat, beta0, efron, tol, max_iter)
+    none = np.empty((0, 0))
+    return _newton_t(
+        X,
+        Z,
+        w,
+        event,
+        starts,
+        newstrat,
+        beta0,
+        efron,
+        tol,
+        max_iter,
+        np.empty(0),
+        none,
+        np.zeros(2),
+    )
 
 
 @njit(cache=True, error_model="numpy")
-def _newton_t(X, Z, w, event, starts, newstrat, beta0, efron, tol, max_iter):
+def _newton_t(X, Z, w, event, starts, newstrat, beta0, efron, tol, max_iter, levels, groups, sums):
     """Newton-Raphson with step halving, stopping rule as R survival's coxph.
+
+    ``levels, groups, sums``: :func:`_binary_groups` of a two-valued column (passes by
+    event group), or empty (row-by-row passes).
 
     Converged when ``|loglik_new - loglik_old| <= tol * |loglik_new|`` after a
     full (not halved) step; a step that lowers the log-likelihood is halved.
@@ -353,7 +498,7 @@ def _newton_t(X, Z, w, event, starts, newstrat, beta0, efron, tol, max_iter):
     imat = np.empty((p, p))
     u_new = np.empty(p)
     imat_new = np.empty((p, p))
-    loglik = _cox_pass_t(X, Z, w, event, starts, newstrat, beta, efron, u, imat)
+    loglik = _pass(X, Z, w, event, starts, newstrat, beta, efron, u, imat, levels, groups, sums)
     if not np.isfinite(loglik):
         return beta, loglik, u, imat, 0, NONFINITE
     low, ok = _cholesky(imat)
@@ -362,7 +507,9 @@ def _newton_t(X, Z, w, event, starts, newstrat, beta0, efron, tol, max_iter):
     newbeta = beta + _chol_solve(low, u)
     halving = False
     for it in range(1, max_iter + 1):
-        newlik = _cox_pass_t(X, Z, w, event, starts, newstrat, newbeta, efron, u_new, imat_new)
+        newlik = _pass(
+            X, Z, w, event, starts, newstrat, newbeta, efron, u_new, imat_new, levels, groups, sums
+        )
         finite = np.isfinite(newlik)
         if finite and not halving and abs(newlik - loglik) <= tol * abs(newlik):
             return newbeta, newlik, u_new, imat_new, it, CONVERGED
@@ -552,8 +699,9 @@ def _cox_fit(
             xs[i, j] = X[o, j] - mean[j]
     starts, newstrat = _tie_groups(ts, ss)
     Z = np.empty((0, 0)) if p <= DIRECT_P else np.ascontiguousarray(xs.T)
+    levels, groups, sums = _binary_groups(xs, ws, es, starts, newstrat)
     beta, loglik, u, imat, n_iter, status = _newton_t(
-        xs, Z, ws, es, starts, newstrat, beta0, efron, tol, max_iter
+        xs, Z, ws, es, starts, newstrat, beta0, efron, tol, max_iter, levels, groups, sums
     )
     low, ok = _cholesky(imat)
     if not ok:

@@ -145,3 +145,49 @@ def test_stratum_without_events_changes_nothing(case, ties, extra):
     }
     both = {k: np.concatenate([d[k], more[k]]) for k in d}
     assert_same_fit(fit(d, ties=ties), fit(both, ties=ties))
+
+
+@given(
+    n=st.integers(2, 60),
+    seed=st.integers(0, 2**31),
+    efron=st.booleans(),
+    strata=st.booleans(),
+    beta=st.floats(-3.0, 3.0),
+)
+def test_two_valued_column_pass_by_event_group_equals_the_row_pass(n, seed, efron, strata, beta):
+    """The event-group pass of a two-valued covariate (treatment) gives the row-by-row
+    pass's log-likelihood, score and information to rounding: weights, tied times,
+    strata, both tie methods."""
+    from estimators import _cox_kernels as k
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 2, n).astype(float)
+    x[0], x[-1] = 0.0, 1.0  # both values present
+    t = rng.integers(1, 6, n).astype(float)  # heavy ties
+    e = rng.integers(0, 2, n).astype(np.int8)
+    w = rng.uniform(0.2, 3.0, n)
+    s = rng.integers(0, 2, n) if strata else np.zeros(n, dtype=np.int64)
+    order = np.lexsort((-t, s))
+    X = (x - x.mean())[order, None]
+    ts, es, ws, ss = t[order], e[order], w[order], s[order]
+    starts, newstrat = k._tie_groups(ts, ss)
+    levels, groups, sums = k._binary_groups(X, ws, es, starts, newstrat)
+    assert groups.shape[0] == 6
+    u1, i1, u2, i2 = np.empty(1), np.empty((1, 1)), np.empty(1), np.empty((1, 1))
+    b = np.array([beta])
+    ll1 = k._cox_pass(X, ws, es, starts, newstrat, b, efron, u1, i1)
+    ll2 = k._binary_pass(levels, groups, sums, b, efron, u2, i2)
+    scale = 1.0 + abs(ll1)
+    assert abs(ll1 - ll2) <= 1e-11 * scale
+    np.testing.assert_allclose(u2, u1, rtol=1e-10, atol=1e-11 * scale)
+    np.testing.assert_allclose(i2, i1, rtol=1e-10, atol=1e-12 * scale)
+
+
+def test_binary_groups_leave_other_columns_to_the_row_pass():
+    from estimators import _cox_kernels as k
+
+    t = np.array([3.0, 2.0, 1.0])
+    starts, newstrat = k._tie_groups(t, np.zeros(3, dtype=np.int64))
+    e = np.ones(3, dtype=np.int8)
+    for X in (np.array([[0.0], [1.0], [2.0]]), np.ones((3, 1)), np.zeros((3, 2))):
+        assert k._binary_groups(X, np.ones(3), e, starts, newstrat)[1].shape[0] == 0

@@ -57,12 +57,16 @@ def analysis_rows(df, est):
     ],
 )
 def test_default_reproduces_the_one_to_one_fit_bit_for_bit(seed, order, expected):
-    # hex values recorded from psm before 1:k matching existed (commit 6562bd0)
+    # hex values recorded from psm before 1:k matching existed (commit 6562bd0); the
+    # same matched sets, and since the Cox kernel's passes for a two-valued covariate go
+    # by event group (its sums in another order) the same estimate and SE to rounding
     df = confounded_cohort(n=500 + 100 * seed, seed=seed)
     if seed % 2:
         df["pfs_months"] = df["pfs_months"].round(0) + 1
     est = psm(df, *ARGS, COVARIATES, order=order, random_state=seed)
-    assert (est.estimate.hex(), est.se.hex(), est.n) == expected
+    assert est.n == expected[2]
+    got = np.array([est.estimate, est.se])
+    np.testing.assert_allclose(got, [float.fromhex(x) for x in expected[:2]], rtol=1e-13)
     assert est.ess == est.n and est.estimand == "ATT"
     explicit = psm(
         df,
