@@ -60,6 +60,7 @@ from .validation import (
     check_random_state,
     check_ratio,
     check_replace,
+    check_seed,
     check_ties,
     check_trim,
     check_truncate,
@@ -301,7 +302,7 @@ def siptw(
             "variance='robust'"
         )
     n_boot = check_n_boot(n_boot)
-    rng = check_random_state(random_state)
+    check_seed(random_state)
     check_boot_ci(boot_ci)
     covs = check_covariates(covariates)
     shared, oc = _inputs(df, time, event, treatment, shared)
@@ -388,9 +389,11 @@ def siptw(
     if propensity is None and not isinstance(random_state, np.random.Generator):
         # the shared model and a seed: one PS refit per resample for every outcome / estimand
         key = ("siptw-boot-ps", covs, ps_method, pool_rare, n_boot, int(random_state))
-        resamples = shared._memo(key, lambda: bootstrap_propensity(model, n_boot, rng))
+        resamples = shared._memo(
+            key, lambda: bootstrap_propensity(model, n_boot, check_random_state(random_state))
+        )
     else:
-        resamples = bootstrap_propensity(model, n_boot, rng)
+        resamples = bootstrap_propensity(model, n_boot, check_random_state(random_state))
     boot = siptw_bootstrap(
         model,
         oc,
@@ -523,7 +526,7 @@ def psm(
     """
     multiplier = check_caliper(caliper)
     check_order(order)
-    rng = check_random_state(random_state)
+    check_seed(random_state)
     check_ties(ties)
     check_ps_method(ps_method)
     check_pool_rare(pool_rare)
@@ -539,6 +542,7 @@ def psm(
     model = _propensity(shared, covs, a, propensity, ps_method, pool_rare)
 
     def match() -> Matching:
+        rng = check_random_state(random_state)  # made when drawn: not on a memo hit
         return _match(model.logit, a.astype(bool), multiplier, caliper, order, rng, k, rep)
 
     if propensity is None and not isinstance(random_state, np.random.Generator):
@@ -555,13 +559,14 @@ def psm(
         )
     t = oc.time[rows]
     x = a[rows, None].astype(np.float64)
-    w = m.row_weights()  # all exactly 1 for 1:1 without replacement
+    simple = (k, rep) == (1, False)  # every row weight exactly 1
+    w = np.ones(rows.size) if simple else m.row_weights()
     s = sets if stratify else None
     fit = _fit_clean(
         t,
         e,
         x,
-        None if (k, rep) == (1, False) else w,
+        None if simple else w,
         s,
         sets,
         True,
@@ -580,7 +585,7 @@ def psm(
         fit, messages = _austin_cafri(fit, t, e, x, w, s, sets, m.n_sets, rows, ties)
     elif variance == "bootstrap":
         boot_rng = (
-            rng
+            random_state
             if isinstance(random_state, np.random.Generator)
             else np.random.default_rng(np.random.SeedSequence(int(random_state)).spawn(1)[0])
         )
@@ -590,7 +595,7 @@ def psm(
         fit = replace_fields(fit, se=np.array([boot.se]), cov=np.array([[boot.se**2]]))
         extra["bootstrap"] = boot
         messages = () if boot.warning() is None else (boot.warning(),)
-    unit_w = m.unit_weights(a.size)
+    unit_w = m.unit_weights(a.size) if balance or not simple else None
     if balance:
         extra["balance"] = balance_table(model.design.X, a, model.names, unit_w)
     estimand = "conditional" if stratify else "ATT"
@@ -598,7 +603,7 @@ def psm(
         "psm",
         estimand,
         fit,
-        ess=kish_ess(unit_w[unit_w > 0]),
+        ess=float(rows.size) if simple else kish_ess(unit_w[unit_w > 0]),
         extra_warnings=_no_covariates("psm", estimand, covs) + model.warnings + messages,
         converged=model.converged,
         diagnostics={

@@ -403,6 +403,13 @@ def check_order(order: str) -> str:
 
 def check_random_state(random_state: int | np.random.Generator) -> np.random.Generator:
     """An int seed >= 0 or a numpy Generator (global random state is never used)."""
+    seed = check_seed(random_state)
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def check_seed(random_state: int | np.random.Generator) -> int | np.random.Generator:
+    """:func:`check_random_state` without making the Generator (an estimator that may
+    not draw validates with this and makes it when it does)."""
     if isinstance(random_state, np.random.Generator):
         return random_state
     if (
@@ -410,7 +417,7 @@ def check_random_state(random_state: int | np.random.Generator) -> np.random.Gen
         and not isinstance(random_state, bool)
         and (random_state >= 0)
     ):
-        return np.random.default_rng(int(random_state))
+        return int(random_state)
     raise EstimatorInputError(
         f"random_state={random_state!r} is not allowed; use an int >= 0 or a numpy.random.Generator"
     )
