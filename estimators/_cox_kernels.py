@@ -7,7 +7,11 @@ group, so risk-set sums are running sums: a likelihood pass costs O(n p) plus
 O(n p^2) for the information, and no kernel loops over risk sets.
 
 exp(eta) is computed once per distinct linear predictor among the last two seen (a
-binary treatment alone has two): the same values, without an ``exp`` per row.
+binary treatment alone has two): the same values, without an ``exp`` per row.  A single
+two-valued column (the treatment-only fits of sIPTW, PSM and naive Cox) goes further:
+its risk-set sums are ``W0 exp(b x0) + W1 exp(b x1)`` with running weights at risk per
+value, so :func:`_binary_groups` reduces the data to per-event-group sums once and each
+Newton pass (:func:`_binary_pass`) costs O(event groups).
 
 Weighted Efron ties follow R ``survival`` (coxfit6.c): the ``d`` tied events of a
 group share their mean weight, and the k-th of the ``d`` Efron terms
