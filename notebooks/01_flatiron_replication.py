@@ -74,10 +74,12 @@ print(f"REPS = {REPS}")
 #
 # The user sets *targets* — control medians (rwPFS 11.9, OS 43.1 months) and marginal ATE
 # hazard ratios (0.58, 0.66) — and the simulator solves the baseline Weibull scales and the
-# treatment coefficients on a 4-million-patient super-population.  `calibrate(sc).achieved`
-# reports what the solved parameters give on that population (equal to the targets by
-# construction, up to the root finder's tolerance).  The independent check is the truth,
-# computed on a *different* 4-million-patient population, below.
+# treatment coefficients by root-finding on the exact truth engine (the model's survival
+# integrated over a quasi-random covariate sample; docs/truth.md).  `calibrate(sc).achieved`
+# reports what the solved parameters give (equal to the targets by construction, up to
+# the root finder's tolerance).  The independent check is the Monte Carlo engine
+# (`truth(sc, method="montecarlo")`, 4 million simulated patients), which the slow tests
+# hold the exact truths to.
 
 # %%
 sc = simulator.get_scenario("flatiron")
@@ -318,8 +320,8 @@ plt.show()
 # Each estimator targets its own estimand: sIPTW the marginal ATE, PSM the marginal ATT
 # (among the matched treated), adjusted Cox the conditional HR, naive Cox nothing (it is
 # scored against the ATE to show confounding).  The *truth* columns give the true HR of
-# that estimand ± its Monte Carlo SE (4 million patients, both potential outcomes each,
-# the scenario's administrative censoring).  Medians come from the Kaplan–Meier curve
+# that estimand ± its error bound (exact engine: numerical plus covariate-sampling
+# error; the scenario's administrative censoring).  Medians come from the Kaplan–Meier curve
 # that matches the method: sIPTW-weighted, the matched set, or unweighted for naive
 # Cox; a conditional HR has no marginal median.  `inf` = median not reached.
 

@@ -60,8 +60,8 @@ print(f"REPS = {REPS}")
 # %% [markdown]
 # ## The scenario's truths: conditional, ATE, ATT, censored and uncensored
 #
-# `simulator.truth` simulates both potential outcomes of 4 million patients with common
-# random numbers and fits Cox models to them (Monte Carlo SE in parentheses):
+# `simulator.truth` integrates the model's survival of both potential outcomes over the
+# covariate distribution (the exact engine, docs/truth.md; error bound in parentheses):
 #
 # * **conditional** — the treatment coefficient of a Cox model adjusted for every
 #   prognostic covariate: what a correctly specified adjusted Cox model estimates;
@@ -130,12 +130,9 @@ print(
 # `.replace`.  Calibration and truth depend only on the parameters that shape the data,
 # not on a scenario's name, so these three levels reuse the calibrations and truths
 # shipped with the built-in `flatiron`, `strong-confounding` (×2) and `poor-overlap`
-# (×3.5): 4-million-patient super-populations, true log-HRs with MCSEs of about 0.0005
+# (×3.5): exact-engine truths with error bounds of 1e-4 or less on the log-HR scale
 # (`theta_mcse`, included in `bias_z` below).  A level that is not shipped (say 0.5) is
-# calibrated on first use, which takes minutes at 4 million patients; for a quick study
-# add `set={"calibration.population": 200_000, "calibration.truth_population": 400_000}`
-# (seconds; every estimator is scored against the *computed* truth, so a less precise
-# calibration does no harm, but check that `theta_mcse` stays well below the bias MCSE).
+# calibrated and its truths computed on first use, in a few seconds.
 # Replicate *k* of condition *c* uses seed `SeedSequence(seed, spawn_key=(c, k))`, so
 # results do not depend on the number of workers.
 

@@ -91,9 +91,9 @@ print(f"REPS = {REPS}; cohort sizes {SIZES}; PS covariates {PS_COVARIATES}")
 # %% [markdown]
 # ## Calibration check: truths against the published targets
 #
-# As in notebook 1: the true control medians and marginal ATE log-HRs, computed on a
-# 4-million-patient population independent of the calibration population, must match
-# the targets within √2 × their Monte Carlo SE (|z| ≤ 3.29, two-sided 0.1%).  The true
+# As in notebook 1: the true control medians and marginal ATE log-HRs (exact engine) must
+# match the targets within √2 × their error bound (|z| ≤ 3.29); calibration solves on the
+# same engine, so they match to round-off.  The true
 # treated medians were *not* targets; they follow from the control median, the HR and
 # the Weibull shapes.
 
