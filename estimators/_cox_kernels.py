@@ -119,6 +119,24 @@ def _weighted_gram(Z: np.ndarray, c: np.ndarray, m: int) -> np.ndarray:
 
 
 @njit(cache=True, error_model="numpy")
+def _log_term(loglik, prod, prodwt, wt, den):
+    """``loglik - wt log(den)``, the log taken later on a running product of the
+    denominators sharing the weight ``prodwt`` (see LOG_SAFE_LOW); a NaN, zero or
+    extreme ``den`` is taken at once.  Returns (loglik, prod, prodwt); the caller
+    subtracts ``prodwt * log(prod)`` at the end."""
+    if den >= LOG_SAFE_LOW and den <= LOG_SAFE_HIGH:  # not NaN, no over/underflow
+        if wt != prodwt:
+            loglik -= prodwt * np.log(prod)
+            prod, prodwt = 1.0, wt
+        prod *= den
+        if not LOG_SAFE_LOW <= prod <= LOG_SAFE_HIGH:
+            loglik -= prodwt * np.log(prod)
+            prod = 1.0
+        return loglik, prod, prodwt
+    return loglik - wt * np.log(den), prod, prodwt
+
+
+@njit(cache=True, error_model="numpy")
 def _cox_pass(X, w, event, starts, newstrat, beta, efron, u, imat):
     """:func:`_cox_pass_t` computing the transposed covariates itself."""
     Z = np.empty((0, 0)) if X.shape[1] <= DIRECT_P else np.ascontiguousarray(X.T)
@@ -230,16 +248,7 @@ def _cox_pass_t(X, Z, w, event, starts, newstrat, beta, efron, u, imat):
             f = t / nterm
             den = s0 - f * d0
             inv = 1.0 / den
-            if den >= LOG_SAFE_LOW and den <= LOG_SAFE_HIGH:  # not NaN, no over/underflow
-                if wt != prodwt:
-                    loglik -= prodwt * np.log(prod)
-                    prod, prodwt = 1.0, wt
-                prod *= den
-                if not LOG_SAFE_LOW <= prod <= LOG_SAFE_HIGH:
-                    loglik -= prodwt * np.log(prod)
-                    prod = 1.0
-            else:
-                loglik -= wt * np.log(den)
+            loglik, prod, prodwt = _log_term(loglik, prod, prodwt, wt, den)
             for j in range(p):
                 xb[j] = (s1[j] - f * d1[j]) * inv
                 u[j] -= wt * xb[j]
@@ -368,16 +377,7 @@ def _binary_pass(levels, groups, sums, beta, efron, u, imat):
             f = t / nterm
             den = s0 - f * d0
             inv = 1.0 / den
-            if den >= LOG_SAFE_LOW and den <= LOG_SAFE_HIGH:
-                if wt != prodwt:
-                    loglik -= prodwt * np.log(prod)
-                    prod, prodwt = 1.0, wt
-                prod *= den
-                if not LOG_SAFE_LOW <= prod <= LOG_SAFE_HIGH:
-                    loglik -= prodwt * np.log(prod)
-                    prod = 1.0
-            else:
-                loglik -= wt * np.log(den)
+            loglik, prod, prodwt = _log_term(loglik, prod, prodwt, wt, den)
             xb = (s1 - f * d1) * inv
             score -= wt * xb
             info += wt * (inv * (s2 - f * d2) - xb * xb)
