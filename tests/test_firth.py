@@ -54,6 +54,22 @@ def test_matches_dense_bfgs_reference(n, p, seed):
     np.testing.assert_allclose(fit.coef, ref, atol=1e-5)
 
 
+@pytest.mark.parametrize("seed", [1266, 1340, 1344, 1428, 1441, 1517, 1551, 22289])
+def test_slow_modified_score_cases_converge(seed):
+    # n = 30, p = 3 near separation: the modified-score (Fisher) steps converge only
+    # linearly here and stopped at 50 iterations up to 1e-2 from the optimum; the exact-
+    # Hessian Newton steps after FISHER_STEPS reach it
+    n, p = 30, 3
+    rng = np.random.default_rng(seed)
+    X = np.c_[np.ones(n), rng.normal(size=(n, p))]
+    X[:, 1] = rng.binomial(1, 0.15, n)
+    y = rng.binomial(1, 1.0 / (1.0 + np.exp(-X @ rng.normal(size=p + 1))), n).astype(float)
+    fit = fit_logistic(X, y, method="firth")
+    assert fit.converged
+    assert fit.n_iter < 50
+    np.testing.assert_allclose(fit.coef, firth_logistic_naive(X, y), atol=1e-5)
+
+
 def test_quasi_separation_gives_finite_converged_scores():
     rng = np.random.default_rng(3)
     n = 300
