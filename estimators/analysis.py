@@ -48,7 +48,6 @@ from .validation import (
     check_covariates,
     check_events,
     check_n_boot,
-    check_seed,
     check_times,
     is_categorical,
     numeric_values,
@@ -538,9 +537,9 @@ def analyze(
         weighting and matching needs it.
     """
     n_boot = check_n_boot(n_boot)
-    seed = check_seed(seed)
-    if isinstance(seed, np.random.Generator):
-        raise EstimatorInputError("seed must be an int >= 0 (the analysis is reproducible)")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise EstimatorInputError(f"seed={seed!r} is not allowed; use an int >= 0")
+    seed = int(seed)
     names = tuple(BUILTIN_SUITE if estimators is None else estimators)
     if isinstance(estimators, str) or not names:
         raise EstimatorInputError(
