@@ -140,6 +140,16 @@ def _numeric(s: pd.Series, param: str, col: str) -> np.ndarray:
     return x
 
 
+def _same(value: object, treated: object) -> bool:
+    """``treated`` names ``value``: equal, equal as text, or equal as numbers ("2" and 2.0)."""
+    if value == treated or str(value) == str(treated):
+        return True
+    try:
+        return float(value) == float(treated)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
 def _treatment(s: pd.Series, col: str, treated: object) -> np.ndarray:
     _missing(s, "treatment", col)
     levels = pd.unique(s)
@@ -158,7 +168,7 @@ def _treatment(s: pd.Series, col: str, treated: object) -> np.ndarray:
             f"treatment={col!r} takes the values {sorted(map(str, levels))}, not 0/1; say "
             "which is the treated arm with treated= (rwesim analyze --treated)"
         )
-    hit = [v for v in levels if v == treated or str(v) == str(treated)]
+    hit = [v for v in levels if _same(v, treated)]
     if not hit:
         raise EstimatorInputError(
             f"treated={treated!r} is not a value of treatment={col!r}; its values are "

@@ -332,6 +332,17 @@ def test_zero_one_and_boolean_treatments_need_no_treated_level():
         np.testing.assert_array_equal(got[TREATMENT], ref[TREATMENT])
 
 
+def test_treated_names_a_value_as_text_or_number():
+    d = gbsg2()
+    ref = check_analysis_data(d, "months", "cens", "horTh", COVARIATES, treated="yes")
+    d["arm"] = np.where(d.horTh == "yes", 2.0, 1.0)  # a 1/2 column, as the CLI passes "2"
+    for treated in ("2", 2, 2.0):
+        got = check_analysis_data(d, "months", "cens", "arm", COVARIATES, treated=treated)
+        np.testing.assert_array_equal(got[TREATMENT], ref[TREATMENT])
+    with pytest.raises(EstimatorInputError, match=r"treatment='arm' takes the values"):
+        check_analysis_data(d, "months", "cens", "arm", COVARIATES)
+
+
 def test_a_separating_covariate_is_a_user_error_before_the_estimators():
     d = gbsg2()
     d["leak"] = np.where(d.horTh == "yes", "on", "off")
@@ -423,3 +434,25 @@ def test_cli_bad_file(tmp_path):
         args = [str(path) if a == str(CSV) else a for a in CLI]
         res = runner.invoke(app, [*args, "-o", str(tmp_path / "o")])
         assert res.exit_code == 2 and message in res.stderr, res.output
+
+
+def test_cli_bad_data_in_a_subprocess_is_one_line_without_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    d = pd.read_csv(CSV)
+    d.loc[11, "pnodes"] = np.nan
+    path = tmp_path / "cohort.csv"
+    d.to_csv(path, index=False)
+    args = [str(path) if a == str(CSV) else a for a in CLI]
+    res = subprocess.run(
+        [sys.executable, "-m", "simulator.study", *args, "-o", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert (
+        "covariates='pnodes' has missing values (NaN) in 1 value(s), first at row 11" in res.stderr
+    )
