@@ -6,6 +6,7 @@ its inputs once; nothing here knows about the simulator.
 """
 
 from . import _numba_cache  # noqa: F401  (first: sets numba's cache dir before numba loads)
+from .analysis import AnalysisResult, analyze
 from .balance import balance_table
 from .bootstrap import BootstrapResult, siptw_bootstrap
 from .cox import CoxPH, CoxResult, fit_cox_arrays
@@ -40,6 +41,7 @@ from .validation import Coded
 from .weighting import iptw_weights
 
 __all__ = [
+    "AnalysisResult",
     "BootstrapResult",
     "BootstrapWarning",
     "Coded",
@@ -61,6 +63,7 @@ __all__ = [
     "SeparationWarning",
     "SharedInputs",
     "adjusted_cox",
+    "analyze",
     "available_estimators",
     "balance_table",
     "design_matrix",

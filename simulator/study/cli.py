@@ -515,3 +515,119 @@ def validate(
         raise UserError(f"--reps={reps} is not allowed; it must be a positive integer")
     path = write_report(output, reps, results, benchmarks, workers)
     err.print(f"wrote {path}")
+
+
+# ---- real data ----------------------------------------------------------------------------
+def _read_cohort(path: Path):
+    import pandas as pd
+
+    if path.suffix.lower() == ".csv":
+        return pd.read_csv(path)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    raise UserError(f"{path}: not allowed; give a .csv or .parquet file")
+
+
+def _names(text: str, option: str) -> list[str]:
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    if not names:
+        raise UserError(f"{option}={text!r} names no column; give comma-separated names")
+    return names
+
+
+def _horizons(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(h) for h in _names(text, "--horizons")]
+    except ValueError:
+        raise UserError(
+            f"--horizons={text!r} is not allowed; give comma-separated times > 0, e.g. 24,36"
+        ) from None
+
+
+@app.command()
+@user_errors
+def analyze(
+    cohort: Annotated[Path, typer.Argument(help="The cohort: a .csv or .parquet file.")],
+    time: Annotated[str, typer.Option("--time", help="Follow-up column (> 0).")],
+    event: Annotated[str, typer.Option("--event", help="Event column (1 = event, 0 = censored).")],
+    treatment: Annotated[str, typer.Option("--treatment", help="Treatment column (two values).")],
+    covariates: Annotated[
+        str, typer.Option("--covariates", help="Comma-separated confounder columns.")
+    ],
+    treated: Annotated[
+        str | None,
+        typer.Option("--treated", help="The treated value, when the treatment is not 0/1."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Output folder (default: COHORT-analysis)."),
+    ] = None,
+    horizons: Annotated[
+        str | None,
+        typer.Option("--horizons", help="RMST / survival horizons, e.g. 24,36 (time units)."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Matching and bootstrap seed (>= 0).")] = 0,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples.")] = 200,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an analysis in a non-empty folder.")
+    ] = False,
+) -> None:
+    """Every estimator and variance option on a real cohort: tables (CSV) and figures (PNG)."""
+    from estimators.analysis import analyze as run_analysis
+
+    from .analysis_plots import check_output_folder, write_analysis
+
+    folder = output if output is not None else Path(f"{cohort.stem}-analysis")
+    covs = _names(covariates, "--covariates")
+    hs = _horizons(horizons)
+    check_output_folder(folder, overwrite)
+    if not cohort.is_file():
+        raise UserError(f"{cohort}: no such file")
+    df = _read_cohort(cohort)
+    result = run_analysis(
+        df, time, event, treatment, covs, horizons=hs, treated=treated, n_boot=n_boot, seed=seed
+    )
+    write_analysis(result, folder, overwrite=overwrite)
+    out.print(_estimates_rich(result.estimates))
+    info = result.info
+    err.print(
+        f"{info['n']:,} patients ({info['treated_n']:,} treated, {info['events']:,} events); "
+        f"wrote {folder}/ (estimates.csv, balance.csv, patients.csv, km.csv, figures)"
+    )
+
+
+def _estimates_rich(table) -> Table:
+    import math
+
+    tt = Table(title="Treatment-effect estimates", show_lines=False)
+    for col in ("estimator", "options", "estimand", "measure", "estimate (95% CI)", "HR (95% CI)"):
+        tt.add_column(col)
+    for col in ("p", "n", "events", "ESS", "flags"):
+        tt.add_column(col, justify="right" if col != "flags" else "left")
+    for r in table.itertuples(index=False):
+        measure = r.measure if math.isnan(r.horizon) else f"{r.measure} @ {r.horizon:g}"
+        if r.error:
+            est = hr = "-"
+            flags = f"FAILED: {r.error}"
+        else:
+            est = f"{r.estimate:.4f} ({r.ci_low:.4f}, {r.ci_high:.4f})"
+            hr = "-" if math.isnan(r.hr) else f"{r.hr:.3f} ({r.hr_ci_low:.3f}, {r.hr_ci_high:.3f})"
+            flags = ("" if r.converged else "not converged ") + ("warnings" if r.warnings else "")
+        p = "-" if math.isnan(r.p_value) else f"{r.p_value:.4f}"
+        ess = "-" if math.isnan(r.ess) else f"{r.ess:.0f}"
+        tt.add_row(
+            r.estimator,
+            escape(r.options),
+            r.estimand,
+            measure,
+            est,
+            hr,
+            p,
+            str(r.n),
+            str(r.events),
+            ess,
+            escape(flags.strip()),
+        )
+    return tt
