@@ -24,6 +24,7 @@ writes them).  Times are in whatever unit the data use; the docs say months.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -82,27 +83,20 @@ KM_WEIGHTINGS = ("unadjusted", "ATE", "ATT", "ATO", "matched")
 TREATMENT = "_treated"
 """Name of the 0/1 treatment column of the validated frame :func:`analyze` works on."""
 
+_RECORD_COLUMNS = tuple(
+    f.name for f in dataclasses.fields(EffectEstimate) if f.name not in ("method", "diagnostics")
+)
+_HR_COLUMNS = ("hr", "hr_ci_low", "hr_ci_high")
+_AFTER_CI = _RECORD_COLUMNS.index("ci_high") + 1
 ESTIMATE_COLUMNS = (
     "estimator",
     "options",
-    "estimand",
-    "measure",
-    "horizon",
-    "estimate",
-    "se",
-    "ci_low",
-    "ci_high",
-    "hr",
-    "hr_ci_low",
-    "hr_ci_high",
-    "p_value",
-    "n",
-    "events",
-    "ess",
-    "converged",
-    "error",
-    "warnings",
+    *_RECORD_COLUMNS[:_AFTER_CI],
+    *_HR_COLUMNS,
+    *_RECORD_COLUMNS[_AFTER_CI:],
 )
+"""The estimates table's columns: the :class:`EffectEstimate` fields (``method`` is the
+``estimator`` column) with the hazard-ratio scale after the CI, and the options text."""
 
 
 # ---- validation ------------------------------------------------------------------------
@@ -371,28 +365,13 @@ class AnalysisResult:
 
 
 def _row(name: str, options: Mapping[str, Any], r: EffectEstimate) -> dict[str, Any]:
+    row: dict[str, Any] = {"estimator": name, "options": _options_text(options)}
+    row.update((c, getattr(r, c)) for c in _RECORD_COLUMNS)
+    row["warnings"] = "; ".join(r.warnings)
     is_hr = r.measure == "log_hr" and math.isfinite(r.estimate)
-    return {
-        "estimator": name,
-        "options": _options_text(options),
-        "estimand": r.estimand,
-        "measure": r.measure,
-        "horizon": r.horizon,
-        "estimate": r.estimate,
-        "se": r.se,
-        "ci_low": r.ci_low,
-        "ci_high": r.ci_high,
-        "hr": math.exp(r.estimate) if is_hr else math.nan,
-        "hr_ci_low": math.exp(r.ci_low) if is_hr and math.isfinite(r.ci_low) else math.nan,
-        "hr_ci_high": math.exp(r.ci_high) if is_hr and math.isfinite(r.ci_high) else math.nan,
-        "p_value": r.p_value,
-        "n": r.n,
-        "events": r.events,
-        "ess": r.ess,
-        "converged": r.converged,
-        "error": r.error,
-        "warnings": "; ".join(r.warnings),
-    }
+    for c, v in zip(_HR_COLUMNS, (r.estimate, r.ci_low, r.ci_high), strict=True):
+        row[c] = math.exp(v) if is_hr and math.isfinite(v) else math.nan
+    return row
 
 
 def _run(est, data, covariates, shared, options) -> EffectEstimate:
