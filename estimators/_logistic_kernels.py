@@ -184,14 +184,27 @@ def _firth_evaluate(
 def _penalised_newton_step(
     X: np.ndarray, prob: np.ndarray, H: np.ndarray, g: np.ndarray
 ) -> tuple[np.ndarray, bool]:
-    """Newton step on Firth's penalised log-likelihood with its exact Hessian.
+    """Newton step on Firth's penalised log-likelihood with its exact Hessian
+    (:func:`_penalised_neg_hessian`).  Returns ``(step, ok)``; ``ok`` is False when the
+    negative Hessian is not positive definite (then the caller keeps the modified-score
+    step)."""
+    neg, ok = _penalised_neg_hessian(X, prob, H)
+    if not ok:
+        return g, False
+    return _cholesky_solve(neg, g)
+
+
+@njit(cache=True)
+def _penalised_neg_hessian(
+    X: np.ndarray, prob: np.ndarray, H: np.ndarray
+) -> tuple[np.ndarray, bool]:
+    """Minus the exact Hessian of Firth's penalised log-likelihood, (p, p).
 
     With ``w = p(1-p)``, ``c = w(1-2p)``, ``M = I^-1`` and ``q_i = x_i' M x_i``, the Hessian
     of ``l + log|I| / 2`` is ``-I + T1 - tr(M D_a M D_b) / 2`` where
     ``T1_ab = sum_i [w_i(1-2p_i)^2 - 2 w_i^2] q_i x_ia x_ib / 2`` and
-    ``D_a = sum_i c_i x_ia x_i x_i'``: ``O(n p^3 + p^4)``.  Returns ``(step, ok)``; ``ok``
-    is False when the negative Hessian is not positive definite (then the caller keeps
-    the modified-score step).
+    ``D_a = sum_i c_i x_ia x_i x_i'``: ``O(n p^3 + p^4)``.  Returns ``(neg, ok)``; ``ok``
+    is False when the information ``H`` is singular.
     """
     n, p = X.shape
     M = np.empty((p, p))
@@ -201,7 +214,7 @@ def _penalised_newton_step(
         e[j] = 1.0
         col, ok = _cholesky_solve(H, e)
         if not ok:
-            return e, False
+            return M, False
         M[:, j] = col
     XM = X @ M
     neg = H.copy()  # minus the Hessian
@@ -235,7 +248,43 @@ def _penalised_newton_step(
             neg[a, b] += 0.5 * s
             if b != a:
                 neg[b, a] += 0.5 * s
-    return _cholesky_solve(neg, g)
+    return neg, True
+
+
+@njit(cache=True)
+def _escape_saddle(
+    X: np.ndarray,
+    y: np.ndarray,
+    beta: np.ndarray,
+    prob: np.ndarray,
+    H: np.ndarray,
+    pll: float,
+    max_step: float,
+) -> tuple[np.ndarray, bool]:
+    """A point of higher penalised log-likelihood than a stationary ``beta``, if any.
+
+    Near separation the penalised log-likelihood is not concave and the modified score
+    can vanish at a saddle point.  There the exact Hessian has a positive eigenvalue;
+    steps of ``max_step, max_step / 2, ...`` along its eigenvector (both signs) are
+    tried until one ascends.  Returns ``(new beta, True)``, or ``(beta, False)`` at a
+    local maximum (the negative Hessian positive semi-definite) or when no step ascends.
+    """
+    neg, ok = _penalised_neg_hessian(X, prob, H)
+    if not ok:
+        return beta, False
+    vals, vecs = np.linalg.eigh(neg)
+    if not vals[0] < -1e-8 * max(1.0, np.max(np.abs(vals))):
+        return beta, False
+    v = vecs[:, 0] / np.max(np.abs(vecs[:, 0]))
+    t = max_step
+    for _ in range(30):
+        for sign in (1.0, -1.0):
+            new = beta + sign * t * v
+            npll = _firth_evaluate(X, y, new)[0]
+            if npll > pll:
+                return new, True
+        t *= 0.5
+    return beta, False
 
 
 FISHER_STEPS = 10
@@ -290,10 +339,20 @@ def _firth_logistic(
             npll, neta, nprob, ng, nH, ok = _firth_evaluate(X, y, new)
             halvings += 1
         if not ok or npll <= pll:  # no ascent along the modified score
-            if size <= np.sqrt(tol):  # ... within rounding of the maximum
+            if size > np.sqrt(tol):
+                return beta, it, MAX_ITER if ok else SINGULAR, pll, eta, prob, H
+            # ... within rounding of a stationary point: a maximum, or a saddle to leave
+            new, moved = _escape_saddle(X, y, beta, prob, H, pll, max_step)
+            if not moved:
                 return beta, it, CONVERGED, pll, eta, prob, H
-            return beta, it, MAX_ITER if ok else SINGULAR, pll, eta, prob, H
+            npll, neta, nprob, ng, nH, ok = _firth_evaluate(X, y, new)
+            beta, pll, eta, prob, g, H = new, npll, neta, nprob, ng, nH
+            continue
         beta, pll, eta, prob, g, H = new, npll, neta, nprob, ng, nH
         if np.max(np.abs(step)) <= tol * max(1.0, np.max(np.abs(beta))):
-            return beta, it, CONVERGED, pll, eta, prob, H
+            new, moved = _escape_saddle(X, y, beta, prob, H, pll, max_step)
+            if not moved:
+                return beta, it, CONVERGED, pll, eta, prob, H
+            npll, neta, nprob, ng, nH, ok = _firth_evaluate(X, y, new)
+            beta, pll, eta, prob, g, H = new, npll, neta, nprob, ng, nH
     return beta, max_iter, MAX_ITER, pll, eta, prob, H

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from naive import firth_logistic_naive, pool_rare_naive
 
 from estimators import EstimatorInputError, SeparationWarning, fit_propensity, psm, siptw
+from estimators._logistic_kernels import _firth_evaluate
 from estimators.design_matrix import design_matrix
 from estimators.propensity import fit_logistic, pool_rare_levels
 
@@ -68,6 +69,51 @@ def test_slow_modified_score_cases_converge(seed):
     assert fit.converged
     assert fit.n_iter < 50
     np.testing.assert_allclose(fit.coef, firth_logistic_naive(X, y), atol=1e-5)
+
+
+def _slow_case(seed):
+    n, p = 30, 3
+    rng = np.random.default_rng(seed)
+    X = np.c_[np.ones(n), rng.normal(size=(n, p))]
+    X[:, 1] = rng.binomial(1, 0.15, n)
+    y = rng.binomial(1, 1.0 / (1.0 + np.exp(-X @ rng.normal(size=p + 1))), n).astype(float)
+    return X, y
+
+
+def test_saddle_point_is_left_for_the_maximum():
+    # seed 312: the modified score vanished at a saddle point (penalised loglik -7.58,
+    # an ascent direction of curvature +0.26); the fit now leaves it for the maximum
+    X, y = _slow_case(312)
+    fit = fit_logistic(X, y, method="firth")
+    assert fit.converged
+    np.testing.assert_allclose(fit.coef, firth_logistic_naive(X, y), atol=1e-5)
+
+
+def test_bimodal_penalised_likelihood_reaches_a_maximum():
+    # seed 357: two patients carry the rare indicator (one event); the penalised
+    # likelihood has two maxima of equal height in its coefficient. The fit stopped at a
+    # saddle between them; now it ends at a maximum: as high as the reference's and with
+    # a negative definite Hessian
+    X, y = _slow_case(357)
+    fit = fit_logistic(X, y, method="firth")
+    assert fit.converged
+    ref = firth_logistic_naive(X, y)
+    pll = _firth_evaluate(X, y, fit.coef)[0]
+    np.testing.assert_allclose(pll, _firth_evaluate(X, y, ref)[0], rtol=0, atol=1e-9)
+    h = 1e-4  # central differences of the penalised loglik
+    f = lambda b: _firth_evaluate(X, y, b)[0]  # noqa: E731
+    k = X.shape[1]
+    hess = np.empty((k, k))
+    for i in range(k):
+        for j in range(k):
+            ei, ej = np.eye(k)[i] * h, np.eye(k)[j] * h
+            hess[i, j] = (
+                f(fit.coef + ei + ej)
+                - f(fit.coef + ei - ej)
+                - f(fit.coef - ei + ej)
+                + f(fit.coef - ei - ej)
+            ) / (4 * h * h)
+    assert np.linalg.eigvalsh(hess).max() < 0
 
 
 def test_quasi_separation_gives_finite_converged_scores():
