@@ -22,6 +22,7 @@ from .exceptions import (
     SeparationError,
     SeparationWarning,
 )
+from .gcomp import gcomp
 from .km_effects import iptw_km, km_difference, matched_km
 from .matching import Matching, match_pairs
 from .propensity import PropensityModel, fit_logistic, fit_propensity, pool_rare_levels
@@ -70,6 +71,7 @@ __all__ = [
     "fit_cox_arrays",
     "fit_logistic",
     "fit_propensity",
+    "gcomp",
     "get_estimator",
     "iptw_km",
     "iptw_weights",
