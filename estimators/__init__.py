@@ -22,7 +22,7 @@ from .exceptions import (
     SeparationError,
     SeparationWarning,
 )
-from .gcomp import gcomp
+from .gcomp import aiptw, gcomp
 from .km_effects import iptw_km, km_difference, matched_km
 from .matching import Matching, match_pairs
 from .propensity import PropensityModel, fit_logistic, fit_propensity, pool_rare_levels
@@ -64,6 +64,7 @@ __all__ = [
     "SeparationWarning",
     "SharedInputs",
     "adjusted_cox",
+    "aiptw",
     "analyze",
     "available_estimators",
     "balance_table",
