@@ -52,6 +52,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ._gcomp_kernels import _aipcw_augmentation
 from .bootstrap import draw_resamples
 from .cox import _fit_clean
 from .effects import _inputs, _no_covariates, _propensity
@@ -404,19 +405,17 @@ def aiptw(
         g_at = np.concatenate([[0.0], _step(c, Hc, ck[:-1])])
     dHc = _step(c, Hc, ck) - _left(c, Hc, ck)
     ipcw = D * (T <= tau) / np.exp(-_left(c, Hc, T) * rc)
-    dM = ((T[:, None] == ck[None, :]) & (D[:, None] == 0)) - dHc[None, :] * rc[:, None]
-    dM *= ck[None, :] <= T[:, None]
-    G = np.exp(-np.outer(rc, g_at))
-    H_tau = _step(u, H, np.array([tau]))[0]
+    H_tau = float(_step(u, H, np.array([tau]))[0])
+    censored = (D == 0).astype(np.int8)
     H_at, H_before = _step(u, H, ck), _left(u, H, ck)
     e = model.ps
     surv, influence = {}, {}
     for arm in (1, 0):
         r = np.exp(lp - shift + outcome.params[0] * arm)
         F_tau = 1.0 - np.exp(-r * H_tau)
-        F_u = 1.0 - np.exp(-np.outer(r, H_at))
-        S_u = np.exp(-np.outer(r, H_before))
-        aug = ((F_tau[:, None] - F_u) * dM / (S_u * G)).sum(axis=1)
+        aug = _aipcw_augmentation(
+            T, censored, np.flatnonzero(a == arm), r, rc, ck, dHc, g_at, H_at, H_before, H_tau
+        )
         w = (a == arm) / (e if arm == 1 else 1.0 - e)
         term = F_tau + w * (ipcw - F_tau + aug)
         risk = float(term.mean())
