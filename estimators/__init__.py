@@ -22,6 +22,7 @@ from .exceptions import (
     SeparationError,
     SeparationWarning,
 )
+from .gcomp import aiptw, gcomp
 from .km_effects import iptw_km, km_difference, matched_km
 from .matching import Matching, match_pairs
 from .propensity import PropensityModel, fit_logistic, fit_propensity, pool_rare_levels
@@ -63,6 +64,7 @@ __all__ = [
     "SeparationWarning",
     "SharedInputs",
     "adjusted_cox",
+    "aiptw",
     "analyze",
     "available_estimators",
     "balance_table",
@@ -70,6 +72,7 @@ __all__ = [
     "fit_cox_arrays",
     "fit_logistic",
     "fit_propensity",
+    "gcomp",
     "get_estimator",
     "iptw_km",
     "iptw_weights",

@@ -260,3 +260,8 @@ from .km_effects import iptw_km, matched_km  # noqa: E402  (km_effects builds on
 
 register_estimator("iptw_km", iptw_km, "ATE", frame=False)
 register_estimator("matched_km", matched_km, "ATT", frame=False)
+
+from .gcomp import aiptw, gcomp  # noqa: E402
+
+register_estimator("gcomp", gcomp, "ATE", frame=False)
+register_estimator("aiptw", aiptw, "ATE", frame=False)

@@ -1,0 +1,80 @@
+"""G-computation and AIPTW S(24) differences at n=1430 vs a lifelines-based g-computation.
+
+Group "S(24) difference, n=1430" on :func:`bench_helpers.flatiron_like`:
+
+* ``rwesim-aiptw``: :func:`estimators.aiptw` from the DataFrame (PS, outcome and
+  censoring Cox fits, AIPCW augmentation, influence-function SE);
+* ``rwesim-gcomp-point``: :func:`estimators.gcomp` point estimate (``n_boot=0``);
+* ``lifelines-gcomp-point``: ``CoxPHFitter(baseline_estimation_method="breslow")`` on
+  treatment + one-hot covariates, ``predict_survival_function`` at 24 months with the
+  treatment set to 1 and to 0, averaged (within 1e-3 of ``rwesim-gcomp-point``: 1.8e-4
+  apart here, lifelines evaluating its curves at 24 months by interpolation rather than
+  as step functions).
+
+Measured on the 2-core dev machine (min): gcomp point 2.0 ms, aiptw 8.1 ms (2.2 ms of it
+the numba AIPCW integral, 1.2 ms the two Cox fits), lifelines 126 ms.
+
+Run: ``pytest benchmarks --benchmark-enable``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import cache
+
+import numpy as np
+import pandas as pd
+import pytest
+from bench_helpers import COVARIATES, flatiron_like
+from lifelines import CoxPHFitter
+
+from estimators import aiptw, gcomp
+from estimators.design_matrix import design_matrix
+
+TAU = 24.0
+N = 1_430
+ARGS = ("pfs_months", "pfs_event", "treated", COVARIATES)
+
+
+@cache
+def _data():
+    df = flatiron_like(N)
+    design = design_matrix(df, COVARIATES)
+    frame = pd.DataFrame(design.X, columns=[f"x{j}" for j in range(design.X.shape[1])])
+    frame["treated"] = df["treated"].to_numpy()
+    frame["T"] = df["pfs_months"].to_numpy()
+    frame["E"] = df["pfs_event"].to_numpy()
+    return df, frame
+
+
+def _lifelines_gcomp(frame: pd.DataFrame) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cph = CoxPHFitter(baseline_estimation_method="breslow").fit(frame, "T", "E")
+        curves = []
+        for arm in (1, 0):
+            x = frame.drop(columns=["T", "E"]).assign(treated=arm)
+            curves.append(float(cph.predict_survival_function(x, times=[TAU]).mean(axis=1)[TAU]))
+    return curves[0] - curves[1]
+
+
+IMPLS = ("rwesim-aiptw", "rwesim-gcomp-point", "lifelines-gcomp-point")
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_survival_difference(benchmark, impl):
+    benchmark.group = f"S({TAU:g}) difference, n={N}"
+    df, frame = _data()
+    fits = {
+        "rwesim-aiptw": lambda: aiptw(df, *ARGS, horizon=TAU).estimate,
+        "rwesim-gcomp-point": lambda: (
+            gcomp(df, *ARGS, measure="surv_diff", horizon=TAU, n_boot=0, ties="efron").estimate
+        ),
+        "lifelines-gcomp-point": lambda: _lifelines_gcomp(frame),
+    }
+    fits[impl]()
+    est = benchmark(fits[impl])
+    if impl == "lifelines-gcomp-point":  # lifelines interpolates its step curves at TAU
+        assert est == pytest.approx(fits["rwesim-gcomp-point"](), abs=1e-3)
+    assert np.isfinite(est)
+    benchmark.extra_info.update(n=N, estimate=est)
