@@ -223,3 +223,27 @@ def test_registered_in_main_is_a_clear_error_with_workers(tmp_path):
         assert (Store(tmp_path / "ok").read_results()["error"] == "").all()
     finally:
         unregister_estimator("main_only")
+
+
+# ---- timing in summarize ----------------------------------------------------------------------
+def test_summarize_reports_median_ms_per_fit_and_ratio_to_a_baseline():
+    from simulator.study.performance import summarize
+
+    rows = []
+    for est, secs in (("siptw", [0.010, 0.020, 0.030]), ("mine", [0.040, 0.050, 0.200])):
+        for rep, sec in enumerate(secs):
+            rows.append(
+                dict(condition=0, rep=rep, outcome="pfs", estimator=est, estimand="ATE",
+                     estimate=0.1 * rep, se=0.1, ci_low=-1.0, ci_high=1.0, p_value=0.5,
+                     converged=True, error="", seconds=sec)
+            )  # fmt: skip
+    truths = pd.DataFrame([dict(condition=0, outcome="pfs", estimand="ATE", theta=0.0,
+                                theta_mcse=0.0)])  # fmt: skip
+    table = summarize(pd.DataFrame(rows), truths, baseline="siptw").set_index("estimator")
+    assert table.loc["siptw", "ms_per_fit"] == pytest.approx(20.0)
+    assert table.loc["mine", "ms_per_fit"] == pytest.approx(50.0)
+    assert table.loc["mine", "time_ratio"] == pytest.approx(2.5)
+    assert table.loc["siptw", "time_ratio"] == pytest.approx(1.0)
+    assert summarize(pd.DataFrame(rows), truths)["time_ratio"].isna().all()
+    with pytest.raises(StudyError, match="baseline='psm' is not allowed"):
+        summarize(pd.DataFrame(rows), truths, baseline="psm")
