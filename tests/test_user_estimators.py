@@ -10,11 +10,13 @@ a failed row, never an aborted run.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -247,3 +249,83 @@ def test_summarize_reports_median_ms_per_fit_and_ratio_to_a_baseline():
     assert summarize(pd.DataFrame(rows), truths)["time_ratio"].isna().all()
     with pytest.raises(StudyError, match="baseline='psm' is not allowed"):
         summarize(pd.DataFrame(rows), truths, baseline="psm")
+
+
+# ---- check_estimator ---------------------------------------------------------------------------
+def _good(df, time, event, treatment, covariates, **options):
+    from estimators import siptw
+
+    return siptw(df, time, event, treatment, covariates, **options)
+
+
+def test_check_estimator_passes_a_good_function():
+    from estimators import check_estimator
+
+    report = check_estimator(_good, estimand="ATE", options={"estimand": "ATE"})
+    assert report.passed and report.result.estimand == "ATE"
+    assert "passed" in str(report)
+
+
+def _not_an_estimate(df, time, event, treatment, covariates):
+    return 0.5
+
+
+def _nan(df, time, event, treatment, covariates):
+    from estimators import EffectEstimate
+
+    return EffectEstimate.from_fit("nan", "ATE", math.nan, 0.1, len(df), 10)
+
+
+def _random(df, time, event, treatment, covariates):
+    from dataclasses import replace
+
+    r = _good(df, time, event, treatment, covariates)
+    return replace(r, estimate=r.estimate + np.random.default_rng().normal())
+
+
+def _mutates(df, time, event, treatment, covariates):
+    df["age"] = df["age"] / 10.0
+    return _good(df, time, event, treatment, covariates)
+
+
+def _no_options(df, time, event, treatment, covariates):
+    return _good(df, time, event, treatment, covariates)
+
+
+def _raises(df, time, event, treatment, covariates):
+    raise ZeroDivisionError("oops")
+
+
+@pytest.mark.parametrize(
+    ("func", "kw", "match"),
+    [
+        (_not_an_estimate, {}, "returned float, not EffectEstimate"),
+        (_nan, {}, "give a finite estimate with se > 0"),
+        (_random, {}, "not deterministic"),
+        (_mutates, {}, "modified its input DataFrame"),
+        (_no_options, {"options": {"truncate": (1, 99)}}, "does not take the data arguments"),
+        (_raises, {}, "raised ZeroDivisionError: oops"),
+        (_good, {"estimand": "ATT"}, "estimand label 'ATE' differs from the declared 'ATT'"),
+    ],
+)
+def test_check_estimator_reports_each_broken_contract(func, kw, match):
+    from estimators import EstimatorCheckError, check_estimator
+
+    with pytest.raises(EstimatorCheckError, match=match):
+        check_estimator(func, **kw)
+    assert not check_estimator(func, raise_on_failure=False, **kw).passed
+
+
+def test_check_estimator_lists_every_failure_and_checks_its_arguments():
+    from estimators import check_estimator
+
+    def both(df, time, event, treatment, covariates):
+        df["age"] = 0.0
+        return _nan(df, time, event, treatment, covariates)
+
+    report = check_estimator(both, raise_on_failure=False)
+    assert len(report.failures) == 2
+    with pytest.raises(EstimatorInputError, match="estimand='XYZ' is not allowed"):
+        check_estimator(_good, estimand="XYZ")
+    with pytest.raises(EstimatorInputError, match="is not callable"):
+        check_estimator(3)
