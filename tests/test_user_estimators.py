@@ -209,7 +209,7 @@ def test_registered_from_a_module_ships_by_its_import_path(user_module, tmp_path
         unregister_estimator("overlap_reg")
 
 
-def test_registered_in_main_is_a_clear_error_with_workers(tmp_path):
+def test_registered_in_main_is_a_clear_error_with_spawned_workers(tmp_path, monkeypatch):
     def mine(df, time, event, treatment, covariates):
         return get_estimator("siptw")(df, time, event, treatment, covariates)
 
@@ -217,10 +217,11 @@ def test_registered_in_main_is_a_clear_error_with_workers(tmp_path):
     register_estimator("main_only", mine, "ATE")
     try:
         study = Study(estimators=("main_only",), **SMALL)
+        monkeypatch.setattr(R.W, "start_method", lambda: "spawn")
         with pytest.raises(StudyError, match="import path") as err:
             run_study(study, tmp_path / "out", workers=2, **QUIET)
         assert "--workers 1" in str(err.value)
-        assert not (tmp_path / "out").exists()  # before any work
+        assert not (tmp_path / "out").exists()  # before any work: nothing left behind
         run_study(study, tmp_path / "ok", workers=1, **QUIET)  # in-process it works
         assert (Store(tmp_path / "ok").read_results()["error"] == "").all()
     finally:

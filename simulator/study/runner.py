@@ -234,9 +234,11 @@ def _ours(func: Any) -> bool:
 
 
 def check_shippable(study: Study) -> None:
-    """Refuse, before any work, a registered estimator that workers in other processes
-    cannot rebuild: one whose function has no import path (defined in ``__main__``, a
-    notebook, a lambda or a local function).  It runs with ``workers=1`` only."""
+    """Refuse, before any replicate runs, a registered estimator that workers in other
+    processes cannot rebuild: one whose function has no import path (defined in
+    ``__main__``, a notebook, a lambda or a local function).  Checked for Dask and any
+    given executor, and for a local pool whose workers are spawned; forked workers
+    inherit the registration, and ``workers=1`` runs in this process."""
     refs = user_references(study)
     for e in study.estimators:
         base = study.base_of(e)
@@ -309,6 +311,7 @@ def _executor(
     given: Executor | None,
     timeout: float = 10.0,
     prepare: Callable[[], None] | None = None,
+    study: Study | None = None,
 ) -> Iterator[_Pool]:
     """The run's executor.  A local pool runs ``prepare`` (the parent's warm-up) first,
     then picks its start method: a warm-up that started numba's thread pool (a parallel
@@ -326,7 +329,10 @@ def _executor(
         return
     if prepare is not None:
         prepare()
-    ctx = mp.get_context(W.start_method())
+    method = W.start_method()
+    if method != "fork" and study is not None:  # forked workers inherit registrations
+        check_shippable(study)
+    ctx = mp.get_context(method)
     status, counter = W.new_status(ctx, n)
     ex = ProcessPoolExecutor(
         max_workers=n,
@@ -424,7 +430,7 @@ def run_study(
         raise StudyError(f"workers={workers!r} is not allowed; it must be a positive integer")
     if not isinstance(study, Study):
         raise StudyError(f"study={study!r} is not allowed; give a Study")
-    if executor is not None or scheduler is not None or (workers or os.cpu_count() or 1) > 1:
+    if executor is not None or scheduler is not None:
         check_shippable(study)
     spec = json.loads(json.dumps(study.to_dict()))
     conditions = study.conditions()
@@ -435,7 +441,7 @@ def run_study(
     with store:
         try:
             with _executor(
-                workers, scheduler, executor, scheduler_timeout, lambda: warm_up(study)
+                workers, scheduler, executor, scheduler_timeout, lambda: warm_up(study), study
             ) as pool:
                 return _run(study, spec, conditions, store, pool, shard, progress, log)
         except BaseException:
