@@ -9,12 +9,14 @@ from . import _numba_cache  # noqa: F401  (first: sets numba's cache dir before 
 from .analysis import AnalysisResult, analyze
 from .balance import balance_table
 from .bootstrap import BootstrapResult, siptw_bootstrap
+from .checking import CheckReport, check_estimator
 from .cox import CoxPH, CoxResult, fit_cox_arrays
 from .design_matrix import Design, design_matrix
 from .effects import adjusted_cox, naive_cox, psm, siptw
 from .exceptions import (
     BootstrapWarning,
     ConvergenceWarning,
+    EstimatorCheckError,
     EstimatorInputError,
     EstimatorWarning,
     NoCovariatesWarning,
@@ -45,6 +47,7 @@ __all__ = [
     "AnalysisResult",
     "BootstrapResult",
     "BootstrapWarning",
+    "CheckReport",
     "Coded",
     "ConvergenceWarning",
     "CoxPH",
@@ -52,6 +55,7 @@ __all__ = [
     "Design",
     "EffectEstimate",
     "Estimator",
+    "EstimatorCheckError",
     "EstimatorInputError",
     "EstimatorWarning",
     "KaplanMeier",
@@ -68,6 +72,7 @@ __all__ = [
     "analyze",
     "available_estimators",
     "balance_table",
+    "check_estimator",
     "design_matrix",
     "fit_cox_arrays",
     "fit_logistic",

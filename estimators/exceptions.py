@@ -39,3 +39,7 @@ class NoCovariatesWarning(EstimatorWarning):
 
 class BootstrapWarning(EstimatorWarning):
     """Some bootstrap resamples failed to fit; they are counted, and excluded from the SE."""
+
+
+class EstimatorCheckError(EstimatorInputError):
+    """An estimator function breaks the contract :func:`estimators.check_estimator` checks."""

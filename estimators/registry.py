@@ -52,6 +52,7 @@ so a variant runs on every executor its base runs on.
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -233,13 +234,101 @@ def unregister_estimator(name: str) -> None:
 
 
 def get_estimator(name: str) -> Estimator:
-    """The estimator registered under ``name``."""
+    """The estimator registered under ``name``, or the function at an import path
+    ``"package.module:function"`` (:func:`estimator_from_path`, declared against the ATE)."""
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
+        if is_import_path(name):
+            return estimator_from_path(name)
         raise EstimatorInputError(
-            f"unknown estimator {name!r}; available: {available_estimators()}"
+            f"unknown estimator {name!r}; available: {available_estimators()}, or an import "
+            "path 'package.module:function'"
         ) from None
+
+
+DEFAULT_PATH_ESTIMAND = "ATE"
+"""The estimand an estimator named by import path is scored against unless declared."""
+
+
+def is_import_path(name: Any) -> bool:
+    """True for a string of the form ``"package.module:function"``."""
+    return isinstance(name, str) and ":" in name
+
+
+def import_path_of(func: Any) -> str | None:
+    """``"module:qualname"`` under which ``func`` can be imported again by another process
+    (the same object comes back), else None: a lambda, a local function, a function
+    defined in ``__main__`` (a script or a notebook) or an object without a name."""
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        return None
+    if module == "__main__" or "<" in qualname:
+        return None
+    try:
+        found = _attribute(importlib.import_module(module), qualname)
+    except Exception:  # any failure means "not importable"
+        return None
+    return f"{module}:{qualname}" if found is func else None
+
+
+def _attribute(obj: Any, qualname: str) -> Any:
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@functools.lru_cache(maxsize=256)
+def estimator_from_path(path: str) -> Estimator:
+    """The estimator at ``path`` = ``"package.module:function"``, named ``path``.
+
+    The module is imported and the attribute looked up (dots in ``function`` walk
+    attributes); the result must be callable and importable again under the same path
+    (not a lambda or a function local to another).  Its declared estimand is
+    :data:`DEFAULT_PATH_ESTIMAND`; a study declares another with a variant table
+    (``path = ...``, ``estimand = ...``).  This is how a study ships a user's estimator
+    to other processes: by the path, which every worker imports itself.
+
+    Raises
+    ------
+    EstimatorInputError
+        A malformed path, a module that cannot be imported (with the import error), a
+        missing attribute, or an object that is not callable or not importable by name.
+    """
+    if not is_import_path(path) or path.count(":") != 1:
+        raise EstimatorInputError(
+            f"estimator path {path!r} is not allowed; use 'package.module:function'"
+        )
+    module_name, qualname = (x.strip() for x in path.split(":"))
+    if not module_name or not qualname:
+        raise EstimatorInputError(
+            f"estimator path {path!r} is not allowed; use 'package.module:function'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # ImportError, or the module's own error
+        raise EstimatorInputError(
+            f"estimator path {path!r}: cannot import module {module_name!r} "
+            f"({type(exc).__name__}: {exc}); is it on sys.path / PYTHONPATH of every worker?"
+        ) from None
+    try:
+        func = _attribute(module, qualname)
+    except AttributeError:
+        raise EstimatorInputError(
+            f"estimator path {path!r}: module {module_name!r} has no attribute {qualname!r}"
+        ) from None
+    if not callable(func):
+        raise EstimatorInputError(
+            f"estimator path {path!r}: {type(func).__name__} object is not callable; name a "
+            "function func(df, time, event, treatment, covariates, **options)"
+        )
+    if import_path_of(func) is None and not isinstance(func, functools.partial):
+        raise EstimatorInputError(
+            f"estimator path {path!r} names {func!r}, which other processes cannot import "
+            "by name (a lambda or local function?); define it with def at module level"
+        )
+    return Estimator(path, func, DEFAULT_PATH_ESTIMAND, shared_inputs_of(func), True)
 
 
 def available_estimators() -> tuple[str, ...]:

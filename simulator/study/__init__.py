@@ -74,14 +74,18 @@ def open_results(directory: str | Path) -> Store:
     return store
 
 
-def summarize(results: str | Path | Store, alpha: float = 0.05) -> pd.DataFrame:
+def summarize(
+    results: str | Path | Store, alpha: float = 0.05, *, baseline: str | None = None
+) -> pd.DataFrame:
     """Performance table of a results directory (or open store), with condition labels:
-    :func:`simulator.study.report.summary_table`."""
+    :func:`simulator.study.report.summary_table`; ``ms_per_fit`` is the median wall time
+    of one fit and ``time_ratio`` its ratio to the ``baseline`` estimator's (``"siptw"``,
+    say)."""
     from .report import summary_table
     from .store import Store
 
     store = results if isinstance(results, Store) else open_results(results)
-    return summary_table(store, alpha=alpha)
+    return summary_table(store, alpha=alpha, baseline=baseline)
 
 
 def plot(results: str | Path | Store, out_dir: str | Path | None = None) -> list[Path]:

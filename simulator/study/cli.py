@@ -387,7 +387,13 @@ def run(
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Study seed (>= 0).")] = None,
     estimators: Annotated[
-        list[str] | None, typer.Option("--estimator", "-e", help="Estimator (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--estimator",
+            "-e",
+            help="Estimator: a registered name, a study variant or an import path "
+            "package.module:function (repeatable; replaces the study's list).",
+        ),
     ] = None,
     outcomes: Annotated[
         list[str] | None, typer.Option("--outcome", help="pfs and/or os (repeatable).")

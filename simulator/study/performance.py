@@ -255,7 +255,13 @@ def error_counts(errors: pd.Series, top: int = 3) -> str:
     return text + (f"; {rest} x other errors" if rest else "")
 
 
-def summarize(results: pd.DataFrame, truths: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+def summarize(
+    results: pd.DataFrame,
+    truths: pd.DataFrame,
+    alpha: float = 0.05,
+    *,
+    baseline: str | None = None,
+) -> pd.DataFrame:
     """Performance table: one row per condition x outcome x estimator x measure x horizon.
 
     Every measure is reported over the default denominator (every replicate with a
@@ -273,7 +279,19 @@ def summarize(results: pd.DataFrame, truths: pd.DataFrame, alpha: float = 0.05) 
     truths : DataFrame
         Columns condition, outcome, estimand, theta, theta_mcse (and measure, horizon).
         An estimate labelled ``crude`` is scored against the ATE truth.
+    baseline : str, optional
+        An estimator of ``results`` (``"siptw"``, say) to compare run times with:
+        ``time_ratio`` is each row's ``ms_per_fit`` over the baseline's in the same
+        condition and outcome (NaN without a baseline).
+
+    Timing: ``ms_per_fit`` is the median wall time of one fit in milliseconds (the
+    record's ``seconds``, failed fits included; NaN when the table has none).
     """
+    if baseline is not None and (
+        not isinstance(baseline, str) or baseline not in set(results.get("estimator", ()))
+    ):
+        have = sorted(set(results.get("estimator", ())))
+        raise StudyError(f"baseline={baseline!r} is not allowed; use one of the estimators {have}")
     need = [*record.KEY[:1], *record.KEY[2:], "estimand", *record.SCORE_COLUMNS]
     missing = [c for c in need if c not in results and c not in _OPTIONAL]
     if missing:
@@ -329,6 +347,27 @@ def summarize(results: pd.DataFrame, truths: pd.DataFrame, alpha: float = 0.05) 
                 **{f"{k}_converged": conv[k] for k in ("mean", *MEASURES)},
                 **{f"{k}_converged_mcse": conv[f"{k}_mcse"] for k in MEASURES},
                 "errors": error_counts(g["error"]),
+                "ms_per_fit": _median_ms(g),
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table["time_ratio"] = math.nan
+    if baseline is not None and not table.empty:
+        base = (
+            results[results["estimator"] == baseline]
+            .groupby(["condition", "outcome"])
+            .apply(_median_ms, include_groups=False)
+        )
+        keys = list(zip(table["condition"], table["outcome"], strict=True))
+        ref = np.array([base.get(k, math.nan) for k in keys], dtype=float)
+        table["time_ratio"] = table["ms_per_fit"].to_numpy(float) / ref
+    return table
+
+
+def _median_ms(rows: pd.DataFrame) -> float:
+    """Median wall time of one fit in milliseconds (NaN without a ``seconds`` column)."""
+    if "seconds" not in rows:
+        return math.nan
+    s = rows["seconds"].to_numpy(float)
+    s = s[np.isfinite(s)]
+    return float(np.median(s)) * 1000.0 if s.size else math.nan

@@ -37,7 +37,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -84,18 +84,45 @@ class Chunk:
     covariates: dict[str, list[str]]  # estimator -> covariates
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # without covariates
     fit_timeout: float | None = None  # seconds per estimator call; None: no limit
-    bases: dict[str, str] = field(default_factory=dict)  # variant -> registered base
+    bases: dict[str, str] = field(default_factory=dict)  # variant -> registered base or path
+    estimands: dict[str, str] = field(default_factory=dict)  # estimator -> declared estimand
+    refs: dict[str, str] = field(default_factory=dict)  # user-registered name -> import path
 
 
 def chunk_estimators(chunk: Chunk) -> list[Estimator]:
-    """The chunk's estimators: registered ones by name, variants rebuilt from their base's
-    name and options (so they reach every worker, whatever its start method)."""
-    return [
-        get_estimator(chunk.bases[name]).variant(name, **chunk.options.get(name, {}))
-        if name in chunk.bases
-        else get_estimator(name)
-        for name in chunk.estimators
-    ]
+    """The chunk's estimators, looked up in this process: registered ones by name (a
+    user's registered in the parent by the import path of its function, ``Chunk.refs``),
+    import paths by importing them, variants rebuilt from their base's name or path and
+    options (so they reach every worker, whatever its start method).
+
+    A lookup that fails here (a module a worker cannot import, say) does not abort the
+    chunk: that estimator's every fit becomes a failed row carrying the error.
+    """
+    out = []
+    for name in chunk.estimators:
+        try:
+            base = chunk.bases.get(name, name)
+            est = get_estimator(chunk.refs.get(base, base))
+            if name in chunk.bases:
+                est = est.variant(name, **chunk.options.get(name, {}))
+            elif est.name != name:  # found by reference: keep the study's name
+                est = replace(est, name=name)
+            if name in chunk.estimands:
+                est = replace(est, estimand=chunk.estimands[name])
+        except Exception as exc:  # reported in every row of the estimator
+            est = _unavailable(name, chunk.estimands.get(name, "ATE"), exc)
+        out.append(est)
+    return out
+
+
+def _unavailable(name: str, estimand: str, exc: Exception) -> Estimator:
+    """A stand-in whose every call raises the error that made ``name`` unavailable."""
+    message = f"estimator {name!r} is not available in this worker: {exc}"
+
+    def unavailable(*args: Any, **kwargs: Any) -> EffectEstimate:
+        raise EstimatorInputError(message)
+
+    return Estimator(name, unavailable, estimand, frozenset(), False)
 
 
 def replicate_seed(seed: int, condition: int, rep: int) -> np.random.SeedSequence:
@@ -267,8 +294,6 @@ def _estimate(
 
 
 def _with_warnings(r: EffectEstimate, extra: tuple[str, ...]) -> EffectEstimate:
-    from dataclasses import replace
-
     return replace(r, warnings=(*r.warnings, *extra))
 
 

@@ -32,12 +32,15 @@ ESTIMATOR_NAMES = {
 }
 
 
-def summary_table(store: Store, alpha: float = 0.05) -> pd.DataFrame:
-    """Performance measures per condition x outcome x estimator, with condition labels."""
+def summary_table(
+    store: Store, alpha: float = 0.05, *, baseline: str | None = None
+) -> pd.DataFrame:
+    """Performance measures per condition x outcome x estimator, with condition labels
+    (and run times relative to ``baseline``: :func:`~simulator.study.performance.summarize`)."""
     results = store.read_results()
     if results.empty:
         return pd.DataFrame()
-    table = summarize(results, store.truths(), alpha=alpha)
+    table = summarize(results, store.truths(), alpha=alpha, baseline=baseline)
     labels = {c["index"]: c["label"] for c in store.read_meta()["conditions"]}
     table.insert(1, "label", table["condition"].map(labels))
     order = {name: i for i, name in enumerate(ESTIMATOR_NAMES)}

@@ -54,7 +54,12 @@ from rich.progress import (
 from rich.text import Text
 
 from estimators.estimands import ESTIMANDS, SCORED_AGAINST
-from estimators.registry import get_estimator
+from estimators.registry import (
+    available_estimators,
+    get_estimator,
+    import_path_of,
+    is_import_path,
+)
 
 from .. import calibration
 from ..exact import RMST_HORIZONS, SURVIVAL_HORIZONS
@@ -162,6 +167,7 @@ def plan_chunks(
         e: {k: v for k, v in study.options_for(e).items() if k != "covariates"}
         for e in study.estimators
     }
+    refs = user_references(study)
     chunks = []
     for cond in conditions:
         cal = calibration.calibrate(cond.scenario)
@@ -185,10 +191,70 @@ def plan_chunks(
                         opts,
                         study.fit_timeout,
                         {e: study.base_of(e) for e in study.estimators if e in study.variants},
+                        {e: study.estimand_of(e) for e in study.estimators},
+                        refs,
                     )
                 )
                 k += 1
     return chunks
+
+
+def user_references(study: Study) -> dict[str, str]:
+    """Registered estimators of the study that are not this package's, with the import
+    path of each one's function: workers in other processes (spawned, Dask) import it
+    there, where the registration made in this process does not exist."""
+    refs = {}
+    for e in study.estimators:
+        base = study.base_of(e)
+        if is_import_path(base) and base not in available_estimators():
+            continue
+        func = get_estimator(base).func
+        if _ours(func):
+            continue
+        path = import_path_of(func)
+        if path is not None:
+            refs[base] = path
+    return refs
+
+
+def _builtin(name: str) -> bool:
+    """True when ``name`` is an estimator of this package (False also when it cannot be
+    looked up in this process: a worker reports that per fit, in the rows)."""
+    if is_import_path(name) and name not in available_estimators():
+        return False
+    try:
+        return _ours(get_estimator(name).func)
+    except Exception:
+        return False
+
+
+def _ours(func: Any) -> bool:
+    module = getattr(func, "__module__", None) or ""
+    return module == "estimators" or module.startswith("estimators.")
+
+
+def check_shippable(study: Study) -> None:
+    """Refuse, before any replicate runs, a registered estimator that workers in other
+    processes cannot rebuild: one whose function has no import path (defined in
+    ``__main__``, a notebook, a lambda or a local function).  Checked for Dask and any
+    given executor, and for a local pool whose workers are spawned; forked workers
+    inherit the registration, and ``workers=1`` runs in this process."""
+    refs = user_references(study)
+    for e in study.estimators:
+        base = study.base_of(e)
+        if base in refs or (is_import_path(base) and base not in available_estimators()):
+            continue
+        func = get_estimator(base).func
+        if _ours(func):
+            continue
+        where = getattr(func, "__module__", "?")
+        raise StudyError(
+            f"estimator {base!r} is registered in this process only (its function "
+            f"{getattr(func, '__qualname__', func)!r} lives in {where!r}), so worker processes "
+            "cannot run it; put the function in a module and name it by import path "
+            "('package.module:function' in the study's estimators, or rwesim run -e), or "
+            "run with workers=1 (--workers 1)"
+        )
 
 
 @contextmanager
@@ -245,6 +311,7 @@ def _executor(
     given: Executor | None,
     timeout: float = 10.0,
     prepare: Callable[[], None] | None = None,
+    study: Study | None = None,
 ) -> Iterator[_Pool]:
     """The run's executor.  A local pool runs ``prepare`` (the parent's warm-up) first,
     then picks its start method: a warm-up that started numba's thread pool (a parallel
@@ -262,7 +329,10 @@ def _executor(
         return
     if prepare is not None:
         prepare()
-    ctx = mp.get_context(W.start_method())
+    method = W.start_method()
+    if method != "fork" and study is not None:  # forked workers inherit registrations
+        check_shippable(study)
+    ctx = mp.get_context(method)
     status, counter = W.new_status(ctx, n)
     ex = ProcessPoolExecutor(
         max_workers=n,
@@ -360,6 +430,8 @@ def run_study(
         raise StudyError(f"workers={workers!r} is not allowed; it must be a positive integer")
     if not isinstance(study, Study):
         raise StudyError(f"study={study!r} is not allowed; give a Study")
+    if executor is not None or scheduler is not None:
+        check_shippable(study)
     spec = json.loads(json.dumps(study.to_dict()))
     conditions = study.conditions()
     fingerprints = {c.index: c.scenario.fingerprint() for c in conditions}
@@ -369,7 +441,7 @@ def run_study(
     with store:
         try:
             with _executor(
-                workers, scheduler, executor, scheduler_timeout, lambda: warm_up(study)
+                workers, scheduler, executor, scheduler_timeout, lambda: warm_up(study), study
             ) as pool:
                 return _run(study, spec, conditions, store, pool, shard, progress, log)
         except BaseException:
@@ -446,8 +518,7 @@ def warm_up(study: Study | None = None) -> None:
     ours = tuple(
         e
         for e in (study.estimators if study is not None else ())
-        if e not in runs[0].estimators
-        and get_estimator(study.base_of(e)).func.__module__.startswith("estimators.")
+        if e not in runs[0].estimators and _builtin(study.base_of(e))
     )
     if ours:
         runs.append(

@@ -61,9 +61,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from estimators.estimands import MEASURES_WITH_HORIZON
+from estimators.estimands import ESTIMANDS, MEASURES_WITH_HORIZON
 from estimators.exceptions import EstimatorInputError
-from estimators.registry import accepted_options, available_estimators, get_estimator
+from estimators.registry import (
+    accepted_options,
+    available_estimators,
+    estimator_from_path,
+    get_estimator,
+    is_import_path,
+)
 
 from .. import _checks as ck
 from ..catalog import resolve_scenario
@@ -155,8 +161,13 @@ class Study:
         _check_variants(self.variants)
         known = (*available_estimators(), *self.variants)
         for e in _nonempty(self.estimators, "estimators"):
-            if e not in known:
-                raise StudyError(f"estimators: unknown estimator {e!r}; available: {list(known)}")
+            if is_import_path(e) and e not in known:
+                _resolve_path(e, "estimators")
+            elif e not in known:
+                raise StudyError(
+                    f"estimators: unknown estimator {e!r}; available: {list(known)}, or an "
+                    "import path 'package.module:function'"
+                )
         for o in _nonempty(self.outcomes, "outcomes"):
             ck.choice(o, "outcomes[]", tuple(OUTCOMES))
         for e in self.estimator_options:
@@ -186,8 +197,26 @@ class Study:
     def options_for(self, estimator: str) -> dict[str, Any]:
         """Keyword options of one estimator (or variant), as the study gives them."""
         if estimator in self.variants:
-            return {k: v for k, v in self.variants[estimator].items() if k != "base"}
+            spec = self.variants[estimator]
+            opts = {k: v for k, v in spec.items() if k not in ("base", "path")}
+            if "path" in spec and "estimand" in opts:  # a declaration, an option if taken
+                accepted = accepted_options(get_estimator(spec["path"]).func)
+                if accepted is not None and "estimand" not in accepted:
+                    del opts["estimand"]
+            return opts
         return dict(self.estimator_options.get(estimator, {}))
+
+    def estimand_of(self, estimator: str) -> str:
+        """The estimand an estimator (or variant) is declared against: a path variant's
+        ``estimand``, else what the registry's estimator or variant says."""
+        spec = self.variants.get(estimator, {})
+        if "path" in spec and "estimand" in spec:
+            return spec["estimand"]
+        est = get_estimator(self.base_of(estimator))
+        if estimator in self.variants:
+            opts = {k: v for k, v in self.options_for(estimator).items() if k != "covariates"}
+            est = est.variant(estimator, **opts)
+        return est.estimand
 
     def effect_measures(self) -> tuple[tuple[str, float | None], ...]:
         """``(measure, horizon)`` of every estimator reporting a measure other than the
@@ -207,8 +236,12 @@ class Study:
         return tuple(out)
 
     def base_of(self, estimator: str) -> str:
-        """The registered estimator a name runs: a variant's base, else the name itself."""
-        return self.variants[estimator]["base"] if estimator in self.variants else estimator
+        """The registered estimator (or import path) a name runs: a variant's base or
+        path, else the name itself."""
+        spec = self.variants.get(estimator)
+        if spec is None:
+            return estimator
+        return spec["path"] if "path" in spec else spec["base"]
 
     def covariates_for(self, estimator: str, scenario: Scenario | None = None) -> list[str]:
         """Covariate columns passed to an estimator: its ``covariates`` option, else the
@@ -314,10 +347,14 @@ def _check_variants(variants: Any) -> None:
                 f'{where}={spec!r} is not allowed; give a table with base = "<estimator>" '
                 "and its options"
             )
+        if "path" in spec:
+            _check_path_variant(name, spec, where)
+            continue
         base = spec.get("base")
         if base is None:
             raise StudyError(
-                f'{where} has no base; add base = "<estimator>" (one of {list(registered)})'
+                f'{where} has no base; add base = "<estimator>" (one of {list(registered)}) '
+                'or path = "package.module:function"'
             )
         if not isinstance(base, str) or base not in registered:
             also = " (a variant's base must be a registered estimator, not a variant)" * (
@@ -334,6 +371,32 @@ def _check_variants(variants: Any) -> None:
             )
         except EstimatorInputError as exc:  # anything the registry refuses
             raise StudyError(f"{where}: {exc}") from None
+
+
+def _resolve_path(path: str, where: str):
+    """The estimator at an import path, or a :class:`StudyError` saying why not."""
+    try:
+        return estimator_from_path(path)
+    except EstimatorInputError as exc:
+        raise StudyError(f"{where}: {exc}") from None
+
+
+def _check_path_variant(name: str, spec: dict[str, Any], where: str) -> None:
+    """A variant naming a function by import path (``path``, optional ``estimand``)."""
+    if "base" in spec:
+        raise StudyError(f"{where}: give base or path, not both")
+    path = spec["path"]
+    if not is_import_path(path):
+        raise StudyError(f"{where}: path={path!r} is not allowed; use 'package.module:function'")
+    est = _resolve_path(path, where)
+    estimand = spec.get("estimand", est.estimand)
+    if estimand not in ESTIMANDS:
+        raise StudyError(f"{where}: estimand={estimand!r} is not allowed; use one of {ESTIMANDS}")
+    options = {k: v for k, v in spec.items() if k not in ("path", "estimand")}
+    accepted = accepted_options(est.func)
+    if accepted is not None and "estimand" in accepted and "estimand" in spec:
+        options["estimand"] = estimand
+    check_options(path, options, where)
 
 
 def _check_covariates(covariates: Any, param: str) -> None:
