@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
+from . import _cox_counting_kernels as kc
 from . import _cox_kernels as k
 from .design_matrix import design_matrix
 from .exceptions import ConvergenceWarning, EstimatorInputError
@@ -39,6 +40,7 @@ from .validation import (
     float_array,
     float_column,
     int_codes,
+    raw_float_column,
 )
 
 __all__ = ["TIES", "CoxPH", "CoxResult", "fit_cox_arrays"]
@@ -121,6 +123,7 @@ def fit_cox_arrays(
     max_iter: int = 50,
     init: np.ndarray | None = None,
     names: Sequence[str] | None = None,
+    entry: np.ndarray | None = None,
 ) -> CoxResult:
     """Fit a Cox proportional-hazards model on arrays (fast path).
 
@@ -150,6 +153,11 @@ def fit_cox_arrays(
         Starting coefficients (default 0).
     names : sequence of str, optional
         Column names of ``X`` used in messages (default ``"X[:, j]"``).
+    entry : array (n,), optional
+        Entry (start) times in months, finite, >= 0 and < ``time``: counting-process
+        (start, stop] rows (delayed entry, time-varying covariates).  Row i is at risk
+        at t when ``entry_i < t <= time_i``.  Rows of one ``cluster`` (patient) must
+        not overlap.  None = every row at risk from 0 (the usual fit).
 
     Returns
     -------
@@ -157,6 +165,22 @@ def fit_cox_arrays(
         Non-convergence or divergence (monotone likelihood) gives
         ``converged=False`` and warning strings, and emits ConvergenceWarning.
     """
+    if entry is not None:
+        return _fit_counting(
+            entry,
+            time,
+            event,
+            X,
+            weights,
+            strata,
+            cluster,
+            robust,
+            ties,
+            tol,
+            max_iter,
+            init,
+            names=names,
+        )
     return _fit(
         time, event, X, weights, strata, cluster, robust, ties, tol, max_iter, init, names=names
     )
@@ -284,6 +308,172 @@ def _fit_clean(
     )
 
 
+def _row(labels: Sequence[object] | None, i: int) -> str:
+    """How a message names row ``i``: its DataFrame index label, else its position."""
+    return f"row {i}" if labels is None else f"row {labels[i]!r} (position {i})"
+
+
+def check_intervals(
+    entry: np.ndarray,
+    stop: np.ndarray,
+    cluster: np.ndarray | None,
+    entry_param: str = "entry",
+    stop_param: str = "time",
+    labels: Sequence[object] | None = None,
+) -> None:
+    """(start, stop] rows: entry finite and >= 0, stop > entry, no overlap within a cluster.
+
+    Raises EstimatorInputError naming the parameter, the first bad row and what is
+    allowed.  ``cluster`` (patient id codes) is needed for the overlap check.
+    """
+    bad = np.flatnonzero(~np.isfinite(entry) | (entry < 0))
+    if bad.size:
+        i = int(bad[0])
+        raise EstimatorInputError(
+            f"{entry_param} has {bad.size} negative or non-finite value(s), first at "
+            f"{_row(labels, i)}: {entry[i]!r}; entry times must be finite and >= 0 (months)"
+        )
+    bad = np.flatnonzero(~(stop > entry))
+    if bad.size:
+        i = int(bad[0])
+        raise EstimatorInputError(
+            f"{bad.size} row(s) have {stop_param} <= {entry_param}, first at {_row(labels, i)}: "
+            f"({entry[i]!r}, {stop[i]!r}]; every (start, stop] interval needs stop > start"
+        )
+    if cluster is None:
+        return
+    o = np.lexsort((entry, cluster))
+    same = cluster[o[1:]] == cluster[o[:-1]]
+    bad = np.flatnonzero(same & (entry[o[1:]] < stop[o[:-1]]))
+    if bad.size:
+        i, j = int(o[bad[0]]), int(o[bad[0] + 1])
+        raise EstimatorInputError(
+            f"{bad.size} overlapping interval(s) within one cluster (patient), first "
+            f"({entry[i]!r}, {stop[i]!r}] at {_row(labels, i)} and ({entry[j]!r}, {stop[j]!r}] "
+            f"at {_row(labels, j)}; a patient's intervals must not overlap "
+            f"(next {entry_param} >= previous {stop_param})"
+        )
+
+
+def _fit_counting(
+    entry,
+    time,
+    event,
+    X,
+    weights,
+    strata,
+    cluster,
+    robust,
+    ties,
+    tol,
+    max_iter,
+    init,
+    names: Sequence[str] | None,
+    entry_param: str = "entry",
+    stop_param: str = "time",
+    labels: Sequence[object] | None = None,
+) -> CoxResult:
+    """Validate counting-process input, then :func:`_fit_counting_clean`."""
+    check_ties(ties)
+    check_iteration(tol, max_iter)
+    t = check_times(float_array(time, stop_param, 1), stop_param)
+    n = t.shape[0]
+    if n == 0:
+        raise EstimatorInputError(f"{stop_param} is empty; at least one row is required")
+    en = float_array(entry, entry_param, 1)
+    check_length(en, entry_param, n, of=stop_param)
+    ev = float_array(event, "event", 1)
+    check_length(ev, "event", n)
+    ev = check_events(ev, "event")
+    x = float_array(X, "X", 2)
+    names = tuple(names) if names is not None else tuple(f"X[:, {j}]" for j in range(x.shape[1]))
+    check_length(x, "X", n)
+    if x.shape[1] == 0:
+        raise EstimatorInputError("X has 0 columns; a Cox model needs at least one covariate")
+    check_design_columns(x, names)
+    if weights is None:
+        w = np.ones(n)
+    else:
+        w = float_array(weights, "weights", 1)
+        check_length(w, "weights", n)
+        check_weights(w, "weights")
+    s = np.zeros(n, dtype=np.int64) if strata is None else int_codes(strata, "strata", n)
+    cl = None if cluster is None else int_codes(cluster, "cluster", n)
+    check_intervals(en, t, cl, entry_param, stop_param, labels)
+    p = x.shape[1]
+    beta0 = np.zeros(p) if init is None else float_array(init, "init", 1)
+    if beta0.shape != (p,) or not np.isfinite(beta0).all():
+        raise EstimatorInputError(f"init must be {p} finite values (one per column of X)")
+    return _fit_counting_clean(
+        en, t, ev, x, w, s, cl, bool(robust), ties, float(tol), int(max_iter), beta0, names
+    )
+
+
+def _fit_counting_clean(
+    en: np.ndarray,
+    t: np.ndarray,
+    ev: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    s: np.ndarray,
+    cluster: np.ndarray | None,
+    robust: bool,
+    ties: str,
+    tol: float,
+    max_iter: int,
+    beta0: np.ndarray,
+    names: Sequence[str],
+) -> CoxResult:
+    """Sort, run the counting-process kernels, package, on validated input."""
+    n, p = x.shape
+    d = power_of_two_scale(x, centred=True)
+    xs = x if d is None else x / d
+    beta0 = beta0 if d is None else beta0 * d
+    order = np.lexsort((-t, s))
+    eorder = np.lexsort((-en, s))
+    efron = ties == "efron"
+    (beta, loglik, u, imat, n_iter, status, xc, ws, es, ts, ens, ss, starts, newstrat, epos) = (
+        kc._cp_fit(t, en, ev, xs, w, s, order, eorder, efron, tol, max_iter, beta0.copy())
+    )
+    low, ok = k._cholesky(imat)
+    if not ok:
+        var = np.full((p, p), np.nan)
+        cov, step = var.copy(), np.full(p, np.nan)
+    else:
+        var = k._chol_inverse(low)
+        step = k._chol_solve(low, u)
+        cov = var.copy()
+        if robust or cluster is not None:
+            resid = kc._cp_score_residuals(
+                xc, ws, es, ts, ens, ss, starts, newstrat, epos, beta, efron
+            )
+            if cluster is None:
+                cl, n_cl = np.empty(0, dtype=np.int64), 0
+            else:
+                uniq, cl = np.unique(cluster[order], return_inverse=True)
+                cl, n_cl = cl.astype(np.int64, copy=False), uniq.shape[0]
+            cov = k._sandwich(var, k._meat(resid, ws, cl, n_cl))
+    msgs, diverging = _diagnose(status, n_iter, step, beta, tol, max_iter, names)
+    for m in msgs:
+        warnings.warn(m, ConvergenceWarning, stacklevel=4)
+    _, var = unscale(beta, var, d)
+    beta, cov = unscale(beta, cov, d)
+    return CoxResult(
+        params=beta,
+        se=np.sqrt(cov.diagonal()),
+        model_se=np.sqrt(var.diagonal()),
+        cov=cov,
+        loglik=float(loglik),
+        n_iter=int(n_iter),
+        converged=not msgs,
+        gradient_norm=float(np.sqrt(u @ u) if d is None else np.sqrt((u * d) @ (u * d))),
+        warnings=msgs,
+        n=n,
+        events=int(ev.sum()),
+        diverging=diverging,
+    )
+
+
 def _at_least_one(b: float) -> float:
     """``np.maximum(1.0, abs(b))`` for one float (NaN propagates)."""
     m = abs(b)
@@ -390,15 +580,17 @@ class CoxPH:
         cluster_col: str | None = None,
         strata: str | Sequence[str] | None = None,
         robust: bool = False,
+        entry_col: str | None = None,
     ) -> CoxPH:
         """Fit the model; returns ``self``.
 
         Parameters
         ----------
         df : DataFrame
-            One row per patient.
+            One row per patient, or with ``entry_col`` one row per (start, stop]
+            interval (counting-process / long format).
         duration_col : str
-            Follow-up time in months (> 0).
+            Follow-up time in months (> 0); the interval's stop with ``entry_col``.
         event_col : str
             1 = event, 0 = censored.
         covariates : list of str, optional
@@ -413,6 +605,11 @@ class CoxPH:
             Stratification column(s).
         robust : bool
             Lin-Wei sandwich variance.
+        entry_col : str, optional
+            Entry (start) time in months (lifelines' name): the row is at risk on
+            (start, stop], for delayed entry and time-varying covariates.  Needs
+            start >= 0 and stop > start; with ``cluster_col`` (the patient id, as R
+            ``coxph(..., cluster = id)``) one patient's intervals must not overlap.
         """
         if not isinstance(robust, bool | np.bool_):
             raise EstimatorInputError(f"robust={robust!r} is not allowed; use True or False")
@@ -425,8 +622,9 @@ class CoxPH:
             weights_col=weights_col,
             cluster_col=cluster_col,
             strata=strata_cols,
+            entry_col=entry_col,
         )
-        used = {duration_col, event_col, weights_col, cluster_col, *strata_cols}
+        used = {duration_col, event_col, weights_col, cluster_col, entry_col, *strata_cols}
         if covariates is None:
             covariates = [c for c in df.columns if c not in used]
         if len(covariates) == 0:
@@ -434,6 +632,27 @@ class CoxPH:
                 "covariates is empty; a Cox model needs at least one covariate column"
             )
         design = design_matrix(df, covariates)
+        if entry_col is not None:
+            res = _fit_counting(
+                raw_float_column(df, entry_col, "entry_col"),
+                float_column(df, duration_col, "duration_col"),
+                float_column(df, event_col, "event_col"),
+                design.X,
+                None if weights_col is None else float_column(df, weights_col, "weights_col"),
+                None if strata is None else _strata_codes(df, strata),
+                None if cluster_col is None else _cluster_codes(df, cluster_col),
+                robust,
+                self.ties,
+                self.tol,
+                self.max_iter,
+                None,
+                names=design.names,
+                entry_param=f"entry_col={entry_col!r}",
+                stop_param=f"duration_col={duration_col!r}",
+                labels=getattr(df, "index", None),
+            )
+            self._store(res, design.names, robust or cluster_col is not None)
+            return self
         res = _fit(
             float_column(df, duration_col, "duration_col"),
             float_column(df, event_col, "event_col"),

@@ -1,0 +1,134 @@
+"""Counting-process (start, stop] Cox fits: R golden values, splitting invariance,
+entry = 0 against the usual fit, lifelines CoxTimeVaryingFitter, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from estimators import CoxPH, fit_cox_arrays
+from estimators.exceptions import EstimatorInputError
+
+REFERENCE = json.loads(
+    (Path(__file__).parent / "reference" / "r" / "cpcox_reference.json").read_text()
+)
+HEART = pd.DataFrame(REFERENCE["data"])
+TOL = 1e-6
+
+
+@pytest.mark.parametrize("case", REFERENCE["cases"], ids=lambda c: c["name"])
+def test_heart_matches_r_coxph(case):
+    p = len(case["covariates"])
+    cph = CoxPH(ties=case["ties"]).fit(
+        HEART, "stop", "event", case["covariates"], cluster_col="id", entry_col="start"
+    )
+    assert cph.converged_
+    np.testing.assert_allclose(cph.params_.to_numpy(), case["coef"], rtol=0, atol=TOL)
+    naive = np.asarray(case["naive_var"]).reshape(p, p)
+    robust = np.asarray(case["robust_var"]).reshape(p, p)
+    np.testing.assert_allclose(
+        cph.model_standard_errors_.to_numpy(), np.sqrt(naive.diagonal()), rtol=TOL
+    )
+    np.testing.assert_allclose(cph.variance_matrix_.to_numpy(), robust, rtol=TOL, atol=1e-12)
+    assert cph.log_likelihood_ == pytest.approx(case["loglik"], rel=1e-10)
+
+
+def test_heart_point_estimate_matches_lifelines():
+    lifelines = pytest.importorskip("lifelines")
+    cols = ["age", "year", "surgery", "transplant"]
+    ctv = lifelines.CoxTimeVaryingFitter().fit(
+        HEART[["id", "start", "stop", "event", *cols]],
+        id_col="id",
+        start_col="start",
+        stop_col="stop",
+        event_col="event",
+    )
+    ours = CoxPH().fit(HEART, "stop", "event", cols, entry_col="start")
+    np.testing.assert_allclose(ours.params_.to_numpy(), ctv.params_[cols].to_numpy(), atol=1e-6)
+
+
+def _patients(seed: int, n: int = 120):
+    rng = np.random.default_rng(seed)
+    x = np.column_stack([rng.normal(size=n), rng.integers(0, 2, n)]).astype(float)
+    t = np.ceil(rng.exponential(8.0, n) * np.exp(-0.4 * x[:, 0] - 0.5 * x[:, 1]))  # ties
+    e = (rng.random(n) < 0.75).astype(float)
+    return t, e, x
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), ties=st.sampled_from(["efron", "breslow"]))
+def test_splitting_follow_up_leaves_the_fit_unchanged(seed, ties):
+    t, e, x = _patients(seed % 1000)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(t.shape[0]):
+        k = rng.integers(0, 4)
+        cuts = np.unique(np.r_[rng.uniform(0, t[i], k), rng.integers(1, int(t[i]) + 1, k)])
+        pts = np.r_[0.0, cuts[(cuts > 0) & (cuts < t[i])], t[i]]
+        for j in range(pts.shape[0] - 1):
+            last = j == pts.shape[0] - 2
+            rows.append((i, pts[j], pts[j + 1], e[i] if last else 0.0, *x[i]))
+    a = np.asarray(rows)
+    whole = fit_cox_arrays(t, e, x, ties=ties, robust=True)
+    split = fit_cox_arrays(
+        a[:, 2], a[:, 3], a[:, 4:], ties=ties, cluster=a[:, 0].astype(int), entry=a[:, 1]
+    )
+    np.testing.assert_allclose(split.params, whole.params, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(split.model_se, whole.model_se, rtol=1e-10)
+    np.testing.assert_allclose(split.se, whole.se, rtol=1e-9)
+    assert split.loglik == pytest.approx(whole.loglik, rel=1e-12)
+
+
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_entry_zero_equals_the_usual_fit(ties):
+    t, e, x = _patients(3, 200)
+    w = np.random.default_rng(4).uniform(0.5, 2.0, t.shape[0])
+    strata = (x[:, 0] > 0).astype(np.int64)
+    a = fit_cox_arrays(t, e, x[:, :1], weights=w, strata=strata, robust=True, ties=ties)
+    b = fit_cox_arrays(
+        t, e, x[:, :1], weights=w, strata=strata, robust=True, ties=ties, entry=np.zeros(t.shape[0])
+    )
+    np.testing.assert_allclose(b.params, a.params, atol=1e-12)
+    np.testing.assert_allclose(b.se, a.se, rtol=1e-10)
+    np.testing.assert_allclose(b.model_se, a.model_se, rtol=1e-10)
+
+
+def test_delayed_entry_changes_the_fit():
+    t, e, x = _patients(5, 200)
+    entry = np.floor(t * 0.5)
+    a = fit_cox_arrays(t, e, x)
+    b = fit_cox_arrays(t, e, x, entry=entry)
+    assert np.abs(a.params - b.params).max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("row", "col", "value", "match"),
+    [
+        (3, "stop", 1.0, r"duration_col='stop' <= entry_col='start', first at row 3"),
+        (5, "start", -1.0, r"entry_col='start' has 1 negative .* first at row 5"),
+        (5, "start", np.nan, r"entry_col='start' has 1 negative or non-finite"),
+        (5, "start", 30.0, r"overlapping interval.*row 4.*row 5"),
+    ],
+)
+def test_bad_intervals_name_column_and_row(row, col, value, match):
+    df = HEART[["id", "start", "stop", "event", "age"]].copy()
+    df.loc[row, col] = value
+    with pytest.raises(EstimatorInputError, match=match):
+        CoxPH().fit(df, "stop", "event", ["age"], cluster_col="id", entry_col="start")
+
+
+def test_missing_entry_column_is_named():
+    with pytest.raises(EstimatorInputError, match="entry_col='begin' is not a column"):
+        CoxPH().fit(HEART, "stop", "event", ["age"], entry_col="begin")
+
+
+def test_array_entry_length_checked():
+    t, e, x = _patients(1, 20)
+    with pytest.raises(EstimatorInputError, match="entry has 19 rows"):
+        fit_cox_arrays(t, e, x, entry=np.zeros(19))
