@@ -111,7 +111,7 @@ def _cubic_weights(x, out):
     out[3] = (x + 1.0) * x * (x - 1.0) / 6.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")  # (numpy: the division vectorises; a * b >= 1)
 def _progression_mass(c01, c02, s0, qr, ew, eu, ewt, mass, want_share=True):
     """Progression mass of each cell (G - 1,) into ``mass``; returns the total mass of
     deaths before progression over the grid (when ``want_share``; else 0).
@@ -407,9 +407,10 @@ def _kernel_toeplitz(c, rho, nu, h, L, out):
             out[q, ll] = acc
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
 def _tail_conv(spread, kt, rows, out):
-    """out[g, r, jj] += sum_q sum_{k < rows[jj]} spread[g, r, q, k] * kt[q, jj, k]."""
+    """out[g, r, jj] += sum_q sum_{k < rows[jj]} spread[g, r, q, k] * kt[q, jj, k]
+    (the inner sums vectorised: reassociated in a fixed order, whatever the core count)."""
     ng, R, Q, _ = spread.shape
     for gr in prange(ng * R):
         g = gr // R
@@ -525,9 +526,9 @@ def _column_sums(at, xo, out):
                 out[k, c] += a * xo[i, c]
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"reassoc", "contract"})
 def _row_dots(at, w, out):
-    """out[i] = sum_k at[i, k] * w[k]: at @ w, serial."""
+    """out[i] = sum_k at[i, k] * w[k]: at @ w, serial (the sum vectorised)."""
     n, K = at.shape
     for i in range(n):
         acc = 0.0
