@@ -503,8 +503,10 @@ def uniform_span(sc: Scenario) -> float:
     return STEP * math.ceil(span / STEP - 1e-9)
 
 
-def truth_grid(sc: Scenario) -> TimeGrid:
-    return TimeGrid.build(STEP, uniform_span(sc), T_MAX, GROWTH)
+def truth_grid(sc: Scenario, refine: int = 0) -> TimeGrid:
+    """The truths' time grid; ``refine`` halvings of the step (growth to the power
+    2**-refine in the tail)."""
+    return TimeGrid.build(STEP / 2**refine, uniform_span(sc), T_MAX, GROWTH ** (0.5**refine))
 
 
 def sample_for(
@@ -521,6 +523,7 @@ def sample_for(
 # precision goals of the truths (error bounds): log-HRs, RMST (months), survival
 GOALS = {"log_hr": 2e-4, "rmst": 0.01, "survival": 5e-4}
 MAX_SAMPLE_LOG2 = SAMPLE_LOG2 + 1  # one doubling where the goals are missed
+MAX_REFINE = 1  # one halving of the grid step where the numerical part misses a goal
 
 
 def goal_of(key: str) -> float | None:
@@ -548,17 +551,24 @@ def precise_marginal_truth(
     survival_horizons: tuple[float, ...] = SURVIVAL_HORIZONS,
     sample: CovariateSample | None = None,
 ) -> MarginalTruth:
-    """:func:`marginal_truth` on the calibration's sample, or, where an error bound
-    misses its goal mostly through its covariate-sampling part (extreme weights:
-    poor-overlap's ATC RMST), on the sample of twice
-    the size (the same scramblings extended; the calibration targets are then
-    reproduced to that sample's covariate-sampling error rather than to round-off)."""
+    """:func:`marginal_truth` on the calibration's sample and the scenario's grid; where
+    an error bound misses its goal mostly through its numerical part (flatiron-liver's
+    uncensored OS log-HRs: the long tail), again on a grid refined once; then, where a
+    bound still misses mostly through its covariate-sampling part (extreme weights:
+    poor-overlap's ATC RMST), on the sample of twice the size (the same scramblings
+    extended; the calibration targets are then reproduced to that sample's
+    covariate-sampling error rather than to round-off)."""
+    refine = 0
     mt = marginal_truth(sc, solved, rmst_horizons, survival_horizons, sample=sample)
-    # only where the covariate sampling is what misses the goal (a larger sample does not
-    # reduce the numerical part)
+    # a finer grid reduces only the numerical part, a larger sample only the sampling part
+    if any(mt.numerical[o][k] > 2.0 * mt.se[o][k] for o, k in misses_goals(mt)):
+        refine = MAX_REFINE
+        mt = marginal_truth(
+            sc, solved, rmst_horizons, survival_horizons, sample=sample, refine=refine
+        )
     if any(2.0 * mt.se[o][k] >= mt.numerical[o][k] for o, k in misses_goals(mt)):
         big = sample_for(sc, solved, n_log2=MAX_SAMPLE_LOG2)
-        mt = marginal_truth(sc, solved, rmst_horizons, survival_horizons, sample=big)
+        mt = marginal_truth(sc, solved, rmst_horizons, survival_horizons, sample=big, refine=refine)
     return mt
 
 
@@ -706,8 +716,12 @@ def marginal_truth(
     rmst_horizons: tuple[float, ...] = RMST_HORIZONS,
     survival_horizons: tuple[float, ...] = SURVIVAL_HORIZONS,
     sample: CovariateSample | None = None,
+    refine: int = 0,
 ) -> MarginalTruth:
-    """Every marginal estimand of ``sc`` under ``solved`` with its error (see module doc).
+    """Every marginal estimand of ``sc`` under ``solved`` with its error (see module doc),
+    on the scenario's time grid refined ``refine`` times (each halves the uniform step and
+    the kernel nodes' spacing in the post-progression log-hazard scale, and takes the
+    square root of the tail cells' growth).
 
     Keys per outcome (``pop`` in ate, att, atc, ato, atm; ``P`` the prefix ``pop_``, empty
     for the ATE): ``pop_log_hr`` (administrative censoring), ``pop_log_hr_uncensored``,
@@ -725,14 +739,16 @@ def marginal_truth(
         sample = sample_for(sc, solved)
     om = solved_outcome_matrix(sc, solved)
     shapes = tuple(1.0 / om[k, K.O_INV_SHAPE] for k in range(3))
-    grid = truth_grid(sc)
-    fine, tails = _evaluate(sc, sample, om, Engine(grid, shapes), rmst_horizons, survival_horizons)
+    grid = truth_grid(sc, refine)
+    m_step = Engine.m_step / 2**refine
+    eng = Engine(grid, shapes, m_step=m_step)
+    fine, tails = _evaluate(sc, sample, om, eng, rmst_horizons, survival_horizons)
     first = sample.first_group()
-    eng_c = Engine(grid.coarser(), shapes, m_step=2 * Engine.m_step)
+    eng_c = Engine(grid.coarser(), shapes, m_step=2 * m_step)
     coarse, _ = _evaluate(sc, first, om, eng_c, rmst_horizons, survival_horizons)
     # a second refinement step: when the errors of the fine and coarse grids happen to be
     # equal (terms of different orders cancelling), |fine - coarse| alone understates
-    eng_cc = Engine(grid.coarser().coarser(), shapes, m_step=4 * Engine.m_step)
+    eng_cc = Engine(grid.coarser().coarser(), shapes, m_step=4 * m_step)
     coarser, _ = _evaluate(sc, first, om, eng_cc, rmst_horizons, survival_horizons)
     values, se, numerical = {}, {}, {}
     for outcome in ("pfs", "os"):
