@@ -67,6 +67,11 @@ def test_covariates_named_twice_is_an_error(cohort):
         siptw(cohort, *OUT, ["age", "ecog", "age"])
 
 
+def test_unhashable_covariate_is_a_clear_error(cohort):
+    with pytest.raises(EstimatorInputError, match=r"must be column names; \['ecog'\] is not one"):
+        siptw(cohort, *OUT, ["age", ["ecog"]])
+
+
 def _columns(df):
     cols = {}
     for c in df.columns:
