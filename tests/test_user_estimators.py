@@ -162,6 +162,20 @@ def _fits_of(study: Study, out: Path, **kw) -> pd.DataFrame:
     return _fits(out)
 
 
+def test_shards_with_a_path_entry_make_the_unsharded_table(user_module, tmp_path, monkeypatch):
+    """Two shards into one directory (as two SLURM array tasks would, here with spawned
+    workers that import the module themselves) give the unsharded run's rows."""
+    study = _study()
+    whole = _fits_of(study, tmp_path / "whole", workers=1)
+    monkeypatch.setattr(R.W, "start_method", lambda: "spawn")
+    out = tmp_path / "sharded"
+    first = run_study(study, out, workers=2, shard=(0, 2), **QUIET)
+    assert not first.complete
+    second = run_study(study, out, workers=2, shard=(1, 2), resume=True, **QUIET)
+    assert second.complete
+    pd.testing.assert_frame_equal(whole, _fits(out))
+
+
 # ---- failures are rows ----------------------------------------------------------------------
 def test_a_fit_that_raises_is_a_failed_row(user_module, tmp_path):
     study = Study(estimators=("siptw", "ue_userest_mod:broken"), **SMALL)
