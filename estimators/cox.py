@@ -320,11 +320,15 @@ def check_intervals(
     entry_param: str = "entry",
     stop_param: str = "time",
     labels: Sequence[object] | None = None,
-) -> None:
+    order: np.ndarray | None = None,
+) -> tuple[np.ndarray, int] | None:
     """(start, stop] rows: entry finite and >= 0, stop > entry, no overlap within a cluster.
 
     Raises EstimatorInputError naming the parameter, the first bad row and what is
-    allowed.  ``cluster`` (patient id codes) is needed for the overlap check.
+    allowed.  ``cluster`` (patient id codes) is needed for the overlap check: without
+    it rows cannot be attributed to patients and overlap is not checked.  ``order``
+    (rows by stop descending) saves a sort when the caller has it.  Returns the dense
+    cluster codes (0 .. m-1) and m, or None without ``cluster``.
     """
     bad = np.flatnonzero(~np.isfinite(entry) | (entry < 0))
     if bad.size:
@@ -341,18 +345,36 @@ def check_intervals(
             f"({entry[i]!r}, {stop[i]!r}]; every (start, stop] interval needs stop > start"
         )
     if cluster is None:
-        return
+        return None
+    codes, n_codes = kc._dense_codes(cluster)
+    if n_codes < 0:  # ids too spread out for a lookup table
+        _, codes = np.unique(cluster, return_inverse=True)
+        codes = codes.astype(np.int64, copy=False)
+        n_codes = int(codes.max()) + 1
+    if order is None:
+        order = np.argsort(-stop)
+    first, _ = kc._first_overlap(entry, stop, codes, n_codes, order)
+    if first < 0:
+        return codes, int(n_codes)
+    # an error: name the first overlapping pair in (cluster, entry) order, off the fast path
     o = np.lexsort((entry, cluster))
     same = cluster[o[1:]] == cluster[o[:-1]]
     bad = np.flatnonzero(same & (entry[o[1:]] < stop[o[:-1]]))
-    if bad.size:
-        i, j = int(o[bad[0]]), int(o[bad[0] + 1])
-        raise EstimatorInputError(
-            f"{bad.size} overlapping interval(s) within one cluster (patient), first "
-            f"({entry[i]!r}, {stop[i]!r}] at {_row(labels, i)} and ({entry[j]!r}, {stop[j]!r}] "
-            f"at {_row(labels, j)}; a patient's intervals must not overlap "
-            f"(next {entry_param} >= previous {stop_param})"
-        )
+    i, j = int(o[bad[0]]), int(o[bad[0] + 1])
+    raise EstimatorInputError(
+        f"{bad.size} overlapping interval(s) within one cluster (patient), first "
+        f"({entry[i]!r}, {stop[i]!r}] at {_row(labels, i)} and ({entry[j]!r}, {stop[j]!r}] "
+        f"at {_row(labels, j)}; a patient's intervals must not overlap "
+        f"(next {entry_param} >= previous {stop_param})"
+    )
+
+
+def _desc_order(key: np.ndarray, s: np.ndarray, stratified: bool) -> np.ndarray:
+    """Rows by stratum, then ``key`` descending (ties in a fixed, unspecified order)."""
+    order = np.argsort(-key)
+    if stratified:
+        order = order[np.argsort(s[order], kind="stable")]
+    return order
 
 
 def _fit_counting(
@@ -398,14 +420,30 @@ def _fit_counting(
         check_length(w, "weights", n)
         check_weights(w, "weights")
     s = np.zeros(n, dtype=np.int64) if strata is None else int_codes(strata, "strata", n)
+    stratified = strata is not None and n > 0 and s.min() != s.max()
     cl = None if cluster is None else int_codes(cluster, "cluster", n)
-    check_intervals(en, t, cl, entry_param, stop_param, labels)
+    order = _desc_order(t, s, stratified)
+    dense = check_intervals(en, t, cl, entry_param, stop_param, labels, order=order)
     p = x.shape[1]
     beta0 = np.zeros(p) if init is None else float_array(init, "init", 1)
     if beta0.shape != (p,) or not np.isfinite(beta0).all():
         raise EstimatorInputError(f"init must be {p} finite values (one per column of X)")
     return _fit_counting_clean(
-        en, t, ev, x, w, s, cl, bool(robust), ties, float(tol), int(max_iter), beta0, names
+        en,
+        t,
+        ev,
+        x,
+        w,
+        s,
+        dense,
+        bool(robust),
+        ties,
+        float(tol),
+        int(max_iter),
+        beta0,
+        names,
+        order,
+        _desc_order(en, s, stratified),
     )
 
 
@@ -416,25 +454,33 @@ def _fit_counting_clean(
     x: np.ndarray,
     w: np.ndarray,
     s: np.ndarray,
-    cluster: np.ndarray | None,
+    cluster: tuple[np.ndarray, int] | None,
     robust: bool,
     ties: str,
     tol: float,
     max_iter: int,
     beta0: np.ndarray,
     names: Sequence[str],
+    order: np.ndarray,
+    eorder: np.ndarray,
 ) -> CoxResult:
-    """Sort, run the counting-process kernels, package, on validated input."""
-    n, p = x.shape
+    """Run the counting-process kernels and package, on validated input.
+
+    ``cluster``: dense codes (n,) in the caller's row order and their number, or None;
+    ``order`` / ``eorder``: rows by stratum, then stop / entry descending.
+    """
+    p = x.shape[1]
     d = power_of_two_scale(x, centred=True)
     xs = x if d is None else x / d
     beta0 = beta0 if d is None else beta0 * d
-    order = np.lexsort((-t, s))
-    eorder = np.lexsort((-en, s))
     efron = ties == "efron"
-    (beta, loglik, u, imat, n_iter, status, xc, ws, es, ts, ens, ss, starts, newstrat, epos) = (
-        kc._cp_fit(t, en, ev, xs, w, s, order, eorder, efron, tol, max_iter, beta0.copy())
+    xc, ws, es, starts, newstrat, rlist, rstart, nd, dwt, u0, wev = kc._cp_prepare(
+        t, en, ev, xs, w, s, order, eorder
     )
+    beta, loglik, u, imat, n_iter, status = kc._cp_newton(
+        xc, ws, es, starts, newstrat, rlist, rstart, nd, dwt, u0, wev, beta0.copy(), efron, tol,
+        max_iter,
+    )  # fmt: skip
     low, ok = k._cholesky(imat)
     if not ok:
         var = np.full((p, p), np.nan)
@@ -445,13 +491,12 @@ def _fit_counting_clean(
         cov = var.copy()
         if robust or cluster is not None:
             resid = kc._cp_score_residuals(
-                xc, ws, es, ts, ens, ss, starts, newstrat, epos, beta, efron
+                xc, ws, es, starts, newstrat, rlist, rstart, nd, dwt, beta, efron
             )
             if cluster is None:
                 cl, n_cl = np.empty(0, dtype=np.int64), 0
             else:
-                uniq, cl = np.unique(cluster[order], return_inverse=True)
-                cl, n_cl = cl.astype(np.int64, copy=False), uniq.shape[0]
+                cl, n_cl = cluster[0][order], cluster[1]
             cov = k._sandwich(var, k._meat(resid, ws, cl, n_cl))
     msgs, diverging = _diagnose(status, n_iter, step, beta, tol, max_iter, names)
     for m in msgs:
@@ -468,7 +513,7 @@ def _fit_counting_clean(
         converged=not msgs,
         gradient_norm=float(np.sqrt(u @ u) if d is None else np.sqrt((u * d) @ (u * d))),
         warnings=msgs,
-        n=n,
+        n=t.shape[0],
         events=int(ev.sum()),
         diverging=diverging,
     )
