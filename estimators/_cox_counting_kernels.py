@@ -330,7 +330,15 @@ def _cp_score_residuals(X, w, event, starts, newstrat, rlist, rstart, nd, dwt, b
     n, p = X.shape
     ng = starts.shape[0] - 1
     ex = np.empty(n)
-    _cp_risk(X, np.ones(n), beta, ex)  # exp(eta - max eta)
+    top = -np.inf
+    for i in range(n):
+        v = 0.0
+        for j in range(p):
+            v += X[i, j] * beta[j]
+        ex[i] = v
+        top = max(top, v)
+    for i in range(n):
+        ex[i] = np.exp(ex[i] - top)  # exp(eta - max eta), as in the passes
     nev = 0
     for g in range(ng):
         if nd[g] > 0:
@@ -420,3 +428,24 @@ def _cp_score_residuals(X, w, event, starts, newstrat, rlist, rstart, nd, dwt, b
             for j in range(p):
                 resid[i, j] += e * (X[i, j] * cum - cumx[j])
     return resid
+
+
+@njit(cache=True, error_model="numpy")
+def _cp_meat(resid, w, codes, n_codes, order):
+    """sum over clusters of (sum_i w_i r_i)(sum_i w_i r_i)'; rows of ``resid`` / ``w`` in
+    the stop order, ``codes`` (0 .. n_codes-1) in the caller's order, ``order`` the map."""
+    n, p = resid.shape
+    sums = np.zeros((n_codes, p))
+    for i in range(n):
+        c = codes[order[i]]
+        for j in range(p):
+            sums[c, j] += w[i] * resid[i, j]
+    meat = np.zeros((p, p))
+    for c in range(n_codes):
+        for j in range(p):
+            for k in range(j + 1):
+                meat[j, k] += sums[c, j] * sums[c, k]
+    for j in range(p):
+        for k in range(j):
+            meat[k, j] = meat[j, k]
+    return meat

@@ -494,10 +494,10 @@ def _fit_counting_clean(
                 xc, ws, es, starts, newstrat, rlist, rstart, nd, dwt, beta, efron
             )
             if cluster is None:
-                cl, n_cl = np.empty(0, dtype=np.int64), 0
+                meat = k._meat(resid, ws, np.empty(0, dtype=np.int64), 0)
             else:
-                cl, n_cl = cluster[0][order], cluster[1]
-            cov = k._sandwich(var, k._meat(resid, ws, cl, n_cl))
+                meat = kc._cp_meat(resid, ws, cluster[0], cluster[1], order)
+            cov = k._sandwich(var, meat)
     msgs, diverging = _diagnose(status, n_iter, step, beta, tol, max_iter, names)
     for m in msgs:
         warnings.warn(m, ConvergenceWarning, stacklevel=4)
