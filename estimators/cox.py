@@ -124,6 +124,7 @@ def fit_cox_arrays(
     init: np.ndarray | None = None,
     names: Sequence[str] | None = None,
     entry: np.ndarray | None = None,
+    ids: np.ndarray | None = None,
 ) -> CoxResult:
     """Fit a Cox proportional-hazards model on arrays (fast path).
 
@@ -156,8 +157,13 @@ def fit_cox_arrays(
     entry : array (n,), optional
         Entry (start) times in months, finite, >= 0 and < ``time``: counting-process
         (start, stop] rows (delayed entry, time-varying covariates).  Row i is at risk
-        at t when ``entry_i < t <= time_i``.  Rows of one ``cluster`` (patient) must
-        not overlap.  None = every row at risk from 0 (the usual fit).
+        at t when ``entry_i < t <= time_i``.  Rows of one patient (``ids``, else
+        ``cluster``) must not overlap.  None = every row at risk from 0 (the usual fit).
+    ids : array (n,) of int, optional
+        Patient ids of (start, stop] rows (with ``entry`` only), used to check that a
+        patient's intervals do not overlap; the variance is unchanged (``cluster``
+        clusters it).  Without ``ids`` and ``cluster`` rows cannot be attributed to
+        patients and overlap is not checked.
 
     Returns
     -------
@@ -180,7 +186,10 @@ def fit_cox_arrays(
             max_iter,
             init,
             names=names,
+            ids=ids,
         )
+    if ids is not None:
+        raise EstimatorInputError("ids identify (start, stop] rows; give entry as well")
     return _fit(
         time, event, X, weights, strata, cluster, robust, ties, tol, max_iter, init, names=names
     )
@@ -346,16 +355,12 @@ def check_intervals(
         )
     if cluster is None:
         return None
-    codes, n_codes = kc._dense_codes(cluster)
-    if n_codes < 0:  # ids too spread out for a lookup table
-        _, codes = np.unique(cluster, return_inverse=True)
-        codes = codes.astype(np.int64, copy=False)
-        n_codes = int(codes.max()) + 1
+    codes, n_codes = _dense(cluster)
     if order is None:
         order = np.argsort(-stop)
     first, _ = kc._first_overlap(entry, stop, codes, n_codes, order)
     if first < 0:
-        return codes, int(n_codes)
+        return codes, n_codes
     # an error: name the first overlapping pair in (cluster, entry) order, off the fast path
     o = np.lexsort((entry, cluster))
     same = cluster[o[1:]] == cluster[o[:-1]]
@@ -367,6 +372,16 @@ def check_intervals(
         f"at {_row(labels, j)}; a patient's intervals must not overlap "
         f"(next {entry_param} >= previous {stop_param})"
     )
+
+
+def _dense(codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """Integer codes recoded 0 .. m-1, and m."""
+    dense, m = kc._dense_codes(codes)
+    if m < 0:  # ids too spread out for a lookup table
+        _, dense = np.unique(codes, return_inverse=True)
+        dense = dense.astype(np.int64, copy=False)
+        m = int(dense.max()) + 1
+    return dense, int(m)
 
 
 def _desc_order(key: np.ndarray, s: np.ndarray, stratified: bool) -> np.ndarray:
@@ -394,8 +409,13 @@ def _fit_counting(
     entry_param: str = "entry",
     stop_param: str = "time",
     labels: Sequence[object] | None = None,
+    ids=None,
+    ids_param: str = "ids",
 ) -> CoxResult:
-    """Validate counting-process input, then :func:`_fit_counting_clean`."""
+    """Validate counting-process input, then :func:`_fit_counting_clean`.
+
+    Overlap is checked within ``ids`` when given, else within ``cluster``.
+    """
     check_ties(ties)
     check_iteration(tol, max_iter)
     t = check_times(float_array(time, stop_param, 1), stop_param)
@@ -422,8 +442,15 @@ def _fit_counting(
     s = np.zeros(n, dtype=np.int64) if strata is None else int_codes(strata, "strata", n)
     stratified = strata is not None and n > 0 and s.min() != s.max()
     cl = None if cluster is None else int_codes(cluster, "cluster", n)
+    pid = None if ids is None else int_codes(ids, ids_param, n)
     order = _desc_order(t, s, stratified)
-    dense = check_intervals(en, t, cl, entry_param, stop_param, labels, order=order)
+    checked = check_intervals(
+        en, t, cl if pid is None else pid, entry_param, stop_param, labels, order=order
+    )
+    if pid is None:
+        dense = checked  # the cluster codes, or None
+    else:
+        dense = None if cl is None else _dense(cl)
     p = x.shape[1]
     beta0 = np.zeros(p) if init is None else float_array(init, "init", 1)
     if beta0.shape != (p,) or not np.isfinite(beta0).all():
@@ -579,10 +606,10 @@ def _strata_codes(df: pd.DataFrame, strata: str | Sequence[str]) -> np.ndarray:
     return df.groupby(cols, sort=False).ngroup().to_numpy(dtype=np.int64)
 
 
-def _cluster_codes(df: pd.DataFrame, col: str) -> np.ndarray:
+def _cluster_codes(df: pd.DataFrame, col: str, param: str = "cluster_col") -> np.ndarray:
     codes, _ = pd.factorize(df[col])
     if (codes < 0).any():
-        raise EstimatorInputError(f"cluster_col={col!r} has missing values; every row needs an id")
+        raise EstimatorInputError(f"{param}={col!r} has missing values; every row needs an id")
     return codes.astype(np.int64, copy=False)
 
 
@@ -626,6 +653,7 @@ class CoxPH:
         strata: str | Sequence[str] | None = None,
         robust: bool = False,
         entry_col: str | None = None,
+        id_col: str | None = None,
     ) -> CoxPH:
         """Fit the model; returns ``self``.
 
@@ -655,6 +683,11 @@ class CoxPH:
             (start, stop], for delayed entry and time-varying covariates.  Needs
             start >= 0 and stop > start; with ``cluster_col`` (the patient id, as R
             ``coxph(..., cluster = id)``) one patient's intervals must not overlap.
+        id_col : str, optional
+            Patient id of (start, stop] rows (lifelines' name; with ``entry_col`` only):
+            a patient's intervals must not overlap.  It does not change the variance
+            (``cluster_col`` does).  Without ``id_col`` and ``cluster_col`` rows cannot
+            be attributed to patients and overlap is not checked.
         """
         if not isinstance(robust, bool | np.bool_):
             raise EstimatorInputError(f"robust={robust!r} is not allowed; use True or False")
@@ -668,8 +701,15 @@ class CoxPH:
             cluster_col=cluster_col,
             strata=strata_cols,
             entry_col=entry_col,
+            id_col=id_col,
         )
-        used = {duration_col, event_col, weights_col, cluster_col, entry_col, *strata_cols}
+        if id_col is not None and entry_col is None:
+            raise EstimatorInputError(
+                f"id_col={id_col!r} identifies (start, stop] rows; give entry_col as well"
+            )
+        used = {
+            duration_col, event_col, weights_col, cluster_col, entry_col, id_col, *strata_cols
+        }  # fmt: skip
         if covariates is None:
             covariates = [c for c in df.columns if c not in used]
         if len(covariates) == 0:
@@ -695,6 +735,8 @@ class CoxPH:
                 entry_param=f"entry_col={entry_col!r}",
                 stop_param=f"duration_col={duration_col!r}",
                 labels=getattr(df, "index", None),
+                ids=None if id_col is None else _cluster_codes(df, id_col, "id_col"),
+                ids_param=f"id_col={id_col!r}",
             )
             self._store(res, design.names, robust or cluster_col is not None)
             return self
