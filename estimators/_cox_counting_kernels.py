@@ -18,8 +18,10 @@ events per group and the events' part of the score
 and log-likelihood (``sum w x`` and ``sum w`` over events).  A Newton pass
 (:func:`_cp_pass`) is then one exp per row, O(p^2) running second moments per row added
 or removed, and Efron's tied-event sums only for groups with two or more events.
-Score residuals (:func:`_cp_score_residuals`) cost O(n p): first moments in one sweep,
-then per row a difference of two cumulative sums (up to its stop and up to its entry).
+Each pass also keeps, per group with events, the hazard increments and their products
+with the risk-set means, so the score residuals (:func:`_cp_score_residuals`) need no
+further risk-set sweep: O(n p), a difference per row of two cumulative sums (up to its
+stop and up to its entry).
 Large temporaries are few and allocated once (fresh pages fault, ~2 us each here).
 """
 
@@ -102,7 +104,8 @@ def _cp_prepare(stop, entry, event, X, w, strata, order, eorder):
     X : (n, p) float64.  w : (n,) float64.  strata : (n,) int64.  All in the caller's
     row order.
     order : (n,) int64 permutation by stratum, then stop descending.
-    eorder : (n,) int64 permutation by stratum, then entry descending.
+    eorder : (m,) int64 rows by stratum, then entry descending; rows with entry 0 (never
+    removed: every event time is > 0) may be left out.
 
     Returns
     -------
@@ -148,15 +151,16 @@ def _cp_prepare(stop, entry, event, X, w, strata, order, eorder):
     wev = 0.0
     nr = 0
     ep = 0
+    ne = eorder.shape[0]
     for g in range(ng):
         a = starts[g]
         st = strata[order[a]]
         t = stop[order[a]]
         if newstrat[g]:
-            while ep < n and strata[eorder[ep]] != st:  # rows of earlier strata
+            while ep < ne and strata[eorder[ep]] < st:  # rows of earlier strata
                 ep += 1
         rstart[g] = nr
-        while ep < n and strata[eorder[ep]] == st and entry[eorder[ep]] >= t:
+        while ep < ne and strata[eorder[ep]] == st and entry[eorder[ep]] >= t:
             i = pos[eorder[ep]]
             rlist[nr] = i
             nr += 1
@@ -190,14 +194,20 @@ def _cp_risk(X, w, beta, risk):
 
 @njit(cache=True, error_model="numpy")
 def _cp_pass(X, w, event, starts, newstrat, rlist, rstart, nd, dwt, u0, wev, beta, efron, u, imat,
-             risk):  # fmt: skip
+             risk, terms):  # fmt: skip
     """Weighted log partial likelihood of (start, stop] data; fills score and information.
 
     Inputs as returned by :func:`_cp_prepare`; ``u`` (p,), ``imat`` (p, p) and the
-    workspace ``risk`` (n,) are overwritten.  Returns the log partial likelihood.
+    workspace ``risk`` (n,) are overwritten.  ``terms`` (groups with events, 2 + 3p)
+    receives, per group with events, the hazard increment ``sum_k dH_k``, its Efron
+    share ``sum_k (1 - k/d) dH_k`` of the tied events themselves, then p columns each
+    of ``sum_k dH_k xbar_k``, ``sum_k (1 - k/d) dH_k xbar_k`` and ``mean_k xbar_k``:
+    what the score residuals need at this ``beta``, kept so that they cost no further
+    sweep.  Returns the log partial likelihood.
     """
     p = X.shape[1]
     ng = starts.shape[0] - 1
+    kk = 0
     top = _cp_risk(X, w, beta, risk)
     s1 = np.zeros(p)
     s2 = np.zeros((p, p))
@@ -252,6 +262,9 @@ def _cp_pass(X, w, event, starts, newstrat, rlist, rstart, nd, dwt, u0, wev, bet
                         for k in range(j + 1):
                             d2[j, k] += rx * X[i, k]
         wt = dwt[g] / nterm
+        row = terms[kk]
+        row[:] = 0.0
+        kk += 1
         for t in range(nterm):
             f = t / nterm
             den = s0 - f * d0
@@ -263,6 +276,13 @@ def _cp_pass(X, w, event, starts, newstrat, rlist, rstart, nd, dwt, u0, wev, bet
             for j in range(p):
                 for k in range(j + 1):
                     imat[j, k] += wt * (inv * (s2[j, k] - f * d2[j, k]) - xb[j] * xb[k])
+            dh = wt * inv
+            row[0] += dh
+            row[1] += (1.0 - f) * dh
+            for j in range(p):
+                row[2 + j] += dh * xb[j]
+                row[2 + p + j] += (1.0 - f) * dh * xb[j]
+                row[2 + 2 * p + j] += xb[j] / nterm
     loglik -= prodwt * np.log(prod)
     for j in range(p):
         for k in range(j):
@@ -275,7 +295,8 @@ def _cp_newton(X, w, event, starts, newstrat, rlist, rstart, nd, dwt, u0, wev, b
                max_iter):  # fmt: skip
     """Newton-Raphson with step halving, the rule of ``_cox_kernels._newton_t``.
 
-    Returns beta (p,), loglik, score (p,), information (p, p), iterations, status.
+    Returns beta (p,), loglik, score (p,), information (p, p), iterations, status and
+    the per-event-group ``terms`` of :func:`_cp_pass` at the returned beta.
     """
     p = beta0.shape[0]
     beta = beta0.copy()
@@ -283,21 +304,27 @@ def _cp_newton(X, w, event, starts, newstrat, rlist, rstart, nd, dwt, u0, wev, b
     imat = np.empty((p, p))
     u_new = np.empty(p)
     imat_new = np.empty((p, p))
+    nev = 0
+    for g in range(nd.shape[0]):
+        if nd[g] > 0:
+            nev += 1
+    terms = np.empty((nev, 2 + 3 * p))
+    terms_new = np.empty((nev, 2 + 3 * p))
     args = (X, w, event, starts, newstrat, rlist, rstart, nd, dwt, u0, wev)
     risk = np.empty(X.shape[0])  # one workspace for every pass (allocations fault pages)
-    loglik = _cp_pass(*args, beta, efron, u, imat, risk)
+    loglik = _cp_pass(*args, beta, efron, u, imat, risk, terms)
     if not np.isfinite(loglik):
-        return beta, loglik, u, imat, 0, NONFINITE
+        return beta, loglik, u, imat, 0, NONFINITE, terms
     low, ok = _cholesky(imat)
     if not ok:
-        return beta, loglik, u, imat, 0, SINGULAR
+        return beta, loglik, u, imat, 0, SINGULAR, terms
     newbeta = beta + _chol_solve(low, u)
     halving = False
     for it in range(1, max_iter + 1):
-        newlik = _cp_pass(*args, newbeta, efron, u_new, imat_new, risk)
+        newlik = _cp_pass(*args, newbeta, efron, u_new, imat_new, risk, terms_new)
         finite = np.isfinite(newlik)
         if finite and not halving and abs(newlik - loglik) <= tol * abs(newlik):
-            return newbeta, newlik, u_new, imat_new, it, CONVERGED
+            return newbeta, newlik, u_new, imat_new, it, CONVERGED, terms_new
         if not finite or newlik < loglik:
             halving = True
             newbeta = 0.5 * (newbeta + beta)
@@ -307,25 +334,25 @@ def _cp_newton(X, w, event, starts, newstrat, rlist, rstart, nd, dwt, u0, wev, b
         loglik = newlik
         u[:] = u_new
         imat[:, :] = imat_new
+        terms, terms_new = terms_new, terms
         low, ok = _cholesky(imat)
         if not ok:
-            return beta, loglik, u, imat, it, SINGULAR
+            return beta, loglik, u, imat, it, SINGULAR, terms
         newbeta = beta + _chol_solve(low, u)
-    return beta, loglik, u, imat, max_iter, MAX_ITER
+    return beta, loglik, u, imat, max_iter, MAX_ITER, terms
 
 
 @njit(cache=True, error_model="numpy")
-def _cp_score_residuals(X, w, event, starts, newstrat, rlist, rstart, nd, dwt, beta, efron):
+def _cp_score_residuals(X, event, starts, newstrat, rlist, rstart, nd, beta, terms):
     """Score residuals (n, p) of (start, stop] rows, unweighted, in the stop order.
 
     ``r_i = delta_i (x_i - xbar_g(i)) - e_i sum_{entry_i < s <= stop_i} sum_k c_ik dH_sk
-    (x_i - xbar_sk)`` (R ``residuals.coxph(type="score")`` for counting-process data).
-    A first sweep (time descending) keeps, per group with events, the hazard increments
-    and their products with the Efron-term means; a second sweep (time ascending)
-    carries their cumulative sums: a row gets ``+e_i (x_i H - XH)`` at the group where it
-    leaves the risk set (its entry) and ``-e_i (x_i H - XH)`` at its own group (its
-    stop), so the sum runs over ``entry_i < s <= stop_i``.  O(n p), with arrays of the
-    size of the event groups only (large temporaries cost page faults).
+    (x_i - xbar_sk)`` (R ``residuals.coxph(type="score")`` for counting-process data),
+    from the per-event-group ``terms`` of the pass at ``beta`` (:func:`_cp_pass`).  One
+    sweep, time ascending, carries their cumulative sums: a row gets
+    ``+e_i (x_i H - XH)`` at the group where it leaves the risk set (its entry) and
+    ``-e_i (x_i H - XH)`` at its own group (its stop), so the sum runs over
+    ``entry_i < s <= stop_i``.  O(n p).
     """
     n, p = X.shape
     ng = starts.shape[0] - 1
@@ -339,63 +366,12 @@ def _cp_score_residuals(X, w, event, starts, newstrat, rlist, rstart, nd, dwt, b
         top = max(top, v)
     for i in range(n):
         ex[i] = np.exp(ex[i] - top)  # exp(eta - max eta), as in the passes
-    nev = 0
-    for g in range(ng):
-        if nd[g] > 0:
-            nev += 1
-    # per event group: haz, hazd, then p columns each of xhaz, xhazd, xmean
-    terms = np.zeros((nev, 2 + 3 * p))
-    s1 = np.zeros(p)
-    d1 = np.zeros(p)
-    s0 = 0.0
-    kk = 0
-    for g in range(ng):  # time descending: first moments of the risk sets
-        a, b = starts[g], starts[g + 1]
-        if newstrat[g]:
-            s0 = 0.0
-            s1[:] = 0.0
-        for i in range(a, b):
-            r = w[i] * ex[i]
-            s0 += r
-            for j in range(p):
-                s1[j] += r * X[i, j]
-        for q in range(rstart[g], rstart[g + 1]):
-            i = rlist[q]
-            r = w[i] * ex[i]
-            s0 -= r
-            for j in range(p):
-                s1[j] -= r * X[i, j]
-        m = nd[g]
-        if m == 0:
-            continue
-        nterm = m if efron else 1
-        d0 = 0.0
-        d1[:] = 0.0
-        if nterm > 1:
-            for i in range(a, b):
-                if event[i]:
-                    r = w[i] * ex[i]
-                    d0 += r
-                    for j in range(p):
-                        d1[j] += r * X[i, j]
-        wt = dwt[g] / nterm
-        row = terms[kk]
-        for t in range(nterm):
-            f = t / nterm
-            den = s0 - f * d0
-            dh = wt / den
-            row[0] += dh
-            row[1] += (1.0 - f) * dh
-            for j in range(p):
-                xbar = (s1[j] - f * d1[j]) / den
-                row[2 + j] += dh * xbar
-                row[2 + p + j] += (1.0 - f) * dh * xbar
-                row[2 + 2 * p + j] += xbar / nterm
-        kk += 1
+    nev = terms.shape[0]
     resid = np.zeros((n, p))
     cum = 0.0
     cumx = np.zeros(p)
     kk = nev
+    row = terms[0]  # every fit has an event
     for g in range(ng - 1, -1, -1):  # time ascending within each stratum
         if g == ng - 1 or newstrat[g + 1]:
             cum = 0.0

@@ -392,6 +392,15 @@ def _desc_order(key: np.ndarray, s: np.ndarray, stratified: bool) -> np.ndarray:
     return order
 
 
+def _entry_order(entry: np.ndarray, s: np.ndarray, stratified: bool) -> np.ndarray:
+    """Rows with entry > 0 by stratum, then entry descending (entry 0 never leaves a
+    risk set, every event time being > 0)."""
+    late = np.flatnonzero(entry > 0.0)
+    if late.shape[0] == entry.shape[0]:
+        return _desc_order(entry, s, stratified)
+    return late[_desc_order(entry[late], s[late], stratified)]
+
+
 def _fit_counting(
     entry,
     time,
@@ -470,7 +479,7 @@ def _fit_counting(
         beta0,
         names,
         order,
-        _desc_order(en, s, stratified),
+        _entry_order(en, s, stratified),
     )
 
 
@@ -504,7 +513,7 @@ def _fit_counting_clean(
     xc, ws, es, starts, newstrat, rlist, rstart, nd, dwt, u0, wev = kc._cp_prepare(
         t, en, ev, xs, w, s, order, eorder
     )
-    beta, loglik, u, imat, n_iter, status = kc._cp_newton(
+    beta, loglik, u, imat, n_iter, status, terms = kc._cp_newton(
         xc, ws, es, starts, newstrat, rlist, rstart, nd, dwt, u0, wev, beta0.copy(), efron, tol,
         max_iter,
     )  # fmt: skip
@@ -517,9 +526,7 @@ def _fit_counting_clean(
         step = k._chol_solve(low, u)
         cov = var.copy()
         if robust or cluster is not None:
-            resid = kc._cp_score_residuals(
-                xc, ws, es, starts, newstrat, rlist, rstart, nd, dwt, beta, efron
-            )
+            resid = kc._cp_score_residuals(xc, es, starts, newstrat, rlist, rstart, nd, beta, terms)
             if cluster is None:
                 meat = k._meat(resid, ws, np.empty(0, dtype=np.int64), 0)
             else:

@@ -43,8 +43,10 @@ def greedy_match_naive(
     return pairs
 
 
-def _cox_event_terms(time, event, X, weights, strata, beta, ties):
+def _cox_event_terms(time, event, X, weights, strata, beta, ties, entry=None):
     """Every event time of every stratum with its explicit risk set and Efron terms.
+
+    With ``entry`` (start times, months) row i is at risk at t when entry_i < t <= time_i.
 
     Returns a list of dicts: ``stratum``, ``time``, ``dead`` (n,) bool, and ``terms``, a
     list of (c (n,), wt, den, xbar (p,), cov (p, p)) where ``c`` is each row's share of
@@ -59,6 +61,8 @@ def _cox_event_terms(time, event, X, weights, strata, beta, ties):
     for stratum in np.unique(s):
         for t in np.unique(time[(s == stratum) & (event == 1)]):
             at_risk = (s == stratum) & (time >= t)
+            if entry is not None:
+                at_risk &= np.asarray(entry) < t
             dead = at_risk & (time == t) & (event == 1)
             d = int(dead.sum())
             if ties == "efron":
@@ -77,7 +81,7 @@ def _cox_event_terms(time, event, X, weights, strata, beta, ties):
     return out
 
 
-def cox_derivatives_naive(time, event, X, weights, strata, beta, ties):
+def cox_derivatives_naive(time, event, X, weights, strata, beta, ties, entry=None):
     """Weighted log partial likelihood, score (p,) and information (p, p) at ``beta``.
 
     Loops over event times with explicit risk sets; Efron's weighted form as R survival
@@ -86,7 +90,7 @@ def cox_derivatives_naive(time, event, X, weights, strata, beta, ties):
     w = np.ones(len(time)) if weights is None else np.asarray(weights, dtype=float)
     p = X.shape[1]
     ll, score, info = 0.0, np.zeros(p), np.zeros((p, p))
-    for ev in _cox_event_terms(time, event, X, weights, strata, beta, ties):
+    for ev in _cox_event_terms(time, event, X, weights, strata, beta, ties, entry):
         dead = ev["dead"]
         ll += np.sum(w[dead] * (X[dead] @ beta))
         score += w[dead] @ X[dead]
@@ -97,7 +101,7 @@ def cox_derivatives_naive(time, event, X, weights, strata, beta, ties):
     return ll, score, info
 
 
-def cox_score_residuals_naive(time, event, X, weights, strata, beta, ties):
+def cox_score_residuals_naive(time, event, X, weights, strata, beta, ties, entry=None):
     """Unweighted score residuals (n, p): ``sum_i w_i r_i`` equals the score.
 
     r_i = delta_i (x_i - mean_k xbar_k at t_i)
@@ -107,7 +111,7 @@ def cox_score_residuals_naive(time, event, X, weights, strata, beta, ties):
     n, p = X.shape
     s = np.zeros(n, dtype=int) if strata is None else np.asarray(strata)
     e = np.exp(X @ beta)
-    events = _cox_event_terms(time, event, X, weights, strata, beta, ties)
+    events = _cox_event_terms(time, event, X, weights, strata, beta, ties, entry)
     resid = np.zeros((n, p))
     for i in range(n):
         for ev in events:
@@ -121,7 +125,7 @@ def cox_score_residuals_naive(time, event, X, weights, strata, beta, ties):
     return resid
 
 
-def cox_sandwich_naive(time, event, X, weights, strata, cluster, beta, ties):
+def cox_sandwich_naive(time, event, X, weights, strata, cluster, beta, ties, entry=None):
     """Lin-Wei robust covariance I^-1 B I^-1 at ``beta``.
 
     B sums, over clusters (each row its own cluster when ``cluster`` is None), the outer
@@ -130,8 +134,8 @@ def cox_sandwich_naive(time, event, X, weights, strata, cluster, beta, ties):
     n = len(time)
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
     cl = np.arange(n) if cluster is None else np.asarray(cluster)
-    _, _, info = cox_derivatives_naive(time, event, X, weights, strata, beta, ties)
-    wr = w[:, None] * cox_score_residuals_naive(time, event, X, weights, strata, beta, ties)
+    _, _, info = cox_derivatives_naive(time, event, X, weights, strata, beta, ties, entry)
+    wr = w[:, None] * cox_score_residuals_naive(time, event, X, weights, strata, beta, ties, entry)
     meat = np.zeros((X.shape[1], X.shape[1]))
     for c in np.unique(cl):
         total = wr[cl == c].sum(axis=0)
