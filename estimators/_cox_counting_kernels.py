@@ -17,7 +17,9 @@ meets them, so the pass reads it sequentially instead of searching an entry orde
 events per group and the events' part of the score
 and log-likelihood (``sum w x`` and ``sum w`` over events).  A Newton pass
 (:func:`_cp_pass`) is then one exp per row, O(p^2) running second moments per row added
-or removed, and Efron's tied-event sums only for groups with two or more events.
+or removed, visiting only the groups with events (the rows added and removed between
+two of them are contiguous blocks), and Efron's tied-event sums only for groups with two
+or more events.
 Each pass also keeps, per group with events, the hazard increments and their products
 with the risk-set means, so the score residuals (:func:`_cp_score_residuals`) need no
 further risk-set sweep: O(n p), a difference per row of two cumulative sums (up to its
@@ -112,8 +114,10 @@ def _cp_prepare(stop, entry, event, X, w, strata, order, eorder):
     xs (n, p) centred covariates, ws (n,), es (n,) int8 in the stop order;
     starts (G + 1,), newstrat (G,) tie groups; rlist (R,) rows (stop-order positions)
     in the order they leave the risk set, rstart (G + 1,) each group's slice of it;
-    nd (G,) events per group, dwt (G,) their total weight; u0 (p,) ``sum w x`` and
-    wev ``sum w`` over events.
+    nd (G,) events per group; blk (E, 7) int64 per group with events: first row added
+    since the previous such group of the stratum, the group's first row, its end, the
+    slice of rlist removed since then, a new-stratum flag, the number of events; bdwt
+    (E,) their total weight; u0 (p,) ``sum w x`` and wev ``sum w`` over events.
     """
     n, p = X.shape
     mean = np.zeros(p)
@@ -173,7 +177,35 @@ def _cp_prepare(stop, entry, event, X, w, strata, order, eorder):
                 for j in range(p):
                     u0[j] += ws[i] * xs[i, j]
     rstart[ng] = nr
-    return xs, ws, es, starts, newstrat, rlist[:nr], rstart, nd, dwt, u0, wev
+    # event blocks: per group with events, the rows added since the previous one of its
+    # stratum (contiguous in the stop order), the removals since then (contiguous in
+    # rlist); groups after a stratum's last event never matter
+    nev = 0
+    for g in range(ng):
+        if nd[g] > 0:
+            nev += 1
+    blk = np.empty((nev, 7), dtype=np.int64)
+    bdwt = np.empty(nev)
+    k = 0
+    row0 = 0
+    rem0 = 0
+    fresh = True
+    for g in range(ng):
+        if newstrat[g]:
+            row0, rem0, fresh = starts[g], rstart[g], True
+        if nd[g] == 0:
+            continue
+        blk[k, 0] = row0
+        blk[k, 1] = starts[g]  # the group's own rows (Efron's tied-event sums)
+        blk[k, 2] = starts[g + 1]
+        blk[k, 3] = rem0
+        blk[k, 4] = rstart[g + 1]
+        blk[k, 5] = fresh
+        blk[k, 6] = nd[g]
+        bdwt[k] = dwt[g]
+        row0, rem0, fresh = starts[g + 1], rstart[g + 1], False
+        k += 1
+    return xs, ws, es, starts, newstrat, rlist[:nr], rstart, nd, blk, bdwt, u0, wev
 
 
 @njit(cache=True, error_model="numpy")
@@ -193,21 +225,20 @@ def _cp_risk(X, w, beta, risk):
 
 
 @njit(cache=True, error_model="numpy")
-def _cp_pass(X, w, event, starts, newstrat, rlist, rstart, nd, dwt, u0, wev, beta, efron, u, imat,
-             risk, terms):  # fmt: skip
+def _cp_pass(X, w, event, rlist, blk, bdwt, u0, wev, beta, efron, u, imat, risk, terms):
     """Weighted log partial likelihood of (start, stop] data; fills score and information.
 
-    Inputs as returned by :func:`_cp_prepare`; ``u`` (p,), ``imat`` (p, p) and the
-    workspace ``risk`` (n,) are overwritten.  ``terms`` (groups with events, 2 + 3p)
-    receives, per group with events, the hazard increment ``sum_k dH_k``, its Efron
-    share ``sum_k (1 - k/d) dH_k`` of the tied events themselves, then p columns each
-    of ``sum_k dH_k xbar_k``, ``sum_k (1 - k/d) dH_k xbar_k`` and ``mean_k xbar_k``:
-    what the score residuals need at this ``beta``, kept so that they cost no further
-    sweep.  Returns the log partial likelihood.
+    Inputs as returned by :func:`_cp_prepare`; the sweep visits only the groups with
+    events (``blk``), adding each block of rows and removing each block of ``rlist``
+    in tight loops.  ``u`` (p,), ``imat`` (p, p) and the workspace ``risk`` (n,) are
+    overwritten.  ``terms`` (E, 2 + 3p) receives, per group with events, the hazard
+    increment ``sum_k dH_k``, its Efron share ``sum_k (1 - k/d) dH_k`` of the tied
+    events themselves, then p columns each of ``sum_k dH_k xbar_k``,
+    ``sum_k (1 - k/d) dH_k xbar_k`` and ``mean_k xbar_k``: what the score residuals
+    need at this ``beta``, kept so that they cost no further sweep.  Returns the log
+    partial likelihood.
     """
     p = X.shape[1]
-    ng = starts.shape[0] - 1
-    kk = 0
     top = _cp_risk(X, w, beta, risk)
     s1 = np.zeros(p)
     s2 = np.zeros((p, p))
@@ -221,13 +252,12 @@ def _cp_pass(X, w, event, starts, newstrat, rlist, rstart, nd, dwt, u0, wev, bet
     imat[:, :] = 0.0
     s0 = 0.0
     prod, prodwt = 1.0, 0.0
-    for g in range(ng):
-        a, b = starts[g], starts[g + 1]
-        if newstrat[g]:
+    for kk in range(blk.shape[0]):
+        if blk[kk, 5]:
             s0 = 0.0
             s1[:] = 0.0
             s2[:, :] = 0.0
-        for i in range(a, b):
+        for i in range(blk[kk, 0], blk[kk, 2]):
             r = risk[i]
             s0 += r
             for j in range(p):
@@ -235,7 +265,7 @@ def _cp_pass(X, w, event, starts, newstrat, rlist, rstart, nd, dwt, u0, wev, bet
                 s1[j] += rx
                 for k in range(j + 1):
                     s2[j, k] += rx * X[i, k]
-        for q in range(rstart[g], rstart[g + 1]):
+        for q in range(blk[kk, 3], blk[kk, 4]):
             i = rlist[q]
             r = risk[i]
             s0 -= r
@@ -244,15 +274,12 @@ def _cp_pass(X, w, event, starts, newstrat, rlist, rstart, nd, dwt, u0, wev, bet
                 s1[j] -= rx
                 for k in range(j + 1):
                     s2[j, k] -= rx * X[i, k]
-        m = nd[g]
-        if m == 0:
-            continue
-        nterm = m if efron else 1
+        nterm = blk[kk, 6] if efron else 1
         d0 = 0.0
         if nterm > 1:  # the tied events' own sums, for Efron's down-weighting
             d1[:] = 0.0
             d2[:, :] = 0.0
-            for i in range(a, b):
+            for i in range(blk[kk, 1], blk[kk, 2]):
                 if event[i]:
                     r = risk[i]
                     d0 += r
@@ -261,10 +288,9 @@ def _cp_pass(X, w, event, starts, newstrat, rlist, rstart, nd, dwt, u0, wev, bet
                         d1[j] += rx
                         for k in range(j + 1):
                             d2[j, k] += rx * X[i, k]
-        wt = dwt[g] / nterm
+        wt = bdwt[kk] / nterm
         row = terms[kk]
         row[:] = 0.0
-        kk += 1
         for t in range(nterm):
             f = t / nterm
             den = s0 - f * d0
@@ -291,8 +317,7 @@ def _cp_pass(X, w, event, starts, newstrat, rlist, rstart, nd, dwt, u0, wev, bet
 
 
 @njit(cache=True, error_model="numpy")
-def _cp_newton(X, w, event, starts, newstrat, rlist, rstart, nd, dwt, u0, wev, beta0, efron, tol,
-               max_iter):  # fmt: skip
+def _cp_newton(X, w, event, rlist, blk, bdwt, u0, wev, beta0, efron, tol, max_iter):
     """Newton-Raphson with step halving, the rule of ``_cox_kernels._newton_t``.
 
     Returns beta (p,), loglik, score (p,), information (p, p), iterations, status and
@@ -304,13 +329,10 @@ def _cp_newton(X, w, event, starts, newstrat, rlist, rstart, nd, dwt, u0, wev, b
     imat = np.empty((p, p))
     u_new = np.empty(p)
     imat_new = np.empty((p, p))
-    nev = 0
-    for g in range(nd.shape[0]):
-        if nd[g] > 0:
-            nev += 1
+    nev = blk.shape[0]
     terms = np.empty((nev, 2 + 3 * p))
     terms_new = np.empty((nev, 2 + 3 * p))
-    args = (X, w, event, starts, newstrat, rlist, rstart, nd, dwt, u0, wev)
+    args = (X, w, event, rlist, blk, bdwt, u0, wev)
     risk = np.empty(X.shape[0])  # one workspace for every pass (allocations fault pages)
     loglik = _cp_pass(*args, beta, efron, u, imat, risk, terms)
     if not np.isfinite(loglik):

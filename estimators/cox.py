@@ -510,13 +510,12 @@ def _fit_counting_clean(
     xs = x if d is None else x / d
     beta0 = beta0 if d is None else beta0 * d
     efron = ties == "efron"
-    xc, ws, es, starts, newstrat, rlist, rstart, nd, dwt, u0, wev = kc._cp_prepare(
+    xc, ws, es, starts, newstrat, rlist, rstart, nd, blk, bdwt, u0, wev = kc._cp_prepare(
         t, en, ev, xs, w, s, order, eorder
     )
     beta, loglik, u, imat, n_iter, status, terms = kc._cp_newton(
-        xc, ws, es, starts, newstrat, rlist, rstart, nd, dwt, u0, wev, beta0.copy(), efron, tol,
-        max_iter,
-    )  # fmt: skip
+        xc, ws, es, rlist, blk, bdwt, u0, wev, beta0.copy(), efron, tol, max_iter
+    )
     low, ok = k._cholesky(imat)
     if not ok:
         var = np.full((p, p), np.nan)
