@@ -929,3 +929,66 @@ def gformula_naive(time, event, treatment, X, beta, tau: float, rmst: bool, popu
         )
 
     return functional(1) - functional(0)
+
+
+def logrank_z_naive(time, event, arm) -> float:
+    """Signed log-rank z of arm 1 vs arm 0, by explicit risk sets at each event time."""
+    time, event, arm = (list(map(float, v)) for v in (time, event, arm))
+    oe = var = 0.0
+    for t in sorted({ti for ti, ei in zip(time, event, strict=True) if ei}):
+        at_risk = [i for i, ti in enumerate(time) if ti >= t]
+        n = len(at_risk)
+        n1 = sum(arm[i] for i in at_risk)
+        dead = [i for i in at_risk if time[i] == t and event[i]]
+        d = len(dead)
+        d1 = sum(arm[i] for i in dead)
+        oe += d1 - d * n1 / n
+        if n > 1:
+            var += d * (n1 / n) * (1 - n1 / n) * (n - d) / (n - 1)
+    return oe / math.sqrt(var) if var > 0 else math.nan
+
+
+def rpsftm_naive(time, event, arm, t_on, cens, recensor, psi_range, n_grid, alpha, tol=1e-10):
+    """RPSFTM psi_hat and its test-based interval by brute force: the log-rank z of
+    U(psi) = T_off + exp(psi) T_on (re-censored at C min(1, exp(psi))) on a fine grid,
+    each sign change (z >= 0 positive) and each edge of {|z| <= z_crit} refined by
+    plain bisection.  Returns (roots, (ci_low, ci_high))."""
+    from statistics import NormalDist
+
+    def z_of(psi):
+        f = math.exp(psi)
+        u, e = [], []
+        for ti, ei, oni, ci in zip(time, event, t_on, cens, strict=True):
+            v, d = (ti - oni) + f * oni, ei
+            if recensor and v > ci * min(1.0, f):
+                v, d = ci * min(1.0, f), 0
+            u.append(v)
+            e.append(d)
+        return logrank_z_naive(u, e, arm)
+
+    def bisect(pred, a, b):
+        pa = pred(a)
+        while b - a > tol:
+            m = 0.5 * (a + b)
+            if pred(m) == pa:
+                a = m
+            else:
+                b = m
+        return 0.5 * (a + b)
+
+    lo, hi = psi_range
+    grid = [lo + (hi - lo) * k / (n_grid - 1) for k in range(n_grid)]
+    z = [z_of(p) for p in grid]
+    roots = [
+        bisect(lambda p: z_of(p) >= 0, grid[k], grid[k + 1])
+        for k in range(n_grid - 1)
+        if (z[k] >= 0) != (z[k + 1] >= 0)
+    ]
+    crit = NormalDist().inv_cdf(1 - alpha / 2)
+    inside = [abs(v) <= crit for v in z]
+    first = inside.index(True)
+    last = n_grid - 1 - inside[::-1].index(True)
+    within = lambda p: abs(z_of(p)) <= crit  # noqa: E731
+    ci_low = bisect(within, grid[first - 1], grid[first]) if first > 0 else math.nan
+    ci_high = bisect(within, grid[last], grid[last + 1]) if last < n_grid - 1 else math.nan
+    return roots, (ci_low, ci_high)
