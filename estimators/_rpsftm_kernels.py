@@ -14,9 +14,10 @@ from numba import njit
 def _counterfactual(t_off, t_on, cens, event, psi, recensor):
     """Counterfactual untreated times U = T_off + exp(psi) T_on and their events.
 
-    With ``recensor``, every patient is censored at C* = C min(1, exp(psi)) (``cens``:
-    the potential censoring time C): time min(U, C*), event ``event and U <= C*``.
-    Returns (time (n,), event (n,) int8, cut (n,) bool: U > C*, the time was cut).
+    Patients with ``recensor[i]`` (n,) bool are censored at C* = C min(1, exp(psi))
+    (``cens``: the potential censoring time C): time min(U, C*), event
+    ``event and U <= C*``.  Returns (time (n,), event (n,) int8, cut (n,) bool: U > C*,
+    the time was cut).
     """
     n = t_off.shape[0]
     f = np.exp(psi)
@@ -27,7 +28,7 @@ def _counterfactual(t_off, t_on, cens, event, psi, recensor):
     for i in range(n):
         v = t_off[i] + f * t_on[i]
         e = event[i]
-        if recensor:
+        if recensor[i]:
             c = cens[i] * shrink
             if v > c:
                 v = c

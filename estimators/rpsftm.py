@@ -18,12 +18,15 @@ statistic's ``|z|`` is at most ``z_{1 - alpha/2}``.  ``psi < 0``: treatment prol
 survival.
 
 **Re-censoring.**  Censoring is informative on the U scale (a patient's U depends on
-their treatment, and so does when U would be censored).  Every patient is therefore
+their treatment, and so does when U would be censored).  Patients are therefore
 re-censored at ``C*_i(psi) = min(C_i, C_i exp(psi))``, with ``C_i`` the potential
 (administrative) censoring time, the time from randomisation to the data cutoff: the
 earliest U-scale censoring time any treatment history could give; a U beyond it is
-censored there, and an event after it is lost.  This is R ``rpsftm``'s rule (applied to
-both arms).
+censored there, and an event after it is lost.  As R ``rpsftm`` (``autoswitch=TRUE``),
+an arm in which every patient followed the assigned treatment throughout (experimental:
+on treatment for the whole follow-up; control: never on it) is not re-censored: its U is
+T or ``exp(psi) T``, censored at C or ``exp(psi) C``, which no treatment history
+changes; ``autoswitch=False`` re-censors both arms.
 
 **Hazard ratio.**  The hypothetical HR compares the control arm's counterfactual
 untreated times ``U(psi_hat)`` (re-censored) with the experimental arm's observed
@@ -218,6 +221,7 @@ def rpsftm(
     on_treatment: str | None = None,
     censor_time: str | None = None,
     recensor: bool = True,
+    autoswitch: bool = True,
     test: str = "logrank",
     psi_range: Sequence[float] = (-3.0, 3.0),
     n_grid: int = 301,
@@ -250,6 +254,9 @@ def rpsftm(
         ``recensor``.
     recensor : bool
         Re-censor the counterfactual times at ``C min(1, exp(psi))`` (default True).
+    autoswitch : bool
+        With ``recensor``: leave alone an arm whose every patient followed the assigned
+        treatment throughout (R ``rpsftm``'s ``autoswitch``); False re-censors both arms.
     test : {"logrank", "wald"}
         The statistic balanced between arms: the log-rank z (numba kernel) or the Wald
         z of a Cox model of U(psi) on the arm.
@@ -277,8 +284,10 @@ def rpsftm(
         found), ``z_itt``, ``test``, ``recensored`` / ``recensored_events`` (patients
         whose U(psi_hat) was cut at C* / events lost, both arms),
         ``recensored_control`` / ``recensored_events_control`` (the control arm, used in
-        the HR), ``switchers`` (control patients with time on treatment), ``cox_se``
-        (the Cox model SE of the log HR, for comparison), ``psi_grid`` / ``z_grid``.
+        the HR), ``recensored_arms`` (the arms re-censoring applied to), ``switchers``
+        (control patients with time on treatment), ``cox_se`` (the Cox model SE of the
+        log HR, for comparison), ``psi_grid`` / ``z_grid`` (the psi values and the
+        statistic at each).
         No root in ``psi_range`` gives a failed record (``error`` says why).
 
     Raises
@@ -301,20 +310,26 @@ def rpsftm(
         df, time, event, arm, treated_months, on_treatment, censor_time, recensor, test,
         psi_range, n_grid, tol, alpha, ties,
     )  # fmt: skip
-    recensor = bool(recensor)
+    if not isinstance(autoswitch, bool | np.bool_):
+        raise EstimatorInputError(f"autoswitch={autoswitch!r} is not allowed; use True or False")
     t = t_off + t_on
+    # per patient: re-censored?  Not in an arm of perfect compliance (autoswitch)
+    complied = (bool((t_on[a == 1] == t[a == 1]).all()), bool((t_on[a == 0] == 0).all()))
+    rc = np.full(t.shape[0], bool(recensor))
+    if recensor and autoswitch:
+        rc &= ~np.where(a == 1, complied[0], complied[1])
     if test == "logrank":
 
         def z_of(psi: float) -> float:
-            return float(kr._z_at(psi, t_off, t_on, cens, ev, a, recensor))
+            return float(kr._z_at(psi, t_off, t_on, cens, ev, a, rc))
 
         grid = np.linspace(lo, hi, int(n_grid))
-        z = kr._z_grid(grid, t_off, t_on, cens, ev, a, recensor)
+        z = kr._z_grid(grid, t_off, t_on, cens, ev, a, rc)
         z_itt = float(kr._logrank_z(t, ev, a))
     else:
 
         def z_of(psi: float) -> float:
-            u, e, _ = kr._counterfactual(t_off, t_on, cens, ev, psi, recensor)
+            u, e, _ = kr._counterfactual(t_off, t_on, cens, ev, psi, rc)
             return _wald_z(u, e, a, ties)
 
         grid = np.linspace(lo, hi, int(n_grid))
@@ -374,7 +389,7 @@ def rpsftm(
             f"psi_range=({lo:g}, {hi:g}) (reported as NaN); widen psi_range"
         )
     # the hypothetical HR: control counterfactual (re-censored) vs experimental observed
-    u, e_u, cut = kr._counterfactual(t_off, t_on, cens, ev, psi, recensor)
+    u, e_u, cut = kr._counterfactual(t_off, t_on, cens, ev, psi, rc)
     control = a == 0
     t_hr = np.where(control, u, t)
     e_hr = np.where(control, e_u, ev).astype(np.int8)
@@ -398,6 +413,7 @@ def rpsftm(
         )
     diagnostics = {
         "psi": psi,
+        "recensored_arms": tuple(arm_ for arm_ in (0, 1) if rc[a == arm_].any()),
         "psi_ci": (ci[0], ci[1]),
         "acceleration_factor": math.exp(-psi),
         "roots": roots,

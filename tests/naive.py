@@ -950,17 +950,20 @@ def logrank_z_naive(time, event, arm) -> float:
 
 def rpsftm_naive(time, event, arm, t_on, cens, recensor, psi_range, n_grid, alpha, tol=1e-10):
     """RPSFTM psi_hat and its test-based interval by brute force: the log-rank z of
-    U(psi) = T_off + exp(psi) T_on (re-censored at C min(1, exp(psi))) on a fine grid,
-    each sign change (z >= 0 positive) and each edge of {|z| <= z_crit} refined by
-    plain bisection.  Returns (roots, (ci_low, ci_high))."""
+    U(psi) = T_off + exp(psi) T_on (re-censored at C min(1, exp(psi)) where ``recensor``,
+    a bool or one per patient) on a fine grid, each sign change (z >= 0 positive) and
+    each edge of {|z| <= z_crit} refined by plain bisection.  Returns (roots,
+    (ci_low, ci_high))."""
     from statistics import NormalDist
+
+    flags = [recensor] * len(time) if isinstance(recensor, bool) else list(recensor)
 
     def z_of(psi):
         f = math.exp(psi)
         u, e = [], []
-        for ti, ei, oni, ci in zip(time, event, t_on, cens, strict=True):
+        for ti, ei, oni, ci, rc in zip(time, event, t_on, cens, flags, strict=True):
             v, d = (ti - oni) + f * oni, ei
-            if recensor and v > ci * min(1.0, f):
+            if rc and v > ci * min(1.0, f):
                 v, d = ci * min(1.0, f), 0
             u.append(v)
             e.append(d)
