@@ -365,8 +365,14 @@ def _cp_newton(X, w, event, rlist, blk, bdwt, u0, wev, beta0, efron, tol, max_it
 
 
 @njit(cache=True, error_model="numpy")
-def _cp_score_residuals(X, event, starts, newstrat, rlist, rstart, nd, beta, terms):
-    """Score residuals (n, p) of (start, stop] rows, unweighted, in the stop order.
+def _cp_score_residuals(X, event, starts, newstrat, rlist, rstart, nd, beta, terms, w, codes,
+                        n_codes, order):  # fmt: skip
+    """Score residuals of (start, stop] rows, or their weighted sums per cluster.
+
+    ``n_codes == 0``: the residuals (n, p), unweighted, in the stop order (``w``,
+    ``codes``, ``order`` unused).  Else the cluster totals ``sum_i w_i r_i`` (n_codes,
+    p), row i of the stop order belonging to cluster ``codes[order[i]]``: accumulated
+    as the residuals are built, with no (n, p) array.
 
     ``r_i = delta_i (x_i - xbar_g(i)) - e_i sum_{entry_i < s <= stop_i} sum_k c_ik dH_sk
     (x_i - xbar_sk)`` (R ``residuals.coxph(type="score")`` for counting-process data),
@@ -389,7 +395,8 @@ def _cp_score_residuals(X, event, starts, newstrat, rlist, rstart, nd, beta, ter
     for i in range(n):
         ex[i] = np.exp(ex[i] - top)  # exp(eta - max eta), as in the passes
     nev = terms.shape[0]
-    resid = np.zeros((n, p))
+    clustered = n_codes > 0
+    resid = np.zeros((n_codes if clustered else n, p))
     cum = 0.0
     cumx = np.zeros(p)
     kk = nev
@@ -404,18 +411,23 @@ def _cp_score_residuals(X, event, starts, newstrat, rlist, rstart, nd, beta, ter
             row = terms[kk]
         for i in range(starts[g], starts[g + 1]):
             e = ex[i]
+            o = i
+            if clustered:
+                o = codes[order[i]]
+                e *= w[i]
             if not own:
                 for j in range(p):
-                    resid[i, j] -= e * (X[i, j] * cum - cumx[j])
+                    resid[o, j] -= e * (X[i, j] * cum - cumx[j])
             elif event[i]:
                 h = cum + row[1]
+                c = w[i] if clustered else 1.0
                 for j in range(p):
                     xh = cumx[j] + row[2 + p + j]
-                    resid[i, j] += X[i, j] - row[2 + 2 * p + j] - e * (X[i, j] * h - xh)
+                    resid[o, j] += c * (X[i, j] - row[2 + 2 * p + j]) - e * (X[i, j] * h - xh)
             else:
                 h = cum + row[0]
                 for j in range(p):
-                    resid[i, j] -= e * (X[i, j] * h - (cumx[j] + row[2 + j]))
+                    resid[o, j] -= e * (X[i, j] * h - (cumx[j] + row[2 + j]))
         if own:
             cum += row[0]
             for j in range(p):
@@ -423,27 +435,10 @@ def _cp_score_residuals(X, event, starts, newstrat, rlist, rstart, nd, beta, ter
         for q in range(rstart[g], rstart[g + 1]):  # rows entering at or after t_g
             i = rlist[q]
             e = ex[i]
+            o = i
+            if clustered:
+                o = codes[order[i]]
+                e *= w[i]
             for j in range(p):
-                resid[i, j] += e * (X[i, j] * cum - cumx[j])
+                resid[o, j] += e * (X[i, j] * cum - cumx[j])
     return resid
-
-
-@njit(cache=True, error_model="numpy")
-def _cp_meat(resid, w, codes, n_codes, order):
-    """sum over clusters of (sum_i w_i r_i)(sum_i w_i r_i)'; rows of ``resid`` / ``w`` in
-    the stop order, ``codes`` (0 .. n_codes-1) in the caller's order, ``order`` the map."""
-    n, p = resid.shape
-    sums = np.zeros((n_codes, p))
-    for i in range(n):
-        c = codes[order[i]]
-        for j in range(p):
-            sums[c, j] += w[i] * resid[i, j]
-    meat = np.zeros((p, p))
-    for c in range(n_codes):
-        for j in range(p):
-            for k in range(j + 1):
-                meat[j, k] += sums[c, j] * sums[c, k]
-    for j in range(p):
-        for k in range(j):
-            meat[k, j] = meat[j, k]
-    return meat

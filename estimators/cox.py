@@ -525,12 +525,13 @@ def _fit_counting_clean(
         step = k._chol_solve(low, u)
         cov = var.copy()
         if robust or cluster is not None:
-            resid = kc._cp_score_residuals(xc, es, starts, newstrat, rlist, rstart, nd, beta, terms)
-            if cluster is None:
-                meat = k._meat(resid, ws, np.empty(0, dtype=np.int64), 0)
-            else:
-                meat = kc._cp_meat(resid, ws, cluster[0], cluster[1], order)
-            cov = k._sandwich(var, meat)
+            codes, n_cl = (np.empty(0, dtype=np.int64), 0) if cluster is None else cluster
+            scores = kc._cp_score_residuals(
+                xc, es, starts, newstrat, rlist, rstart, nd, beta, terms, ws, codes, n_cl, order
+            )  # per row (unweighted), or weighted totals per cluster
+            none = np.empty(0, dtype=np.int64)
+            unit = np.ones(scores.shape[0]) if n_cl else ws
+            cov = k._sandwich(var, k._meat(scores, unit, none, 0))
     msgs, diverging = _diagnose(status, n_iter, step, beta, tol, max_iter, names)
     for m in msgs:
         warnings.warn(m, ConvergenceWarning, stacklevel=4)
