@@ -267,3 +267,16 @@ def test_logrank_z_matches_r_survdiff_with_ties():
     d = {k: np.asarray(v, dtype=np.float64) for k, v in tied["data"].items()}
     z = kr._logrank_z(d["time"], d["event"].astype(np.int8), d["arm"].astype(np.int8))
     assert z == pytest.approx(tied["z"], rel=1e-12)
+
+
+def test_several_crossings_are_reported_and_flagged():
+    """Near its root the R reference data's z crosses 0 several times within 1e-3 (a step
+    function of psi); a grid that fine sees them all."""
+    d = pd.DataFrame(R_REF["data"])
+    est = rpsftm(d, "time", "event", "arm", "t_on", censor_time="cens",
+                 psi_range=(-0.1830, -0.1820), n_grid=201, tol=1e-12)  # fmt: skip
+    roots = est.diagnostics["roots"]
+    assert len(roots) >= 3 and not est.converged
+    assert any("changes sign" in w and "not unique" in w for w in est.warnings)
+    assert est.diagnostics["psi"] == pytest.approx(0.5 * (roots[0] + roots[-1]), abs=1e-15)
+    assert R_REF["cases"][0]["psi"] == pytest.approx(roots[0], abs=1e-7)  # R's uniroot: one
