@@ -18,9 +18,22 @@ Groups (one table each, ratios to the fastest in parentheses):
 - JIT: first fit in a fresh process with an empty numba cache vs a warm cache (the
   child's own wall and CPU times of that call are kept in extra_info).
 
-Numba is warmed up before timing; data are built outside the timed call.  Measured on
-the shared 2-core dev machine (one numba thread, min of the rounds; see the guide):
-10,000 x 3 naive ~7.5 ms, robust ~10 ms, lifelines ~0.9 s.
+Numba is warmed up before timing; data are built outside the timed call.  One run on
+the shared 2-core dev machine, heavily loaded (load average ~8; wall clock, one numba
+thread), min / median:
+
+=======================  ===================  ===================  =====================
+n patients (rows)        naive                robust (id)          lifelines CTV
+=======================  ===================  ===================  =====================
+1,430 (4,311)            1.17 / 1.40 ms       1.54 / 1.89 ms       1.68 / 1.71 s
+10,000 (30,255)          10.6 / 16.1 ms       14.2 / 22.5 ms       82.7 s (1 round)
+=======================  ===================  ===================  =====================
+
+lifelines / rwesim (medians): 1,230x (naive) and 900x (robust) at 1,430 patients,
+5,130x and 3,680x at 10,000.  JIT: first fit in a fresh process 20.2 s (13.5 s CPU) with
+an empty numba cache, 0.69 s with a warm one.  The CPU time of the same fits, less
+sensitive to the load, is ~7.6 ms naive and ~9.8 ms robust at 10,000 patients (min; see
+the estimators guide): on a shared machine add ``--benchmark-timer time.process_time``.
 
 Run: ``pytest benchmarks/test_bench_cox_counting.py --benchmark-enable``.
 """
