@@ -200,10 +200,12 @@ def test_stratified_counting_fit_equals_separate_sweeps(ties):
     assert b.loglik == pytest.approx(a.loglik, rel=1e-13)
 
 
+@pytest.mark.parametrize("extra", [0, 3], ids=["p3", "p6"])
 @pytest.mark.parametrize("ties", ["efron", "breslow"])
-def test_weighted_stratified_clustered_fit_matches_naive_loops(ties):
+def test_weighted_stratified_clustered_fit_matches_naive_loops(ties, extra):
     """Strata (one of them without delayed entry), weights, tied times, clusters: the
-    score vanishes and loglik, information and sandwich equal explicit risk-set loops."""
+    score vanishes and loglik, information and sandwich equal explicit risk-set loops,
+    with 3 or 6 covariates."""
     rng = np.random.default_rng(11)
     rows = []
     for i in range(150):
@@ -229,6 +231,7 @@ def test_weighted_stratified_clustered_fit_matches_naive_loops(ties):
         a[:, 5:],
     )
     w = rng.uniform(0.5, 2.0, a.shape[0])
+    X = np.c_[X, rng.normal(size=(a.shape[0], extra))]
     fit = fit_cox_arrays(stop, event, X, weights=w, strata=strata, cluster=ids, entry=start,
                          ties=ties, tol=1e-12)  # fmt: skip
     assert fit.converged
