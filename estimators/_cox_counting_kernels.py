@@ -55,7 +55,7 @@ def _dense_codes(codes: np.ndarray) -> tuple[np.ndarray, int]:
     for i in range(n):
         lo = min(lo, codes[i])
         hi = max(hi, codes[i])
-    if hi - lo > 4 * n + 1024:
+    if float(hi) - float(lo) > 4.0 * n + 1024.0:  # floats: hi - lo may overflow int64
         return codes.copy(), -1
     table = np.full(hi - lo + 1, -1, dtype=np.int64)
     out = np.empty(n, dtype=np.int64)

@@ -167,6 +167,10 @@ def test_sparse_cluster_ids_and_separate_ids_give_the_same_fit():
     ids = d["id"].to_numpy()
     ref = fit_cox_arrays(a[1], a[2], a[3], entry=a[0], cluster=ids)
     sparse = fit_cox_arrays(a[1], a[2], a[3], entry=a[0], cluster=ids * 10**12 - 7)
+    big = 2**62 + 2**61
+    extreme = np.where(ids % 2 == 0, ids - big, big - ids)  # max - min overflows int64
+    wide = fit_cox_arrays(a[1], a[2], a[3], entry=a[0], cluster=extreme)
+    np.testing.assert_allclose(wide.cov, ref.cov, rtol=1e-12)
     both = fit_cox_arrays(a[1], a[2], a[3], entry=a[0], cluster=ids, ids=ids + 5)
     np.testing.assert_allclose(sparse.cov, ref.cov, rtol=1e-12)
     np.testing.assert_array_equal(both.cov, ref.cov)
