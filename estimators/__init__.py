@@ -37,6 +37,7 @@ from .registry import (
     unregister_estimator,
 )
 from .result import EffectEstimate
+from .rpsftm import rpsftm
 from .shared import Outcome, SharedInputs, outcome_arrays
 from .splines import natural_spline_basis
 from .survival import KaplanMeier, kaplan_meier, kaplan_meier_by_arm, survival_summary
@@ -96,6 +97,7 @@ __all__ = [
     "ps_strata_cox",
     "psm",
     "register_estimator",
+    "rpsftm",
     "siptw",
     "siptw_bootstrap",
     "survival_summary",

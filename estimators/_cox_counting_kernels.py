@@ -3,13 +3,28 @@
 A separate family from :mod:`estimators._cox_kernels` (used only when an entry time is
 given), so fits without delayed entry keep their own kernels unchanged.
 
-Layout: rows sorted by stratum, then stop time *descending* (``order``), and a second
-permutation ``eorder`` by stratum, then entry time descending.  A tie group is a run of
+Layout: rows sorted by stratum, then stop time *descending*.  A tie group is a run of
 rows with the same stratum and stop time.  The risk set at a group's time t is
 ``{i : entry_i < t <= stop_i}``: the sweep adds each group's rows to running sums, then
-removes (via ``eorder``) every row of the stratum whose entry is >= t, before the
-group's event terms.  A removed row was always added before (entry < stop), so the sums
-stay those of the risk set.  Efron / Breslow terms as R ``survival`` (agfit4.c).
+removes every row of the stratum whose entry is >= t, before the group's event terms.
+A removed row was always added before (entry < stop), so the sums stay those of the
+risk set.  Efron / Breslow terms as R ``survival`` (agfit4.c).
+
+Everything that does not depend on the coefficients is done once, before the Newton
+loop, by :func:`_cp_prepare`: the gather into the stop order, the tie groups, the
+*removal list* (the rows leaving the risk set at each group, in the order the sweep
+meets them, so the pass reads it sequentially instead of searching an entry order), the
+events per group and the events' part of the score
+and log-likelihood (``sum w x`` and ``sum w`` over events).  A Newton pass
+(:func:`_cp_pass`) is then one exp per row, O(p^2) running second moments per row added
+or removed, visiting only the groups with events (the rows added and removed between
+two of them are contiguous blocks), and Efron's tied-event sums only for groups with two
+or more events.
+Each pass also keeps, per group with events, the hazard increments and their products
+with the risk-set means, so the score residuals (:func:`_cp_score_residuals`) need no
+further risk-set sweep: O(n p), a difference per row of two cumulative sums (up to its
+stop and up to its entry).
+Large temporaries are few and allocated once (fresh pages fault, ~2 us each here).
 """
 
 from __future__ import annotations
@@ -17,63 +32,232 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._cox_kernels import CONVERGED, MAX_ITER, NONFINITE, SINGULAR, _chol_solve, _cholesky
+from ._cox_kernels import (
+    CONVERGED,
+    MAX_ITER,
+    NONFINITE,
+    SINGULAR,
+    _chol_solve,
+    _cholesky,
+    _log_term,
+)
 
 
 @njit(cache=True, error_model="numpy")
-def _exp_risk(X, w, beta):
-    """exp(eta - max eta) and w exp(eta - max eta), each (n,); the max eta."""
+def _dense_codes(codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """Codes 0 .. m-1 in order of first appearance, and m; m = -1 (codes unchanged)
+    when the range of ``codes`` is too wide for a lookup table (caller falls back)."""
+    n = codes.shape[0]
+    if n == 0:
+        return codes.copy(), 0
+    lo = codes[0]
+    hi = codes[0]
+    for i in range(n):
+        lo = min(lo, codes[i])
+        hi = max(hi, codes[i])
+    if float(hi) - float(lo) > 4.0 * n + 1024.0:  # floats: hi - lo may overflow int64
+        return codes.copy(), -1
+    table = np.full(hi - lo + 1, -1, dtype=np.int64)
+    out = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        k = codes[i] - lo
+        if table[k] < 0:
+            table[k] = m
+            m += 1
+        out[i] = table[k]
+    return out, m
+
+
+@njit(cache=True, error_model="numpy")
+def _first_overlap(entry, stop, codes, n_codes, order):
+    """First pair of overlapping intervals of one cluster, or (-1, -1).
+
+    ``order`` sorts rows by stop descending; a stable bucket sort by the dense cluster
+    ``codes`` (0 .. n_codes-1) puts each cluster's rows in stop-descending order, and
+    intervals sorted by stop are disjoint iff each one's entry >= the next one's stop.
+    """
+    n = entry.shape[0]
+    count = np.zeros(n_codes + 1, dtype=np.int64)
+    for i in range(n):
+        count[codes[i] + 1] += 1
+    for c in range(n_codes):
+        count[c + 1] += count[c]
+    byc = np.empty(n, dtype=np.int64)
+    for k in range(n):
+        i = order[k]
+        byc[count[codes[i]]] = i
+        count[codes[i]] += 1
+    for k in range(n - 1):
+        a = byc[k]
+        b = byc[k + 1]
+        if codes[a] == codes[b] and entry[a] < stop[b]:
+            return b, a
+    return -1, -1
+
+
+@njit(cache=True, error_model="numpy")
+def _cp_prepare(stop, entry, event, X, w, strata, order, eorder):
+    """Sorted, centred data and the coefficient-free structure of the sweep.
+
+    Parameters
+    ----------
+    stop, entry : (n,) float64 months, entry < stop.  event : (n,) int8.
+    X : (n, p) float64.  w : (n,) float64.  strata : (n,) int64.  All in the caller's
+    row order.
+    order : (n,) int64 permutation by stratum, then stop descending.
+    eorder : (m,) int64 rows by stratum, then entry descending; rows with entry 0 (never
+    removed: every event time is > 0) may be left out.
+
+    Returns
+    -------
+    xs (n, p) centred covariates, ws (n,), es (n,) int8 in the stop order;
+    starts (G + 1,), newstrat (G,) tie groups; rlist (R,) rows (stop-order positions)
+    in the order they leave the risk set, rstart (G + 1,) each group's slice of it;
+    nd (G,) events per group; blk (E, 7) int64 per group with events: first row added
+    since the previous such group of the stratum, the group's first row, its end, the
+    slice of rlist removed since then, a new-stratum flag, the number of events; bdwt
+    (E,) their total weight; u0 (p,) ``sum w x`` and wev ``sum w`` over events.
+    """
     n, p = X.shape
-    eta = np.empty(n)
+    mean = np.zeros(p)
+    for i in range(n):
+        for j in range(p):
+            mean[j] += X[i, j]
+    mean /= n
+    pos = np.empty(n, dtype=np.int64)
+    ws = np.empty(n)
+    es = np.empty(n, dtype=np.int8)
+    xs = np.empty((n, p))
+    starts = np.empty(n + 1, dtype=np.int64)
+    newstrat = np.empty(n, dtype=np.bool_)
+    ng = 0
+    for i in range(n):
+        o = order[i]
+        pos[o] = i
+        ws[i] = w[o]
+        es[i] = event[o]
+        for j in range(p):
+            xs[i, j] = X[o, j] - mean[j]
+        new_s = i == 0 or strata[o] != strata[order[i - 1]]
+        if new_s or stop[o] != stop[order[i - 1]]:
+            starts[ng] = i
+            newstrat[ng] = new_s
+            ng += 1
+    starts[ng] = n
+    starts = starts[: ng + 1]
+    newstrat = newstrat[:ng]
+    rlist = np.empty(n, dtype=np.int64)
+    rstart = np.empty(ng + 1, dtype=np.int64)
+    nd = np.zeros(ng, dtype=np.int64)
+    dwt = np.zeros(ng)
+    u0 = np.zeros(p)
+    wev = 0.0
+    nr = 0
+    ep = 0
+    ne = eorder.shape[0]
+    for g in range(ng):
+        a = starts[g]
+        st = strata[order[a]]
+        t = stop[order[a]]
+        if newstrat[g]:
+            while ep < ne and strata[eorder[ep]] < st:  # rows of earlier strata
+                ep += 1
+        rstart[g] = nr
+        while ep < ne and strata[eorder[ep]] == st and entry[eorder[ep]] >= t:
+            i = pos[eorder[ep]]
+            rlist[nr] = i
+            nr += 1
+            ep += 1
+        for i in range(a, starts[g + 1]):
+            if es[i]:
+                nd[g] += 1
+                dwt[g] += ws[i]
+                wev += ws[i]
+                for j in range(p):
+                    u0[j] += ws[i] * xs[i, j]
+    rstart[ng] = nr
+    # event blocks: per group with events, the rows added since the previous one of its
+    # stratum (contiguous in the stop order), the removals since then (contiguous in
+    # rlist); groups after a stratum's last event never matter
+    nev = 0
+    for g in range(ng):
+        if nd[g] > 0:
+            nev += 1
+    blk = np.empty((nev, 7), dtype=np.int64)
+    bdwt = np.empty(nev)
+    k = 0
+    row0 = 0
+    rem0 = 0
+    fresh = True
+    for g in range(ng):
+        if newstrat[g]:
+            row0, rem0, fresh = starts[g], rstart[g], True
+        if nd[g] == 0:
+            continue
+        blk[k, 0] = row0
+        blk[k, 1] = starts[g]  # the group's own rows (Efron's tied-event sums)
+        blk[k, 2] = starts[g + 1]
+        blk[k, 3] = rem0
+        blk[k, 4] = rstart[g + 1]
+        blk[k, 5] = fresh
+        blk[k, 6] = nd[g]
+        bdwt[k] = dwt[g]
+        row0, rem0, fresh = starts[g + 1], rstart[g + 1], False
+        k += 1
+    return xs, ws, es, starts, newstrat, rlist[:nr], rstart, nd, blk, bdwt, u0, wev
+
+
+@njit(cache=True, error_model="numpy")
+def _cp_risk(X, w, beta, risk):
+    """Fill ``risk`` (n,) with w exp(eta - max eta); returns max eta."""
+    n, p = X.shape
     top = -np.inf
     for i in range(n):
         s = 0.0
         for j in range(p):
             s += X[i, j] * beta[j]
-        eta[i] = s
+        risk[i] = s
         top = max(top, s)
-    ex = np.empty(n)
-    r = np.empty(n)
     for i in range(n):
-        ex[i] = np.exp(eta[i] - top)
-        r[i] = w[i] * ex[i]
-    return ex, r, eta, top
+        risk[i] = w[i] * np.exp(risk[i] - top)
+    return top
 
 
 @njit(cache=True, error_model="numpy")
-def _cp_pass(X, w, event, stop, entry, strata, starts, newstrat, eorder, beta, efron, u, imat):
+def _cp_pass(X, w, event, rlist, blk, bdwt, u0, wev, beta, efron, u, imat, risk, terms):
     """Weighted log partial likelihood of (start, stop] data; fills score and information.
 
-    ``X, w, event, stop, strata`` in the stop order; ``entry`` and ``strata`` indexed by
-    the same rows, ``eorder`` (n,) the rows (positions in the stop order) sorted by
-    stratum then entry descending.  Returns the log-likelihood; also the group index at
-    which each row left the risk set through its entry (-1: never), (n,).
+    Inputs as returned by :func:`_cp_prepare`; the sweep visits only the groups with
+    events (``blk``), adding each block of rows and removing each block of ``rlist``
+    in tight loops.  ``u`` (p,), ``imat`` (p, p) and the workspace ``risk`` (n,) are
+    overwritten.  ``terms`` (E, 2 + 3p) receives, per group with events, the hazard
+    increment ``sum_k dH_k``, its Efron share ``sum_k (1 - k/d) dH_k`` of the tied
+    events themselves, then p columns each of ``sum_k dH_k xbar_k``,
+    ``sum_k (1 - k/d) dH_k xbar_k`` and ``mean_k xbar_k``: what the score residuals
+    need at this ``beta``, kept so that they cost no further sweep.  Returns the log
+    partial likelihood.
     """
-    n, p = X.shape
-    ng = starts.shape[0] - 1
-    _, risk, eta, top = _exp_risk(X, w, beta)
-    removed_at = np.full(n, -1, dtype=np.int64)
+    p = X.shape[1]
+    top = _cp_risk(X, w, beta, risk)
     s1 = np.zeros(p)
     s2 = np.zeros((p, p))
     d1 = np.zeros(p)
     d2 = np.zeros((p, p))
     xb = np.zeros(p)
-    u[:] = 0.0
+    loglik = -top * wev
+    for j in range(p):
+        u[j] = u0[j]
+        loglik += beta[j] * u0[j]
     imat[:, :] = 0.0
     s0 = 0.0
-    loglik = 0.0
-    ep = 0  # next row of eorder to consider for removal
-    for g in range(ng):
-        a, b = starts[g], starts[g + 1]
-        st = strata[a]
-        t = stop[a]
-        if newstrat[g]:
+    prod, prodwt = 1.0, 0.0
+    for kk in range(blk.shape[0]):
+        if blk[kk, 5]:
             s0 = 0.0
             s1[:] = 0.0
             s2[:, :] = 0.0
-            while ep < n and strata[eorder[ep]] != st:  # rows of earlier strata
-                ep += 1
-        for i in range(a, b):
+        for i in range(blk[kk, 0], blk[kk, 2]):
             r = risk[i]
             s0 += r
             for j in range(p):
@@ -81,8 +265,8 @@ def _cp_pass(X, w, event, stop, entry, strata, starts, newstrat, eorder, beta, e
                 s1[j] += rx
                 for k in range(j + 1):
                     s2[j, k] += rx * X[i, k]
-        while ep < n and strata[eorder[ep]] == st and entry[eorder[ep]] >= t:
-            i = eorder[ep]
+        for q in range(blk[kk, 3], blk[kk, 4]):
+            i = rlist[q]
             r = risk[i]
             s0 -= r
             for j in range(p):
@@ -90,54 +274,54 @@ def _cp_pass(X, w, event, stop, entry, strata, starts, newstrat, eorder, beta, e
                 s1[j] -= rx
                 for k in range(j + 1):
                     s2[j, k] -= rx * X[i, k]
-            removed_at[i] = g
-            ep += 1
-        nd = 0
-        deadwt = 0.0
+        nterm = blk[kk, 6] if efron else 1
         d0 = 0.0
-        d1[:] = 0.0
-        d2[:, :] = 0.0
-        for i in range(a, b):
-            if event[i]:
-                nd += 1
-                deadwt += w[i]
-                loglik += w[i] * (eta[i] - top)
-                r = risk[i]
-                d0 += r
-                for j in range(p):
-                    u[j] += w[i] * X[i, j]
-                    rx = r * X[i, j]
-                    d1[j] += rx
-                    for k in range(j + 1):
-                        d2[j, k] += rx * X[i, k]
-        if nd == 0:
-            continue
-        nterm = nd if efron else 1
-        wt = deadwt / nterm
-        for m in range(nterm):
-            f = m / nterm
+        if nterm > 1:  # the tied events' own sums, for Efron's down-weighting
+            d1[:] = 0.0
+            d2[:, :] = 0.0
+            for i in range(blk[kk, 1], blk[kk, 2]):
+                if event[i]:
+                    r = risk[i]
+                    d0 += r
+                    for j in range(p):
+                        rx = r * X[i, j]
+                        d1[j] += rx
+                        for k in range(j + 1):
+                            d2[j, k] += rx * X[i, k]
+        wt = bdwt[kk] / nterm
+        row = terms[kk]
+        row[:] = 0.0
+        for t in range(nterm):
+            f = t / nterm
             den = s0 - f * d0
             inv = 1.0 / den
-            loglik -= wt * np.log(den)
+            loglik, prod, prodwt = _log_term(loglik, prod, prodwt, wt, den)
             for j in range(p):
                 xb[j] = (s1[j] - f * d1[j]) * inv
                 u[j] -= wt * xb[j]
             for j in range(p):
                 for k in range(j + 1):
                     imat[j, k] += wt * (inv * (s2[j, k] - f * d2[j, k]) - xb[j] * xb[k])
+            dh = wt * inv
+            row[0] += dh
+            row[1] += (1.0 - f) * dh
+            for j in range(p):
+                row[2 + j] += dh * xb[j]
+                row[2 + p + j] += (1.0 - f) * dh * xb[j]
+                row[2 + 2 * p + j] += xb[j] / nterm
+    loglik -= prodwt * np.log(prod)
     for j in range(p):
         for k in range(j):
             imat[k, j] = imat[j, k]
-    return loglik, removed_at
+    return loglik
 
 
 @njit(cache=True, error_model="numpy")
-def _cp_newton(
-    X, w, event, stop, entry, strata, starts, newstrat, eorder, beta0, efron, tol, max_iter
-):
+def _cp_newton(X, w, event, rlist, blk, bdwt, u0, wev, beta0, efron, tol, max_iter):
     """Newton-Raphson with step halving, the rule of ``_cox_kernels._newton_t``.
 
-    Returns beta (p,), loglik, score (p,), information (p, p), iterations, status.
+    Returns beta (p,), loglik, score (p,), information (p, p), iterations, status and
+    the per-event-group ``terms`` of :func:`_cp_pass` at the returned beta.
     """
     p = beta0.shape[0]
     beta = beta0.copy()
@@ -145,20 +329,24 @@ def _cp_newton(
     imat = np.empty((p, p))
     u_new = np.empty(p)
     imat_new = np.empty((p, p))
-    args = (X, w, event, stop, entry, strata, starts, newstrat, eorder)
-    loglik, _ = _cp_pass(*args, beta, efron, u, imat)
+    nev = blk.shape[0]
+    terms = np.empty((nev, 2 + 3 * p))
+    terms_new = np.empty((nev, 2 + 3 * p))
+    args = (X, w, event, rlist, blk, bdwt, u0, wev)
+    risk = np.empty(X.shape[0])  # one workspace for every pass (allocations fault pages)
+    loglik = _cp_pass(*args, beta, efron, u, imat, risk, terms)
     if not np.isfinite(loglik):
-        return beta, loglik, u, imat, 0, NONFINITE
+        return beta, loglik, u, imat, 0, NONFINITE, terms
     low, ok = _cholesky(imat)
     if not ok:
-        return beta, loglik, u, imat, 0, SINGULAR
+        return beta, loglik, u, imat, 0, SINGULAR, terms
     newbeta = beta + _chol_solve(low, u)
     halving = False
     for it in range(1, max_iter + 1):
-        newlik, _ = _cp_pass(*args, newbeta, efron, u_new, imat_new)
+        newlik = _cp_pass(*args, newbeta, efron, u_new, imat_new, risk, terms_new)
         finite = np.isfinite(newlik)
         if finite and not halving and abs(newlik - loglik) <= tol * abs(newlik):
-            return newbeta, newlik, u_new, imat_new, it, CONVERGED
+            return newbeta, newlik, u_new, imat_new, it, CONVERGED, terms_new
         if not finite or newlik < loglik:
             halving = True
             newbeta = 0.5 * (newbeta + beta)
@@ -168,167 +356,89 @@ def _cp_newton(
         loglik = newlik
         u[:] = u_new
         imat[:, :] = imat_new
+        terms, terms_new = terms_new, terms
         low, ok = _cholesky(imat)
         if not ok:
-            return beta, loglik, u, imat, it, SINGULAR
+            return beta, loglik, u, imat, it, SINGULAR, terms
         newbeta = beta + _chol_solve(low, u)
-    return beta, loglik, u, imat, max_iter, MAX_ITER
+    return beta, loglik, u, imat, max_iter, MAX_ITER, terms
 
 
 @njit(cache=True, error_model="numpy")
-def _cp_score_residuals(X, w, event, stop, entry, strata, starts, newstrat, eorder, beta, efron):
-    """Score residuals (n, p) of (start, stop] rows, unweighted, in the stop order.
+def _cp_score_residuals(X, event, starts, newstrat, rlist, rstart, nd, beta, terms, w, codes,
+                        n_codes, order):  # fmt: skip
+    """Score residuals of (start, stop] rows, or their weighted sums per cluster.
+
+    ``n_codes == 0``: the residuals (n, p), unweighted, in the stop order (``w``,
+    ``codes``, ``order`` unused).  Else the cluster totals ``sum_i w_i r_i`` (n_codes,
+    p), row i of the stop order belonging to cluster ``codes[order[i]]``: accumulated
+    as the residuals are built, with no (n, p) array.
 
     ``r_i = delta_i (x_i - xbar_g(i)) - e_i sum_{entry_i < s <= stop_i} sum_k c_ik dH_sk
-    (x_i - xbar_sk)`` (R ``residuals.coxph(type="score")`` for counting-process data):
-    the sum over event times is a difference of cumulative sums up to stop_i and up to
-    entry_i, the latter taken at the group where the row left the risk set.
+    (x_i - xbar_sk)`` (R ``residuals.coxph(type="score")`` for counting-process data),
+    from the per-event-group ``terms`` of the pass at ``beta`` (:func:`_cp_pass`).  One
+    sweep, time ascending, carries their cumulative sums: a row gets
+    ``+e_i (x_i H - XH)`` at the group where it leaves the risk set (its entry) and
+    ``-e_i (x_i H - XH)`` at its own group (its stop), so the sum runs over
+    ``entry_i < s <= stop_i``.  O(n p).
     """
     n, p = X.shape
     ng = starts.shape[0] - 1
-    u = np.empty(p)
-    imat = np.empty((p, p))
-    _, removed_at = _cp_pass(
-        X, w, event, stop, entry, strata, starts, newstrat, eorder, beta, efron, u, imat
-    )
-    ex, risk, _, _ = _exp_risk(X, w, beta)
-    haz = np.zeros(ng)
-    hazd = np.zeros(ng)
-    xhaz = np.zeros((ng, p))
-    xhazd = np.zeros((ng, p))
-    xmean = np.zeros((ng, p))
-    s1 = np.zeros(p)
-    d1 = np.zeros(p)
-    s0 = 0.0
-    ep = 0
-    for g in range(ng):  # the pass again, first moments only, keeping per-group terms
-        a, b = starts[g], starts[g + 1]
-        st = strata[a]
-        t = stop[a]
-        if newstrat[g]:
-            s0 = 0.0
-            s1[:] = 0.0
-            while ep < n and strata[eorder[ep]] != st:
-                ep += 1
-        for i in range(a, b):
-            s0 += risk[i]
-            for j in range(p):
-                s1[j] += risk[i] * X[i, j]
-        while ep < n and strata[eorder[ep]] == st and entry[eorder[ep]] >= t:
-            i = eorder[ep]
-            s0 -= risk[i]
-            for j in range(p):
-                s1[j] -= risk[i] * X[i, j]
-            ep += 1
-        nd = 0
-        deadwt = 0.0
-        d0 = 0.0
-        d1[:] = 0.0
-        for i in range(a, b):
-            if event[i]:
-                nd += 1
-                deadwt += w[i]
-                d0 += risk[i]
-                for j in range(p):
-                    d1[j] += risk[i] * X[i, j]
-        if nd == 0:
-            continue
-        nterm = nd if efron else 1
-        wt = deadwt / nterm
-        for m in range(nterm):
-            f = m / nterm
-            den = s0 - f * d0
-            dh = wt / den
-            haz[g] += dh
-            hazd[g] += (1.0 - f) * dh
-            for j in range(p):
-                xbar = (s1[j] - f * d1[j]) / den
-                xhaz[g, j] += dh * xbar
-                xhazd[g, j] += (1.0 - f) * dh * xbar
-                xmean[g, j] += xbar / nterm
-    # cumulative sums over groups at or after g within its stratum (times <= t_g)
-    cum = np.zeros(ng + 1)
-    cumx = np.zeros((ng + 1, p))
-    for g in range(ng - 1, -1, -1):
-        last = g == ng - 1 or newstrat[g + 1]
-        base = 0.0 if last else cum[g + 1]
-        cum[g] = base + haz[g]
+    ex = np.empty(n)
+    top = -np.inf
+    for i in range(n):
+        v = 0.0
         for j in range(p):
-            cumx[g, j] = (0.0 if last else cumx[g + 1, j]) + xhaz[g, j]
-    resid = np.empty((n, p))
-    for g in range(ng):
+            v += X[i, j] * beta[j]
+        ex[i] = v
+        top = max(top, v)
+    for i in range(n):
+        ex[i] = np.exp(ex[i] - top)  # exp(eta - max eta), as in the passes
+    nev = terms.shape[0]
+    clustered = n_codes > 0
+    resid = np.zeros((n_codes if clustered else n, p))
+    cum = 0.0
+    cumx = np.zeros(p)
+    kk = nev
+    row = terms[0]  # every fit has an event
+    for g in range(ng - 1, -1, -1):  # time ascending within each stratum
+        if g == ng - 1 or newstrat[g + 1]:
+            cum = 0.0
+            cumx[:] = 0.0
+        own = nd[g] > 0
+        if own:
+            kk -= 1
+            row = terms[kk]
         for i in range(starts[g], starts[g + 1]):
             e = ex[i]
-            h = cum[g] - haz[g] + (hazd[g] if event[i] else haz[g])
-            q = removed_at[i]
-            he = cum[q] if q >= 0 else 0.0
+            o = i
+            if clustered:
+                o = codes[order[i]]
+                e *= w[i]
+            if not own:
+                for j in range(p):
+                    resid[o, j] -= e * (X[i, j] * cum - cumx[j])
+            elif event[i]:
+                h = cum + row[1]
+                c = w[i] if clustered else 1.0
+                for j in range(p):
+                    xh = cumx[j] + row[2 + p + j]
+                    resid[o, j] += c * (X[i, j] - row[2 + 2 * p + j]) - e * (X[i, j] * h - xh)
+            else:
+                h = cum + row[0]
+                for j in range(p):
+                    resid[o, j] -= e * (X[i, j] * h - (cumx[j] + row[2 + j]))
+        if own:
+            cum += row[0]
             for j in range(p):
-                xh = cumx[g, j] - xhaz[g, j] + (xhazd[g, j] if event[i] else xhaz[g, j])
-                xe = cumx[q, j] if q >= 0 else 0.0
-                r = -e * (X[i, j] * (h - he) - (xh - xe))
-                if event[i]:
-                    r += X[i, j] - xmean[g, j]
-                resid[i, j] = r
+                cumx[j] += row[2 + j]
+        for q in range(rstart[g], rstart[g + 1]):  # rows entering at or after t_g
+            i = rlist[q]
+            e = ex[i]
+            o = i
+            if clustered:
+                o = codes[order[i]]
+                e *= w[i]
+            for j in range(p):
+                resid[o, j] += e * (X[i, j] * cum - cumx[j])
     return resid
-
-
-@njit(cache=True, error_model="numpy")
-def _cp_fit(stop, entry, event, X, w, strata, order, eorder_rank, efron, tol, max_iter, beta0):
-    """Fit a (weighted, stratified) Cox model on (start, stop] rows.
-
-    Parameters
-    ----------
-    stop, entry : (n,) float64 months, entry < stop.  event : (n,) int8.
-    X : (n, p) float64.  w : (n,) float64.  strata : (n,) int64.  All in the caller's
-    row order.
-    order : (n,) int64 permutation by stratum, then stop descending.
-    eorder_rank : (n,) int64 permutation by stratum, then entry descending.
-    efron : bool.  tol : float.  max_iter : int.  beta0 : (p,) start.
-
-    Returns
-    -------
-    beta, loglik, score (p,), information (p, p), iterations, status, the sorted
-    centred covariates (n, p) and the sorted inputs needed for residuals.
-    """
-    n, p = X.shape
-    mean = np.zeros(p)
-    for i in range(n):
-        for j in range(p):
-            mean[j] += X[i, j]
-    mean /= n
-    pos = np.empty(n, dtype=np.int64)  # position in the stop order of each input row
-    ts = np.empty(n)
-    en = np.empty(n)
-    es = np.empty(n, dtype=np.int8)
-    ws = np.empty(n)
-    ss = np.empty(n, dtype=np.int64)
-    xs = np.empty((n, p))
-    for i in range(n):
-        o = order[i]
-        pos[o] = i
-        ts[i] = stop[o]
-        en[i] = entry[o]
-        es[i] = event[o]
-        ws[i] = w[o]
-        ss[i] = strata[o]
-        for j in range(p):
-            xs[i, j] = X[o, j] - mean[j]
-    eorder = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        eorder[i] = pos[eorder_rank[i]]
-    starts = np.empty(n + 1, dtype=np.int64)
-    newstrat = np.empty(n, dtype=np.bool_)
-    g = 0
-    for i in range(n):
-        new_s = i == 0 or ss[i] != ss[i - 1]
-        if new_s or ts[i] != ts[i - 1]:
-            starts[g] = i
-            newstrat[g] = new_s
-            g += 1
-    starts[g] = n
-    starts = starts[: g + 1]
-    newstrat = newstrat[:g]
-    beta, loglik, u, imat, n_iter, status = _cp_newton(
-        xs, ws, es, ts, en, ss, starts, newstrat, eorder, beta0, efron, tol, max_iter
-    )
-    return beta, loglik, u, imat, n_iter, status, xs, ws, es, ts, en, ss, starts, newstrat, eorder

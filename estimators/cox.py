@@ -124,6 +124,7 @@ def fit_cox_arrays(
     init: np.ndarray | None = None,
     names: Sequence[str] | None = None,
     entry: np.ndarray | None = None,
+    ids: np.ndarray | None = None,
 ) -> CoxResult:
     """Fit a Cox proportional-hazards model on arrays (fast path).
 
@@ -156,8 +157,13 @@ def fit_cox_arrays(
     entry : array (n,), optional
         Entry (start) times in months, finite, >= 0 and < ``time``: counting-process
         (start, stop] rows (delayed entry, time-varying covariates).  Row i is at risk
-        at t when ``entry_i < t <= time_i``.  Rows of one ``cluster`` (patient) must
-        not overlap.  None = every row at risk from 0 (the usual fit).
+        at t when ``entry_i < t <= time_i``.  Rows of one patient (``ids``, else
+        ``cluster``) must not overlap.  None = every row at risk from 0 (the usual fit).
+    ids : array (n,) of int, optional
+        Patient ids of (start, stop] rows (with ``entry`` only), used to check that a
+        patient's intervals do not overlap; the variance is unchanged (``cluster``
+        clusters it).  Without ``ids`` and ``cluster`` rows cannot be attributed to
+        patients and overlap is not checked.
 
     Returns
     -------
@@ -180,7 +186,10 @@ def fit_cox_arrays(
             max_iter,
             init,
             names=names,
+            ids=ids,
         )
+    if ids is not None:
+        raise EstimatorInputError("ids identify (start, stop] rows; give entry as well")
     return _fit(
         time, event, X, weights, strata, cluster, robust, ties, tol, max_iter, init, names=names
     )
@@ -320,11 +329,15 @@ def check_intervals(
     entry_param: str = "entry",
     stop_param: str = "time",
     labels: Sequence[object] | None = None,
-) -> None:
+    order: np.ndarray | None = None,
+) -> tuple[np.ndarray, int] | None:
     """(start, stop] rows: entry finite and >= 0, stop > entry, no overlap within a cluster.
 
     Raises EstimatorInputError naming the parameter, the first bad row and what is
-    allowed.  ``cluster`` (patient id codes) is needed for the overlap check.
+    allowed.  ``cluster`` (patient id codes) is needed for the overlap check: without
+    it rows cannot be attributed to patients and overlap is not checked.  ``order``
+    (rows by stop descending) saves a sort when the caller has it.  Returns the dense
+    cluster codes (0 .. m-1) and m, or None without ``cluster``.
     """
     bad = np.flatnonzero(~np.isfinite(entry) | (entry < 0))
     if bad.size:
@@ -341,18 +354,51 @@ def check_intervals(
             f"({entry[i]!r}, {stop[i]!r}]; every (start, stop] interval needs stop > start"
         )
     if cluster is None:
-        return
+        return None
+    codes, n_codes = _dense(cluster)
+    if order is None:
+        order = np.argsort(-stop)
+    first, _ = kc._first_overlap(entry, stop, codes, n_codes, order)
+    if first < 0:
+        return codes, n_codes
+    # an error: name the first overlapping pair in (cluster, entry) order, off the fast path
     o = np.lexsort((entry, cluster))
     same = cluster[o[1:]] == cluster[o[:-1]]
     bad = np.flatnonzero(same & (entry[o[1:]] < stop[o[:-1]]))
-    if bad.size:
-        i, j = int(o[bad[0]]), int(o[bad[0] + 1])
-        raise EstimatorInputError(
-            f"{bad.size} overlapping interval(s) within one cluster (patient), first "
-            f"({entry[i]!r}, {stop[i]!r}] at {_row(labels, i)} and ({entry[j]!r}, {stop[j]!r}] "
-            f"at {_row(labels, j)}; a patient's intervals must not overlap "
-            f"(next {entry_param} >= previous {stop_param})"
-        )
+    i, j = int(o[bad[0]]), int(o[bad[0] + 1])
+    raise EstimatorInputError(
+        f"{bad.size} overlapping interval(s) within one cluster (patient), first "
+        f"({entry[i]!r}, {stop[i]!r}] at {_row(labels, i)} and ({entry[j]!r}, {stop[j]!r}] "
+        f"at {_row(labels, j)}; a patient's intervals must not overlap "
+        f"(next {entry_param} >= previous {stop_param})"
+    )
+
+
+def _dense(codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """Integer codes recoded 0 .. m-1, and m."""
+    dense, m = kc._dense_codes(codes)
+    if m < 0:  # ids too spread out for a lookup table
+        _, dense = np.unique(codes, return_inverse=True)
+        dense = dense.astype(np.int64, copy=False)
+        m = int(dense.max()) + 1
+    return dense, int(m)
+
+
+def _desc_order(key: np.ndarray, s: np.ndarray, stratified: bool) -> np.ndarray:
+    """Rows by stratum, then ``key`` descending (ties in a fixed, unspecified order)."""
+    order = np.argsort(-key)
+    if stratified:
+        order = order[np.argsort(s[order], kind="stable")]
+    return order
+
+
+def _entry_order(entry: np.ndarray, s: np.ndarray, stratified: bool) -> np.ndarray:
+    """Rows with entry > 0 by stratum, then entry descending (entry 0 never leaves a
+    risk set, every event time being > 0)."""
+    late = np.flatnonzero(entry > 0.0)
+    if late.shape[0] == entry.shape[0]:
+        return _desc_order(entry, s, stratified)
+    return late[_desc_order(entry[late], s[late], stratified)]
 
 
 def _fit_counting(
@@ -372,8 +418,13 @@ def _fit_counting(
     entry_param: str = "entry",
     stop_param: str = "time",
     labels: Sequence[object] | None = None,
+    ids=None,
+    ids_param: str = "ids",
 ) -> CoxResult:
-    """Validate counting-process input, then :func:`_fit_counting_clean`."""
+    """Validate counting-process input, then :func:`_fit_counting_clean`.
+
+    Overlap is checked within ``ids`` when given, else within ``cluster``.
+    """
     check_ties(ties)
     check_iteration(tol, max_iter)
     t = check_times(float_array(time, stop_param, 1), stop_param)
@@ -398,14 +449,37 @@ def _fit_counting(
         check_length(w, "weights", n)
         check_weights(w, "weights")
     s = np.zeros(n, dtype=np.int64) if strata is None else int_codes(strata, "strata", n)
+    stratified = strata is not None and n > 0 and s.min() != s.max()
     cl = None if cluster is None else int_codes(cluster, "cluster", n)
-    check_intervals(en, t, cl, entry_param, stop_param, labels)
+    pid = None if ids is None else int_codes(ids, ids_param, n)
+    order = _desc_order(t, s, stratified)
+    checked = check_intervals(
+        en, t, cl if pid is None else pid, entry_param, stop_param, labels, order=order
+    )
+    if pid is None:
+        dense = checked  # the cluster codes, or None
+    else:
+        dense = None if cl is None else _dense(cl)
     p = x.shape[1]
     beta0 = np.zeros(p) if init is None else float_array(init, "init", 1)
     if beta0.shape != (p,) or not np.isfinite(beta0).all():
         raise EstimatorInputError(f"init must be {p} finite values (one per column of X)")
     return _fit_counting_clean(
-        en, t, ev, x, w, s, cl, bool(robust), ties, float(tol), int(max_iter), beta0, names
+        en,
+        t,
+        ev,
+        x,
+        w,
+        s,
+        dense,
+        bool(robust),
+        ties,
+        float(tol),
+        int(max_iter),
+        beta0,
+        names,
+        order,
+        _entry_order(en, s, stratified),
     )
 
 
@@ -416,24 +490,31 @@ def _fit_counting_clean(
     x: np.ndarray,
     w: np.ndarray,
     s: np.ndarray,
-    cluster: np.ndarray | None,
+    cluster: tuple[np.ndarray, int] | None,
     robust: bool,
     ties: str,
     tol: float,
     max_iter: int,
     beta0: np.ndarray,
     names: Sequence[str],
+    order: np.ndarray,
+    eorder: np.ndarray,
 ) -> CoxResult:
-    """Sort, run the counting-process kernels, package, on validated input."""
-    n, p = x.shape
+    """Run the counting-process kernels and package, on validated input.
+
+    ``cluster``: dense codes (n,) in the caller's row order and their number, or None;
+    ``order`` / ``eorder``: rows by stratum, then stop / entry descending.
+    """
+    p = x.shape[1]
     d = power_of_two_scale(x, centred=True)
     xs = x if d is None else x / d
     beta0 = beta0 if d is None else beta0 * d
-    order = np.lexsort((-t, s))
-    eorder = np.lexsort((-en, s))
     efron = ties == "efron"
-    (beta, loglik, u, imat, n_iter, status, xc, ws, es, ts, ens, ss, starts, newstrat, epos) = (
-        kc._cp_fit(t, en, ev, xs, w, s, order, eorder, efron, tol, max_iter, beta0.copy())
+    xc, ws, es, starts, newstrat, rlist, rstart, nd, blk, bdwt, u0, wev = kc._cp_prepare(
+        t, en, ev, xs, w, s, order, eorder
+    )
+    beta, loglik, u, imat, n_iter, status, terms = kc._cp_newton(
+        xc, ws, es, rlist, blk, bdwt, u0, wev, beta0.copy(), efron, tol, max_iter
     )
     low, ok = k._cholesky(imat)
     if not ok:
@@ -444,15 +525,13 @@ def _fit_counting_clean(
         step = k._chol_solve(low, u)
         cov = var.copy()
         if robust or cluster is not None:
-            resid = kc._cp_score_residuals(
-                xc, ws, es, ts, ens, ss, starts, newstrat, epos, beta, efron
-            )
-            if cluster is None:
-                cl, n_cl = np.empty(0, dtype=np.int64), 0
-            else:
-                uniq, cl = np.unique(cluster[order], return_inverse=True)
-                cl, n_cl = cl.astype(np.int64, copy=False), uniq.shape[0]
-            cov = k._sandwich(var, k._meat(resid, ws, cl, n_cl))
+            codes, n_cl = (np.empty(0, dtype=np.int64), 0) if cluster is None else cluster
+            scores = kc._cp_score_residuals(
+                xc, es, starts, newstrat, rlist, rstart, nd, beta, terms, ws, codes, n_cl, order
+            )  # per row (unweighted), or weighted totals per cluster
+            none = np.empty(0, dtype=np.int64)
+            unit = np.ones(scores.shape[0]) if n_cl else ws
+            cov = k._sandwich(var, k._meat(scores, unit, none, 0))
     msgs, diverging = _diagnose(status, n_iter, step, beta, tol, max_iter, names)
     for m in msgs:
         warnings.warn(m, ConvergenceWarning, stacklevel=4)
@@ -468,7 +547,7 @@ def _fit_counting_clean(
         converged=not msgs,
         gradient_norm=float(np.sqrt(u @ u) if d is None else np.sqrt((u * d) @ (u * d))),
         warnings=msgs,
-        n=n,
+        n=t.shape[0],
         events=int(ev.sum()),
         diverging=diverging,
     )
@@ -534,10 +613,10 @@ def _strata_codes(df: pd.DataFrame, strata: str | Sequence[str]) -> np.ndarray:
     return df.groupby(cols, sort=False).ngroup().to_numpy(dtype=np.int64)
 
 
-def _cluster_codes(df: pd.DataFrame, col: str) -> np.ndarray:
+def _cluster_codes(df: pd.DataFrame, col: str, param: str = "cluster_col") -> np.ndarray:
     codes, _ = pd.factorize(df[col])
     if (codes < 0).any():
-        raise EstimatorInputError(f"cluster_col={col!r} has missing values; every row needs an id")
+        raise EstimatorInputError(f"{param}={col!r} has missing values; every row needs an id")
     return codes.astype(np.int64, copy=False)
 
 
@@ -581,6 +660,7 @@ class CoxPH:
         strata: str | Sequence[str] | None = None,
         robust: bool = False,
         entry_col: str | None = None,
+        id_col: str | None = None,
     ) -> CoxPH:
         """Fit the model; returns ``self``.
 
@@ -610,6 +690,11 @@ class CoxPH:
             (start, stop], for delayed entry and time-varying covariates.  Needs
             start >= 0 and stop > start; with ``cluster_col`` (the patient id, as R
             ``coxph(..., cluster = id)``) one patient's intervals must not overlap.
+        id_col : str, optional
+            Patient id of (start, stop] rows (lifelines' name; with ``entry_col`` only):
+            a patient's intervals must not overlap.  It does not change the variance
+            (``cluster_col`` does).  Without ``id_col`` and ``cluster_col`` rows cannot
+            be attributed to patients and overlap is not checked.
         """
         if not isinstance(robust, bool | np.bool_):
             raise EstimatorInputError(f"robust={robust!r} is not allowed; use True or False")
@@ -623,8 +708,15 @@ class CoxPH:
             cluster_col=cluster_col,
             strata=strata_cols,
             entry_col=entry_col,
+            id_col=id_col,
         )
-        used = {duration_col, event_col, weights_col, cluster_col, entry_col, *strata_cols}
+        if id_col is not None and entry_col is None:
+            raise EstimatorInputError(
+                f"id_col={id_col!r} identifies (start, stop] rows; give entry_col as well"
+            )
+        used = {
+            duration_col, event_col, weights_col, cluster_col, entry_col, id_col, *strata_cols
+        }  # fmt: skip
         if covariates is None:
             covariates = [c for c in df.columns if c not in used]
         if len(covariates) == 0:
@@ -650,6 +742,8 @@ class CoxPH:
                 entry_param=f"entry_col={entry_col!r}",
                 stop_param=f"duration_col={duration_col!r}",
                 labels=getattr(df, "index", None),
+                ids=None if id_col is None else _cluster_codes(df, id_col, "id_col"),
+                ids_param=f"id_col={id_col!r}",
             )
             self._store(res, design.names, robust or cluster_col is not None)
             return self

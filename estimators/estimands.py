@@ -15,6 +15,11 @@ Target populations (what an estimate is *for*):
 ``crude``
     The unadjusted contrast.  It has no truth of its own: it is *scored against* the ATE
     (:data:`SCORED_AGAINST`), so a simulation study shows how far it is from it.
+``hypothetical``
+    The effect in the randomised population had no one switched treatment (ICH E9(R1)'s
+    hypothetical strategy for the intercurrent event "treatment switching"), e.g. by
+    RPSFTM (:func:`estimators.rpsftm`).  The simulator has no switching, so there it
+    equals the marginal effect of the assigned treatment: scored against the ATE.
 
 Effect measures (treated minus / over control): ``log_hr`` (log hazard ratio),
 ``rmst_diff`` (restricted mean survival time difference at a horizon, months),
@@ -23,8 +28,10 @@ Effect measures (treated minus / over control): ``log_hr`` (log hazard ratio),
 
 from __future__ import annotations
 
-ESTIMANDS: tuple[str, ...] = ("conditional", "ATE", "ATT", "ATC", "ATO", "ATM", "crude")
-SCORED_AGAINST: dict[str, str] = {"crude": "ATE"}
+ESTIMANDS: tuple[str, ...] = (
+    "conditional", "ATE", "ATT", "ATC", "ATO", "ATM", "crude", "hypothetical"
+)  # fmt: skip
+SCORED_AGAINST: dict[str, str] = {"crude": "ATE", "hypothetical": "ATE"}
 MEASURES: tuple[str, ...] = ("log_hr", "rmst_diff", "surv_diff", "median_diff")
 MEASURES_WITH_HORIZON: frozenset[str] = frozenset({"rmst_diff", "surv_diff"})
 

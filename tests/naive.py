@@ -43,8 +43,10 @@ def greedy_match_naive(
     return pairs
 
 
-def _cox_event_terms(time, event, X, weights, strata, beta, ties):
+def _cox_event_terms(time, event, X, weights, strata, beta, ties, entry=None):
     """Every event time of every stratum with its explicit risk set and Efron terms.
+
+    With ``entry`` (start times, months) row i is at risk at t when entry_i < t <= time_i.
 
     Returns a list of dicts: ``stratum``, ``time``, ``dead`` (n,) bool, and ``terms``, a
     list of (c (n,), wt, den, xbar (p,), cov (p, p)) where ``c`` is each row's share of
@@ -59,6 +61,8 @@ def _cox_event_terms(time, event, X, weights, strata, beta, ties):
     for stratum in np.unique(s):
         for t in np.unique(time[(s == stratum) & (event == 1)]):
             at_risk = (s == stratum) & (time >= t)
+            if entry is not None:
+                at_risk &= np.asarray(entry) < t
             dead = at_risk & (time == t) & (event == 1)
             d = int(dead.sum())
             if ties == "efron":
@@ -77,7 +81,7 @@ def _cox_event_terms(time, event, X, weights, strata, beta, ties):
     return out
 
 
-def cox_derivatives_naive(time, event, X, weights, strata, beta, ties):
+def cox_derivatives_naive(time, event, X, weights, strata, beta, ties, entry=None):
     """Weighted log partial likelihood, score (p,) and information (p, p) at ``beta``.
 
     Loops over event times with explicit risk sets; Efron's weighted form as R survival
@@ -86,7 +90,7 @@ def cox_derivatives_naive(time, event, X, weights, strata, beta, ties):
     w = np.ones(len(time)) if weights is None else np.asarray(weights, dtype=float)
     p = X.shape[1]
     ll, score, info = 0.0, np.zeros(p), np.zeros((p, p))
-    for ev in _cox_event_terms(time, event, X, weights, strata, beta, ties):
+    for ev in _cox_event_terms(time, event, X, weights, strata, beta, ties, entry):
         dead = ev["dead"]
         ll += np.sum(w[dead] * (X[dead] @ beta))
         score += w[dead] @ X[dead]
@@ -97,7 +101,7 @@ def cox_derivatives_naive(time, event, X, weights, strata, beta, ties):
     return ll, score, info
 
 
-def cox_score_residuals_naive(time, event, X, weights, strata, beta, ties):
+def cox_score_residuals_naive(time, event, X, weights, strata, beta, ties, entry=None):
     """Unweighted score residuals (n, p): ``sum_i w_i r_i`` equals the score.
 
     r_i = delta_i (x_i - mean_k xbar_k at t_i)
@@ -107,7 +111,7 @@ def cox_score_residuals_naive(time, event, X, weights, strata, beta, ties):
     n, p = X.shape
     s = np.zeros(n, dtype=int) if strata is None else np.asarray(strata)
     e = np.exp(X @ beta)
-    events = _cox_event_terms(time, event, X, weights, strata, beta, ties)
+    events = _cox_event_terms(time, event, X, weights, strata, beta, ties, entry)
     resid = np.zeros((n, p))
     for i in range(n):
         for ev in events:
@@ -121,7 +125,7 @@ def cox_score_residuals_naive(time, event, X, weights, strata, beta, ties):
     return resid
 
 
-def cox_sandwich_naive(time, event, X, weights, strata, cluster, beta, ties):
+def cox_sandwich_naive(time, event, X, weights, strata, cluster, beta, ties, entry=None):
     """Lin-Wei robust covariance I^-1 B I^-1 at ``beta``.
 
     B sums, over clusters (each row its own cluster when ``cluster`` is None), the outer
@@ -130,8 +134,8 @@ def cox_sandwich_naive(time, event, X, weights, strata, cluster, beta, ties):
     n = len(time)
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
     cl = np.arange(n) if cluster is None else np.asarray(cluster)
-    _, _, info = cox_derivatives_naive(time, event, X, weights, strata, beta, ties)
-    wr = w[:, None] * cox_score_residuals_naive(time, event, X, weights, strata, beta, ties)
+    _, _, info = cox_derivatives_naive(time, event, X, weights, strata, beta, ties, entry)
+    wr = w[:, None] * cox_score_residuals_naive(time, event, X, weights, strata, beta, ties, entry)
     meat = np.zeros((X.shape[1], X.shape[1]))
     for c in np.unique(cl):
         total = wr[cl == c].sum(axis=0)
@@ -925,3 +929,69 @@ def gformula_naive(time, event, treatment, X, beta, tau: float, rmst: bool, popu
         )
 
     return functional(1) - functional(0)
+
+
+def logrank_z_naive(time, event, arm) -> float:
+    """Signed log-rank z of arm 1 vs arm 0, by explicit risk sets at each event time."""
+    time, event, arm = (list(map(float, v)) for v in (time, event, arm))
+    oe = var = 0.0
+    for t in sorted({ti for ti, ei in zip(time, event, strict=True) if ei}):
+        at_risk = [i for i, ti in enumerate(time) if ti >= t]
+        n = len(at_risk)
+        n1 = sum(arm[i] for i in at_risk)
+        dead = [i for i in at_risk if time[i] == t and event[i]]
+        d = len(dead)
+        d1 = sum(arm[i] for i in dead)
+        oe += d1 - d * n1 / n
+        if n > 1:
+            var += d * (n1 / n) * (1 - n1 / n) * (n - d) / (n - 1)
+    return oe / math.sqrt(var) if var > 0 else math.nan
+
+
+def rpsftm_naive(time, event, arm, t_on, cens, recensor, psi_range, n_grid, alpha, tol=1e-10):
+    """RPSFTM psi_hat and its test-based interval by brute force: the log-rank z of
+    U(psi) = T_off + exp(psi) T_on (re-censored at C min(1, exp(psi)) where ``recensor``,
+    a bool or one per patient) on a fine grid, each sign change (z >= 0 positive) and
+    each edge of {|z| <= z_crit} refined by plain bisection.  Returns (roots,
+    (ci_low, ci_high))."""
+    from statistics import NormalDist
+
+    flags = [recensor] * len(time) if isinstance(recensor, bool) else list(recensor)
+
+    def z_of(psi):
+        f = math.exp(psi)
+        u, e = [], []
+        for ti, ei, oni, ci, rc in zip(time, event, t_on, cens, flags, strict=True):
+            v, d = (ti - oni) + f * oni, ei
+            if rc and v > ci * min(1.0, f):
+                v, d = ci * min(1.0, f), 0
+            u.append(v)
+            e.append(d)
+        return logrank_z_naive(u, e, arm)
+
+    def bisect(pred, a, b):
+        pa = pred(a)
+        while b - a > tol:
+            m = 0.5 * (a + b)
+            if pred(m) == pa:
+                a = m
+            else:
+                b = m
+        return 0.5 * (a + b)
+
+    lo, hi = psi_range
+    grid = [lo + (hi - lo) * k / (n_grid - 1) for k in range(n_grid)]
+    z = [z_of(p) for p in grid]
+    roots = [
+        bisect(lambda p: z_of(p) >= 0, grid[k], grid[k + 1])
+        for k in range(n_grid - 1)
+        if (z[k] >= 0) != (z[k + 1] >= 0)
+    ]
+    crit = NormalDist().inv_cdf(1 - alpha / 2)
+    inside = [abs(v) <= crit for v in z]
+    first = inside.index(True)
+    last = n_grid - 1 - inside[::-1].index(True)
+    within = lambda p: abs(z_of(p)) <= crit  # noqa: E731
+    ci_low = bisect(within, grid[first - 1], grid[first]) if first > 0 else math.nan
+    ci_high = bisect(within, grid[last], grid[last + 1]) if last < n_grid - 1 else math.nan
+    return roots, (ci_low, ci_high)
