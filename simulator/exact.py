@@ -38,7 +38,7 @@ from . import _cohort_kernels as K
 from . import _exact_kernels as XK
 from .exceptions import ScenarioError
 from .features import INDEX, N_FEATURES
-from .plan import Solved, annual_to_monthly_rate, build_plan, solved_outcome_matrix
+from .plan import Solved, annual_to_monthly_rate, build_plan, coef_vector, solved_outcome_matrix
 from .scenario import Scenario
 
 # numba's OpenMP workers busy-wait between parallel regions by default; the engine runs
@@ -284,7 +284,12 @@ class Engine:
         if varying:
             distinct, inverse = np.unique(rho_, return_inverse=True)
             if distinct.size <= MAX_RATE_NODES:  # rates of discrete features: exact nodes
-                r_values, r_idx, n_r = distinct, inverse.astype(np.int64), distinct.size
+                # The kernel puts patient i on node r_idx[i] + 1 (weight 1) inside a 4-node
+                # stencil r_idx[i] .. r_idx[i] + 3 (weights 0): pad one node before and two
+                # after (zero mass) so the node's rate is the patient's and the stencil stays
+                # inside the array (unpadded, the last rates wrote past its end).
+                pad = np.concatenate([distinct[:1], distinct, distinct[-1:], distinct[-1:]])
+                r_values, r_idx, n_r = pad, inverse.astype(np.int64), pad.size
             else:  # continuous: cubic interpolation, exp(-rho s) resolved up to t_max
                 r_lo = float(distinct[0])
                 span = (float(distinct[-1]) - r_lo) * float(self.grid.t[-1])
@@ -458,10 +463,12 @@ def median(t: np.ndarray, S: np.ndarray) -> float:
 def study_rates(sc: Scenario, sample: CovariateSample) -> dict[str, np.ndarray]:
     """Per-patient exponential censoring rates (1/month) of the study process, per outcome,
     at the control arm's rates: loss to follow-up (covariate-dependent) and, for rwPFS,
-    next-therapy censoring."""
+    next-therapy censoring (covariate-dependent through ``next_therapy_log_hr``)."""
     cs = sc.censoring
     lost = annual_to_monthly_rate(cs.lost_per_year) * np.exp(sample.lost)
     nxt = annual_to_monthly_rate(cs.next_therapy_per_year)
+    if cs.next_therapy_log_hr:  # informative next-therapy censoring (features only)
+        nxt = nxt * np.exp(sample.feats @ coef_vector(cs.next_therapy_log_hr))
     return {"pfs": lost + nxt, "os": lost}
 
 

@@ -367,7 +367,10 @@ def _naive_observe(a, death, progressed, t_prog, U, E, F, plan):
         c_lost = E[:, 4] / rate
     c_next = np.full(a.size, np.inf)
     if S[K.S_NEXT_RATE] > 0:
-        c_next = E[:, 5] / (S[K.S_NEXT_RATE] * np.where(a == 1, S[K.S_NEXT_HR_TRT], 1.0))
+        rate = S[K.S_NEXT_RATE] * np.where(a == 1, S[K.S_NEXT_HR_TRT], 1.0)
+        if plan.nz_next.size:
+            rate = rate * _exp(_dense_dot(plan.next_b, F))
+        c_next = E[:, 5] / rate
     admin_first = c_admin <= c_lost
     c_os = np.where(admin_first, c_admin, c_lost)
     os_reason = np.where(admin_first, K.R_ADMIN, K.R_LOST)
