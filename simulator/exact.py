@@ -51,6 +51,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 POPULATIONS: tuple[str, ...] = ("ATE", "ATT", "ATC", "ATO", "ATM")
 CENSORINGS: tuple[str, ...] = ("none", "admin", "study")
 MAX_RATE_NODES = 64  # distinct study-censoring rates kept as exact kernel nodes
+MAX_INTERP_RATE_NODES = 256  # rate nodes of the cubic interpolation of continuous rates
 SOBOL_DIMS = 12  # 4 copula normals, frailty, 6 uniforms, the disease-free-interval exponential
 
 
@@ -243,8 +244,9 @@ class Engine:
             self._powers.update(
                 p01=t**nu01,
                 p02=t**nu02,
-                q01=np.ascontiguousarray(nu01 * gauss ** (nu01 - 1.0)),
-                q02=np.ascontiguousarray(nu02 * gauss ** (nu02 - 1.0)),
+                qr=np.ascontiguousarray(
+                    (nu02 * gauss ** (nu02 - 1.0)) / (nu01 * gauss ** (nu01 - 1.0))
+                ),
             )
             k0 = min(XK.N_EXACT_CELLS, t.size - 1)
             wa, wb = self._powers["p01"][:k0, None], self._powers["p01"][1 : k0 + 1, None]
@@ -293,7 +295,7 @@ class Engine:
             else:  # continuous: cubic interpolation, exp(-rho s) resolved up to t_max
                 r_lo = float(distinct[0])
                 span = (float(distinct[-1]) - r_lo) * float(self.grid.t[-1])
-                n_r = min(MAX_RATE_NODES * 4, max(4, math.ceil(span / 0.25) + 1))
+                n_r = min(MAX_INTERP_RATE_NODES, max(4, math.ceil(span / 0.25) + 1))
                 r_step = (float(distinct[-1]) - r_lo) / (n_r - 1)
                 r_values = r_lo + r_step * np.arange(n_r)
         S0 = np.zeros((ng, R, G))
@@ -317,8 +319,7 @@ class Engine:
             self.grid.t,
             p["p01"],
             p["p02"],
-            p["q01"],
-            p["q02"],
+            p["qr"],
             m_lo,
             self.m_step,
             n_m,
@@ -806,8 +807,7 @@ def patient_curves(
         grid.t,
         p["p01"],
         p["p02"],
-        p["q01"],
-        p["q02"],
+        p["qr"],
         grid.h,
         pfs,
         os_,
