@@ -286,12 +286,7 @@ class Engine:
         if varying:
             distinct, inverse = np.unique(rho_, return_inverse=True)
             if distinct.size <= MAX_RATE_NODES:  # rates of discrete features: exact nodes
-                # The kernel puts patient i on node r_idx[i] + 1 (weight 1) inside a 4-node
-                # stencil r_idx[i] .. r_idx[i] + 3 (weights 0): pad one node before and two
-                # after (zero mass) so the node's rate is the patient's and the stencil stays
-                # inside the array (unpadded, the last rates wrote past its end).
-                pad = np.concatenate([distinct[:1], distinct, distinct[-1:], distinct[-1:]])
-                r_values, r_idx, n_r = pad, inverse.astype(np.int64), pad.size
+                r_values, r_idx, n_r = distinct, inverse.astype(np.int64), distinct.size
             else:  # continuous: cubic interpolation, exp(-rho s) resolved up to t_max
                 r_lo = float(distinct[0])
                 span = (float(distinct[-1]) - r_lo) * float(self.grid.t[-1])

@@ -107,8 +107,8 @@ def test_truth_engine_study_censoring_knows_next_therapy_log_hr():
 
 def test_exact_engine_with_a_few_distinct_os_censoring_rates_does_not_corrupt_memory():
     """Covariate-dependent loss on one binary feature: <= 64 distinct rates, exact rate
-    nodes for OS (this wrote past the end of the spread array before the nodes were
-    padded; run in a child process so a heap corruption fails the test, not the run)."""
+    nodes for OS (this wrote past the end of the spread array before main 160adf1; run
+    in a child process so a heap corruption fails the test, not the run)."""
     code = (
         "import simulator, math\n"
         "from simulator import exact, calibration as cal\n"
