@@ -50,6 +50,7 @@ __all__ = [
     "IpcwFit",
     "admin_times",
     "check_ipcw",
+    "check_ipcw_option_values",
     "check_ipcw_options",
     "check_ipcw_truncate",
     "fit_censoring_model",
@@ -157,6 +158,30 @@ def check_ipcw_options(
                 f"{list(IPCW_MODELS)}) or leave {changed[0]} at its default"
             )
     return covs
+
+
+def check_ipcw_option_values(options: dict) -> None:
+    """The ``ipcw*`` values of an estimator's keyword options, checked without data
+    (an estimator variant, a study's ``[estimators.NAME]`` table): the model, the flags,
+    the truncation, the entry / cutoff pair, and ``variance`` (sIPTW's IPCW fit has the
+    robust sandwich only)."""
+    model = check_ipcw(options.get("ipcw", False))
+    check_ipcw_options(
+        model,
+        options.get("ipcw_covariates"),
+        (),
+        options.get("ipcw_by_arm", True),
+        options.get("ipcw_stabilized", True),
+        options.get("ipcw_truncate"),
+        options.get("ipcw_entry"),
+        options.get("ipcw_cutoff"),
+    )
+    variance = options.get("variance")
+    if model is not None and variance in ("mestimation", "naive", "bootstrap"):
+        raise EstimatorInputError(
+            f"variance={variance!r} is not allowed with ipcw={options['ipcw']!r}; use "
+            "variance='robust' (the sandwich with the censoring weights taken as known)"
+        )
 
 
 def admin_times(df, entry: str, cutoff: float, time: np.ndarray) -> np.ndarray:

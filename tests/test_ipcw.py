@@ -222,3 +222,51 @@ def test_all_censored_is_refused():
     df = simulator.simulate("flatiron-informative", 300, seed=1).assign(pfs_event=0)
     with pytest.raises(EstimatorInputError, match="event"):
         estimators.siptw(df, "pfs_months", "pfs_event", "treated", COVS, ipcw="cox")
+
+
+# ---- studies: an IPCW variant ------------------------------------------------------------
+def test_study_variant_with_ipcw_runs_and_bad_values_are_refused_up_front(tmp_path):
+    from simulator.study import Study, run_study
+    from simulator.study.exceptions import StudyError
+    from simulator.study.store import Store
+
+    cut = simulator.get_scenario("flatiron-informative").censoring.cutoff_months
+    variants = {
+        "siptw_ipcw": {"base": "siptw", "ipcw": "cox"},
+        "iptw_km_ipcw": {
+            "base": "iptw_km",
+            "ipcw": "cox",
+            "ipcw_entry": "entry_month",
+            "ipcw_cutoff": cut,
+            "measure": "surv_diff",
+            "horizon": 12.0,
+        },
+    }
+    study = Study(
+        scenarios=("flatiron-informative",),
+        estimators=("siptw", "siptw_ipcw", "iptw_km_ipcw"),
+        variants=variants,
+        reps=2,
+        chunk_reps=2,
+        sample_sizes=(400,),
+        outcomes=("pfs",),
+    )
+    run_study(study, tmp_path / "s", progress=False, log=lambda _m: None)
+    rows = Store(tmp_path / "s").read_results()
+    got = rows.set_index(["rep", "estimator"])["estimate"].unstack()
+    assert got.notna().all().all()
+    assert (got["siptw"] != got["siptw_ipcw"]).all()
+    for bad, msg in (
+        ({"ipcw": "weibull"}, "ipcw='weibull' is not allowed"),
+        ({"ipcw": "cox", "ipcw_truncate": 20}, "ipcw_truncate=20 is not allowed"),
+        ({"ipcw": "cox", "variance": "bootstrap"}, "variance='bootstrap' is not allowed"),
+        ({"ipcw_entry": "entry_month", "ipcw_cutoff": 50.0}, "without ipcw"),
+    ):
+        with pytest.raises(StudyError, match=r"\[estimators.v\].*" + msg.replace("(", r"\(")):
+            Study(
+                scenarios=("flatiron-informative",),
+                estimators=("v",),
+                variants={"v": {"base": "siptw", **bad}},
+                reps=2,
+                sample_sizes=(400,),
+            )
