@@ -132,11 +132,12 @@ def test_weighted_km_influence_values_are_the_weight_path_derivatives(ref_data):
 def test_with_noninformative_censoring_ipcw_barely_moves_the_estimate():
     """flatiron censors at constant rates (loss, next therapy; administrative censoring
     by uniform entry): K_i(t) is the arm's censoring survival for everyone, so the
-    stabilised factor num / K is 1 up to the censoring model's noise.  Tolerance from a
-    Monte Carlo run (40 replicates at n = 1,430, recorded in the assertion message):
-    the IPCW - unweighted difference had SD ~0.014 on the log-HR scale, about 1/7 of the
-    estimates' SD (~0.10); the bound 0.06 is 4 such SDs, and the mean difference over
-    the 6 replicates here must be within 3 SD / sqrt(6) ~ 0.02 of 0 (no systematic shift)."""
+    stabilised factor num / K is 1 up to the censoring model's noise.  Tolerances from a
+    Monte Carlo run of this design (40 replicates at n = 1,430, seeds 900-939): the
+    IPCW - unweighted difference had mean 0.0016, SD 0.0104 (the estimates' SD: 0.073)
+    and at most 0.034; the IPCW / unweighted robust-SE ratio stayed in [0.996, 1.017].
+    Bounds: each difference < 0.05 (~5 SD), the mean of the 6 here < 0.015 (~3.5 SD /
+    sqrt(6)), the SE ratio within 5%."""
     sc = simulator.get_scenario("flatiron")
     diffs = []
     for r in range(6):
@@ -148,9 +149,9 @@ def test_with_noninformative_censoring_ipcw_barely_moves_the_estimate():
                 df, "pfs_months", "pfs_event", "treated", COVS, balance=False, ipcw="cox"
             )
         diffs.append(b.estimate - a.estimate)
-        assert abs(b.estimate - a.estimate) < 0.06, (r, a.estimate, b.estimate)
-        assert b.se == pytest.approx(a.se, rel=0.25)
-    assert abs(np.mean(diffs)) < 0.02, diffs
+        assert abs(b.estimate - a.estimate) < 0.05, (r, a.estimate, b.estimate)
+        assert b.se == pytest.approx(a.se, rel=0.05)
+    assert abs(np.mean(diffs)) < 0.015, diffs
 
 
 def test_siptw_and_iptw_km_report_ipcw_diagnostics():
@@ -270,3 +271,35 @@ def test_study_variant_with_ipcw_runs_and_bad_values_are_refused_up_front(tmp_pa
                 reps=2,
                 sample_sizes=(400,),
             )
+
+
+def test_monte_carlo_ipcw_removes_most_of_the_informative_censoring_bias():
+    """flatiron-informative, RMST difference at 24 months (truth: uncensored potential
+    outcomes), 24 replicates at n = 5,000 (~20 s; a cheaper design than the acceptance
+    run of docs/guide/estimators.md, 1,000 replicates at n = 1,430: unweighted bias
+    -0.30 +- 0.02 months, IPCW with administrative censoring left out of the model
+    +0.04 +- 0.02).  Here the MCSE is ~0.07 months, so the checks are: the unweighted
+    IPTW-KM is biased by more than 3 MCSEs; the IPCW one is within 3 MCSEs + 0.06 months
+    of the truth; the paired shift IPCW - unweighted is positive (toward the truth) by
+    more than 3 of its MCSEs."""
+    sc = simulator.get_scenario("flatiron-informative")
+    truth = simulator.truth(sc).pfs.values["rmst24_diff"]
+    opts = {"ipcw": "cox", "ipcw_entry": "entry_month", "ipcw_cutoff": sc.censoring.cutoff_months}
+    args = ("pfs_months", "pfs_event", "treated", COVS)
+    plain, ipcw = [], []
+    for r in range(24):
+        df = simulator.simulate(sc, 5000, seed=np.random.SeedSequence(4242, spawn_key=(r,)))
+        sh = estimators.SharedInputs(df, "treated", COVS)
+        kw = {"horizon": 24.0, "balance": False, "shared": sh}
+        plain.append(estimators.iptw_km(None, *args, **kw).estimate)
+        ipcw.append(estimators.iptw_km(None, *args, **kw, **opts).estimate)
+    plain, ipcw = np.array(plain), np.array(ipcw)
+    mcse = lambda x: np.std(x, ddof=1) / np.sqrt(x.size)  # noqa: E731
+    bias0, bias1, shift = plain.mean() - truth, ipcw.mean() - truth, (ipcw - plain).mean()
+    msg = (
+        f"unweighted {bias0:+.3f} +- {mcse(plain):.3f}, IPCW {bias1:+.3f} +- {mcse(ipcw):.3f}, "
+        f"shift {shift:+.3f} +- {mcse(ipcw - plain):.3f}"
+    )
+    assert bias0 < -3 * mcse(plain), msg
+    assert abs(bias1) < 3 * mcse(ipcw) + 0.06, msg
+    assert shift > 3 * mcse(ipcw - plain), msg
