@@ -61,6 +61,7 @@ from .validation import (
     check_design_columns,
     check_estimand,
     check_flag,
+    check_frame,
     check_match_variance,
     check_n_boot,
     check_order,
@@ -365,6 +366,8 @@ def siptw(
             "(the sandwich with the censoring weights taken as known)"
         )
     shared, oc = _inputs(df, time, event, treatment, shared)
+    if ipcw_model is not None:  # censoring-model columns, before any fit
+        check_frame(shared.df, ipcw_covariates=list(ipcw_covs), ipcw_entry=ipcw_entry)
     a = oc.treatment
     model = _propensity(shared, covs, a, propensity, ps_method, pool_rare)
     treated = a.astype(bool)

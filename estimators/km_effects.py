@@ -70,6 +70,7 @@ from .validation import (
     check_caliper,
     check_covariates,
     check_estimand,
+    check_frame,
     check_order,
     check_pool_rare,
     check_probability,
@@ -308,6 +309,8 @@ def iptw_km(
         ipcw_cutoff,
     )
     shared, oc = _inputs(df, time, event, treatment, shared)
+    if ipcw_model is not None:  # censoring-model columns, before any fit
+        check_frame(shared.df, ipcw_covariates=list(ipcw_covs), ipcw_entry=ipcw_entry)
     a = oc.treatment
     model = _propensity(shared, covs, a, propensity, ps_method, pool_rare)
 

@@ -203,7 +203,8 @@ def test_admin_censoring_is_not_modelled():
     [
         ({"ipcw": "weibull"}, "ipcw='weibull' is not allowed; use False"),
         ({"ipcw": True}, "ipcw=True is not allowed"),
-        ({"ipcw": "cox", "ipcw_covariates": ["nope"]}, "nope"),
+        ({"ipcw": "cox", "ipcw_covariates": ["nope"]}, "ipcw_covariates='nope' is not a column"),
+        ({"ipcw": "cox", "ipcw_entry": "x", "ipcw_cutoff": 9.0}, "ipcw_entry='x' is not a column"),
         ({"ipcw": "cox", "ipcw_covariates": "age"}, "ipcw_covariates='age' must be a list"),
         ({"ipcw_truncate": 99}, "ipcw_truncate is not allowed without ipcw"),
         ({"ipcw": "cox", "ipcw_truncate": 30}, "ipcw_truncate=30 is not allowed"),
