@@ -211,7 +211,7 @@ def siptw(
     ipcw: bool | str = False,
     ipcw_covariates: Sequence[str] | None = None,
     ipcw_by_arm: bool = True,
-    ipcw_stabilized: bool = True,
+    ipcw_stabilized: bool = False,
     ipcw_truncate: float | None = None,
     ipcw_entry: str | None = None,
     ipcw_cutoff: float | None = None,
@@ -299,8 +299,12 @@ def siptw(
         One censoring model per arm (default) or one pooled model with the treatment as
         a covariate.
     ipcw_stabilized : bool
-        Numerator of the censoring weights: the arm's marginal Kaplan-Meier censoring
-        survival (default) or 1.
+        Numerator of the censoring weights: 1 (default) or the arm's marginal
+        Kaplan-Meier censoring survival.  The arm-specific numerator rescales the two
+        arms' risk sets differently over time, which changes the estimand of a Cox
+        model when the marginal hazards are not proportional (1,000 replicates on
+        ``flatiron-informative``: bias -0.026 against -0.005 unstabilised); it leaves a
+        Kaplan-Meier curve unchanged.
     ipcw_truncate : float, optional
         Cap the censoring factors ``num / K`` at this percentile (in (50, 100]) of their
         values over every (patient at risk, event time) pair.

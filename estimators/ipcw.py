@@ -20,9 +20,14 @@ an arm are dropped from that arm's model; an arm without censored patients gets
 ``K = 1``.  A patient's event at time t uses ``K_i(t-)``: censoring at t does not remove
 an event at t.
 
-**Stabilised** (default): ``num_a(t-)`` is arm a's marginal Kaplan-Meier survival of
-censoring just before t; unstabilised, 1.  **Truncation** ``truncate=q`` caps the factor
-``num / K`` at its ``q``-th percentile over every (patient at risk, event time) pair.
+**Stabilised** (``stabilized=True``): ``num_a(t-)`` is arm a's marginal Kaplan-Meier
+survival of censoring just before t; unstabilised (default), 1.  A Kaplan-Meier curve
+is the same either way (its hazard D / Y is unchanged when an arm's weights at t share a
+factor); a Cox fit is not when the marginal hazards are not proportional: the numerator
+rescales the two arms' risk sets differently over time, which moves the time weighting
+of the partial-likelihood score and so the estimand (docs/guide/estimators.md).
+**Truncation** ``truncate=q`` caps the factor ``num / K`` at its ``q``-th percentile
+over every (patient at risk, event time) pair.
 
 The weighted Cox model with these time-varying weights is the one R
 ``coxph(Surv(start, stop, event) ~ treat, weights = w, robust = TRUE, cluster = id)``
@@ -145,7 +150,7 @@ def check_ipcw_options(
             for name, value, default in (
                 ("ipcw_covariates", ipcw_covariates, None),
                 ("ipcw_by_arm", by_arm, True),
-                ("ipcw_stabilized", stabilized, True),
+                ("ipcw_stabilized", stabilized, False),
                 ("ipcw_truncate", truncate, None),
                 ("ipcw_entry", entry, None),
                 ("ipcw_cutoff", cutoff, None),
@@ -171,7 +176,7 @@ def check_ipcw_option_values(options: dict) -> None:
         options.get("ipcw_covariates"),
         (),
         options.get("ipcw_by_arm", True),
-        options.get("ipcw_stabilized", True),
+        options.get("ipcw_stabilized", False),
         options.get("ipcw_truncate"),
         options.get("ipcw_entry"),
         options.get("ipcw_cutoff"),
@@ -475,7 +480,7 @@ def ipcw_cox(
     X: np.ndarray,
     weights: np.ndarray,
     model: CensoringModel,
-    stabilized: bool = True,
+    stabilized: bool = False,
     truncate: float | None = None,
     ties: str = "efron",
     tol: float = 1e-9,
@@ -561,7 +566,7 @@ def ipcw_km(
     model: CensoringModel,
     tau: float,
     rmst: bool,
-    stabilized: bool = True,
+    stabilized: bool = False,
     truncate: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Time-varying-weighted KM functional of each arm (validated arrays).

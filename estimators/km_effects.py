@@ -232,7 +232,7 @@ def iptw_km(
     ipcw: bool | str = False,
     ipcw_covariates: Sequence[str] | None = None,
     ipcw_by_arm: bool = True,
-    ipcw_stabilized: bool = True,
+    ipcw_stabilized: bool = False,
     ipcw_truncate: float | None = None,
     ipcw_entry: str | None = None,
     ipcw_cutoff: float | None = None,
