@@ -33,24 +33,38 @@ def ref_data():
     return d, ref
 
 
-def _fit(d, covs, by_arm, stabilized, ties, truncate=None):
+def _fit(d, covs, by_arm, stabilized, ties, truncate=None, admin=False):
     t, e, a = d.time.to_numpy(), d.event.to_numpy(), d.treat.to_numpy()
-    model = fit_censoring_model(t, e, a, d[covs].to_numpy(float), covs, by_arm=by_arm)
+    adm = d.admin.to_numpy() if admin else None
+    model = fit_censoring_model(t, e, a, d[covs].to_numpy(float), covs, by_arm, adm)
     x = a.astype(float)[:, None]
     return ipcw_cox(t, e, a, x, d.w.to_numpy(), model, stabilized, truncate, ties), model
 
 
 def test_against_r_coxph_on_the_split_data(ref_data):
     d, ref = ref_data
-    assert len(ref["cases"]) == 8
+    assert len(ref["cases"]) == 12
+    assert sum(c["admin"] for c in ref["cases"]) == 4
     for case in ref["cases"]:
-        fit, _ = _fit(d, ref["covariates"], case["by_arm"], case["stabilized"], case["ties"])
-        label = f"by_arm={case['by_arm']} stabilized={case['stabilized']} {case['ties']}"
+        fit, _ = _fit(
+            d,
+            ref["covariates"],
+            case["by_arm"],
+            case["stabilized"],
+            case["ties"],
+            admin=case["admin"],
+        )
+        label = (
+            f"by_arm={case['by_arm']} stabilized={case['stabilized']} {case['ties']} "
+            f"admin={case['admin']}"
+        )
         assert fit.converged, label
         assert fit.params[0] == pytest.approx(case["coef"], abs=1e-8), label
         assert fit.se[0] == pytest.approx(case["robust_se"], abs=1e-6), label
         assert fit.model_se[0] == pytest.approx(case["naive_se"], abs=1e-6), label
-        assert fit.diagnostics["ipcw_max_weight"] == pytest.approx(case["max_weight"], rel=1e-8)
+        # (R's max_weight is over every split interval, ours over the pairs (patient at
+        # risk, event time) only: intervals after the last event weigh more)
+        assert fit.diagnostics["ipcw_max_weight"] <= case["max_weight"] * (1 + 1e-8), label
 
 
 def test_ipcw_differs_from_the_unweighted_fit_on_these_data(ref_data):
@@ -59,7 +73,8 @@ def test_ipcw_differs_from_the_unweighted_fit_on_these_data(ref_data):
     plain = estimators.fit_cox_arrays(
         d.time.to_numpy(), d.event.to_numpy(), d.treat.to_numpy(float)[:, None], d.w.to_numpy()
     )
-    assert abs(plain.params[0] - ref["cases"][0]["coef"]) > 0.02
+    shifts = [abs(plain.params[0] - c["coef"]) for c in ref["cases"]]
+    assert max(shifts) > 0.1, shifts
 
 
 def test_unit_factors_give_the_ordinary_weighted_cox(ref_data):

@@ -3,7 +3,9 @@
 # Data: tests/reference/data/ipcw_300.csv (300 patients of flatiron-informative, written
 # by tests/reference/r/make_ipcw_data.py; times rounded to 0.1 month, so events and
 # censorings tie).  For each case:
-#   1. censoring model: coxph(Surv(time, 1 - event) ~ covariates, ties = "breslow"),
+#   1. censoring model: coxph(Surv(time, cens) ~ covariates, ties = "breslow") with
+#      cens = 1 - event, or, in the "admin" cases, 1 - event only for censorings before
+#      the patient's administrative time (column admin; a censoring at it is not modelled),
 #      per arm (by_arm) or pooled with treat as a covariate; K_i(t) = exp(-H0(t) exp(lp_i))
 #      with H0 = basehaz(fit, centered = FALSE) and lp_i = x_i' beta (uncentred);
 #   2. stabilising numerator: the arm's survfit(Surv(time, 1 - event) ~ 1) (else 1);
@@ -31,17 +33,18 @@ step_left <- function(times, values, t, empty) {
   ifelse(k == 0, empty, values[pmax(k, 1)])
 }
 
-censoring_K <- function(d, by_arm) {
+censoring_K <- function(d, by_arm, admin) {
+  d$cens <- (1 - d$event) * (if (admin) as.numeric(d$time < d$admin - 1e-9) else 1)
   # returns a function (i, t) -> K_i(t) for rows of d
   groups <- if (by_arm) list(d$treat == 0, d$treat == 1) else list(rep(TRUE, nrow(d)))
   H <- vector("list", length(groups))
   lp <- numeric(nrow(d))
   for (g in seq_along(groups)) {
     m <- groups[[g]]
-    dg <- d[m, ]
+    dg <- d[m, ]  # (cens is a column of d here)
     use <- covs[sapply(covs, function(v) length(unique(dg[[v]])) > 1)]
     if (!by_arm) use <- c("treat", use)
-    f <- as.formula(paste("Surv(time, 1 - event) ~", paste(use, collapse = " + ")))
+    f <- as.formula(paste("Surv(time, cens) ~", paste(use, collapse = " + ")))
     fit <- coxph(f, data = dg, ties = "breslow", control = ctl)
     bh <- basehaz(fit, centered = FALSE)
     H[[g]] <- bh
@@ -64,10 +67,16 @@ km_num <- function(d, stabilized) {
 }
 
 cases <- list()
-for (by_arm in c(TRUE, FALSE)) {
-  for (stabilized in c(TRUE, FALSE)) {
-    for (ties in c("efron", "breslow")) {
-      K <- censoring_K(d, by_arm)
+grid <- rbind(expand.grid(ties = c("efron", "breslow"), stabilized = c(TRUE, FALSE),
+                          by_arm = c(TRUE, FALSE), admin = FALSE, stringsAsFactors = FALSE),
+              expand.grid(ties = c("efron", "breslow"), stabilized = FALSE,
+                          by_arm = c(TRUE, FALSE), admin = TRUE, stringsAsFactors = FALSE))
+for (row in seq_len(nrow(grid))) {
+  ties <- grid$ties[row]; stabilized <- grid$stabilized[row]
+  by_arm <- grid$by_arm[row]; admin <- grid$admin[row]
+  {
+    {
+      K <- censoring_K(d, by_arm, admin)
       num <- km_num(d, stabilized)
       cuts <- sort(unique(d$time[d$event == 0]))
       long <- survSplit(Surv(time, event) ~ ., data = d, cut = cuts, start = "start",
@@ -80,7 +89,7 @@ for (by_arm in c(TRUE, FALSE)) {
       fit <- coxph(Surv(start, stop, event) ~ treat, data = long, weights = wt,
                    cluster = id, ties = ties, control = ctl)
       cases[[length(cases) + 1]] <- list(
-        by_arm = by_arm, stabilized = stabilized, ties = ties,
+        by_arm = by_arm, stabilized = stabilized, ties = ties, admin = admin,
         coef = unname(coef(fit)),
         robust_se = unname(sqrt(fit$var[1, 1])),
         naive_se = unname(sqrt(fit$naive.var[1, 1])),
