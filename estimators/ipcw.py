@@ -21,7 +21,8 @@ an arm are dropped from that arm's model; an arm without censored patients gets
 an event at t.
 
 **Stabilised** (``stabilized=True``): ``num_a(t-)`` is arm a's marginal Kaplan-Meier
-survival of censoring just before t; unstabilised (default), 1.  A Kaplan-Meier curve
+survival of the modelled censoring (without the administrative censorings when ``admin``
+is given) just before t; unstabilised (default), 1.  A Kaplan-Meier curve
 is the same either way (its hazard D / Y is unchanged when an arm's weights at t share a
 factor); a Cox fit is not when the marginal hazards are not proportional: the numerator
 rescales the two arms' risk sets differently over time, which moves the time weighting
