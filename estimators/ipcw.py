@@ -443,22 +443,32 @@ class IpcwFit:
 
 
 def _prepare(t, e, a, w, model: CensoringModel, stabilized: bool, truncate: float | None):
+    """Row layout, the censoring grids, and every (row at risk, event time) factor
+    (uncapped); raises when a factor is infinite (K_i(t-) rounds to 0)."""
     lay = _layout(t, e)
     o = lay.order
     cumhaz, num = model.grids(lay.tj, stabilized)
     risk = np.ascontiguousarray(model.risk[o])
     arm = np.ascontiguousarray(a[o].astype(np.int64))
     grp = np.ascontiguousarray(model.group[o])
-    cap = math.inf
-    if truncate is not None:
+    with np.errstate(over="ignore"):
         f = kern._factors_at_risk(lay.jfirst, num, cumhaz, risk, arm, grp)
-        cap = float(np.percentile(f, truncate))
-    return lay, cumhaz, num, risk, arm, grp, cap
+    if not np.isfinite(f).all():
+        raise EstimatorInputError(
+            "ipcw: the censoring model gives some patients at risk a censoring survival "
+            "K_i(t-) of 0 (an infinite weight; a covariate level nearly always censored?); "
+            "use fewer ipcw_covariates, or ipcw_truncate (e.g. 99)"
+            if truncate is None
+            else "ipcw: the censoring model gives some patients at risk a censoring survival "
+            "K_i(t-) of 0; use fewer ipcw_covariates"
+        )
+    cap = math.inf if truncate is None else float(np.percentile(f, truncate))
+    return lay, cumhaz, num, risk, arm, grp, cap, f
 
 
-def _weight_diagnostics(lay, w, cumhaz, num, risk, arm, grp, cap, model) -> dict:
+def _weight_diagnostics(lay, w, f, cap, model) -> dict:
     n = w.size
-    f = np.minimum(kern._factors_at_risk(lay.jfirst, num, cumhaz, risk, arm, grp), cap)
+    f = np.minimum(f, cap)
     rows = np.concatenate([np.arange(j0, n) for j0 in lay.jfirst])
     wt = w[rows] * f
     last = n - int(lay.jfirst[-1])
@@ -513,7 +523,7 @@ def ipcw_cox(
     """
     t = np.asarray(time, dtype=np.float64)
     e = np.asarray(event, dtype=np.int8)
-    lay, cumhaz, num, risk, arm, grp, cap = _prepare(
+    lay, cumhaz, num, risk, arm, grp, cap, f = _prepare(
         t, e, np.asarray(treatment), weights, model, stabilized, truncate
     )
     o = lay.order
@@ -546,7 +556,7 @@ def ipcw_cox(
     var = np.linalg.inv(imat)
     scores = kern._tv_cox_scores(*args, beta, efron)
     cov = var @ (scores.T @ scores) @ var
-    diag = _weight_diagnostics(lay, ws, cumhaz, num, risk, arm, grp, cap, model)
+    diag = _weight_diagnostics(lay, ws, f, cap, model)
     return IpcwFit(
         params=beta,
         se=np.sqrt(np.diag(cov)),
@@ -584,7 +594,9 @@ def ipcw_km(
     t = np.asarray(time, dtype=np.float64)
     e = np.asarray(event, dtype=np.int8)
     a = np.asarray(treatment)
-    lay, cumhaz, num, risk, arm, grp, cap = _prepare(t, e, a, weights, model, stabilized, truncate)
+    lay, cumhaz, num, risk, arm, grp, cap, f = _prepare(
+        t, e, a, weights, model, stabilized, truncate
+    )
     o = lay.order
     ws = np.ascontiguousarray(np.asarray(weights, dtype=np.float64)[o])
     est, phi_s, _ = kern._tv_km(
@@ -604,5 +616,5 @@ def ipcw_km(
     )
     phi = np.empty_like(phi_s)
     phi[o] = phi_s
-    diag = _weight_diagnostics(lay, ws, cumhaz, num, risk, arm, grp, cap, model)
+    diag = _weight_diagnostics(lay, ws, f, cap, model)
     return est, phi, diag

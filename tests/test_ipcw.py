@@ -345,3 +345,18 @@ def test_stabilising_leaves_the_weighted_km_unchanged_but_not_the_cox(ref_data):
     c0, _ = _fit(d, ref["covariates"], True, False, "efron")
     c1, _ = _fit(d, ref["covariates"], True, True, "efron")
     assert abs(c1.params[0] - c0.params[0]) > 1e-3
+
+
+def test_an_infinite_censoring_weight_is_refused(ref_data):
+    import dataclasses
+
+    d, ref = ref_data
+    t, e, a, w = (d[c].to_numpy() for c in ("time", "event", "treat", "w"))
+    model = fit_censoring_model(t, e, a, d[ref["covariates"]].to_numpy(float), ref["covariates"])
+    risk = model.risk.copy()
+    risk[np.argmax(t)] = 1e300  # the last patient: at risk at every event time
+    broken = dataclasses.replace(model, risk=risk)
+    with pytest.raises(EstimatorInputError, match=r"K_i\(t-\) of 0.*ipcw_truncate"):
+        ipcw_cox(t, e, a, a.astype(float)[:, None], w, broken)
+    with pytest.raises(EstimatorInputError, match=r"K_i\(t-\) of 0"):
+        ipcw_km(t, e, a, w, broken, 12.0, True)
