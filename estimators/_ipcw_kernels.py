@@ -14,7 +14,10 @@ The weight of row i at event time j is ``w[i] * f(i, j)`` with the censoring fac
 before ``tj[j]`` (so ``exp(-cumhaz * risk) = K_i(t_j-)``), ``risk[i]`` the row's
 censoring relative risk, ``num[a, j]`` the stabilising numerator (arm a's marginal
 Kaplan-Meier censoring survival just before ``tj[j]``; 1 unstabilised), ``cap`` the
-truncation (``inf``: none).  Work is O(n x distinct event times) per pass.
+truncation (``inf``: none).  The factors are computed once per fit
+(:func:`_factors_at_risk`) and the weights ``w[i] f(i, j)`` stored flat
+(:func:`_pair_weights`: O(n x distinct event times) memory, ~4 MB at n = 1,430); every
+pass then reads them: O(n x distinct event times) work, no exponential.
 """
 
 from __future__ import annotations
@@ -48,7 +51,24 @@ def _factors_at_risk(jfirst, num, cumhaz, risk, arm, grp):
 
 
 @njit(cache=True)
-def _tv_cox_pass(X, w, event, jfirst, jlast, num, cumhaz, risk, arm, grp, cap, beta, efron):
+def _pair_weights(w, f, jfirst, cap):
+    """Flat pair weights ``w[i] min(f, cap)`` in the layout of :func:`_factors_at_risk`,
+    and each event time's offset (D,)."""
+    n = w.size
+    offs = np.empty(jfirst.size, dtype=np.int64)
+    pw = np.empty(f.size)
+    pos = 0
+    for j in range(jfirst.size):
+        offs[j] = pos
+        for i in range(jfirst[j], n):
+            x = f[pos]
+            pw[pos] = w[i] * (x if x < cap else cap)
+            pos += 1
+    return pw, offs
+
+
+@njit(cache=True)
+def _tv_cox_pass(X, pw, offs, event, jfirst, jlast, beta, efron):
     """Log partial likelihood, score (p,) and information (p, p) at ``beta``.
 
     Weighted Cox partial likelihood whose weights change with time: at event time j
@@ -58,10 +78,10 @@ def _tv_cox_pass(X, w, event, jfirst, jlast, num, cumhaz, risk, arm, grp, cap, b
     Parameters
     ----------
     X : (n, p) float64 centred covariates, rows by time ascending.
-    w : (n,) base (IPT) weights.  event : (n,) int8.
-    jfirst, jlast : (D,) int64 row ranges of the distinct event times.
-    num : (2, D), cumhaz : (G, D) float64; risk : (n,); arm, grp : (n,) int64.
-    cap : float.  beta : (p,).  efron : bool.
+    pw : flat float64 pair weights ``w[i] f(i, j)``, row i of event time j at
+    ``offs[j] + i - jfirst[j]`` (:func:`_pair_weights`).  offs : (D,) int64.
+    event : (n,) int8.  jfirst, jlast : (D,) int64 row ranges of the distinct event times.
+    beta : (p,).  efron : bool.
     """
     n, p = X.shape
     eta = X @ beta
@@ -83,7 +103,7 @@ def _tv_cox_pass(X, w, event, jfirst, jlast, num, cumhaz, risk, arm, grp, cap, b
         nd = 0
         deadwt = 0.0
         for i in range(jfirst[j], n):
-            wi = w[i] * _factor(cap, num, cumhaz, risk, arm, grp, i, j)
+            wi = pw[offs[j] + i - jfirst[j]]
             r = wi * ex[i]
             s0 += r
             for a in range(p):
@@ -121,7 +141,7 @@ def _tv_cox_pass(X, w, event, jfirst, jlast, num, cumhaz, risk, arm, grp, cap, b
 
 
 @njit(cache=True)
-def _tv_cox_scores(X, w, event, jfirst, jlast, num, cumhaz, risk, arm, grp, cap, beta, efron):
+def _tv_cox_scores(X, pw, offs, event, jfirst, jlast, beta, efron):
     """Each patient's weighted score contribution (n, p) at ``beta`` (they sum to the score).
 
     ``U_i = sum_j w_i f(i, j) [dN_i(t_j) (x_i - xmean_j)
@@ -148,7 +168,7 @@ def _tv_cox_scores(X, w, event, jfirst, jlast, num, cumhaz, risk, arm, grp, cap,
         nd = 0
         deadwt = 0.0
         for i in range(jfirst[j], n):
-            wi = w[i] * _factor(cap, num, cumhaz, risk, arm, grp, i, j)
+            wi = pw[offs[j] + i - jfirst[j]]
             r = wi * ex[i]
             s0 += r
             for a in range(p):
@@ -178,7 +198,7 @@ def _tv_cox_scores(X, w, event, jfirst, jlast, num, cumhaz, risk, arm, grp, cap,
                 hxd[a] += (1.0 - f) * dh * xb
                 xm[a] += xb / nterm
         for i in range(jfirst[j], n):
-            wi = w[i] * _factor(cap, num, cumhaz, risk, arm, grp, i, j)
+            wi = pw[offs[j] + i - jfirst[j]]
             if i < jlast[j] and event[i]:
                 for a in range(p):
                     out[i, a] += wi * (X[i, a] - xm[a] - ex[i] * (X[i, a] * hd - hxd[a]))
@@ -189,7 +209,7 @@ def _tv_cox_scores(X, w, event, jfirst, jlast, num, cumhaz, risk, arm, grp, cap,
 
 
 @njit(cache=True)
-def _tv_km(t, w, event, jfirst, jlast, num, cumhaz, risk, arm, grp, cap, tau, rmst):
+def _tv_km(t, pw, offs, event, arm, jfirst, jlast, tau, rmst):
     """Weighted KM functional of arms 0 and 1 with time-varying weights, and influence.
 
     Per arm g and event time j: ``D_gj`` = sum of ``w_i f(i, j)`` over the arm's events
@@ -214,7 +234,7 @@ def _tv_km(t, w, event, jfirst, jlast, num, cumhaz, risk, arm, grp, cap, tau, rm
     yk = np.zeros((2, D))
     for j in range(D):
         for i in range(jfirst[j], n):
-            wi = w[i] * _factor(cap, num, cumhaz, risk, arm, grp, i, j)
+            wi = pw[offs[j] + i - jfirst[j]]
             g = arm[i]
             yk[g, j] += wi
             if i < jlast[j] and event[i]:
@@ -257,7 +277,7 @@ def _tv_km(t, w, event, jfirst, jlast, num, cumhaz, risk, arm, grp, cap, tau, rm
             g = arm[i]
             if yk[g, j] <= 0.0:
                 continue
-            wi = w[i] * _factor(cap, num, cumhaz, risk, arm, grp, i, j)
+            wi = pw[offs[j] + i - jfirst[j]]
             phi[i] += wi * h[g, j] * dk[g, j] / yk[g, j]
             if i < jlast[j] and event[i]:
                 phi[i] -= wi * h[g, j]

@@ -466,16 +466,14 @@ def _prepare(t, e, a, w, model: CensoringModel, stabilized: bool, truncate: floa
     return lay, cumhaz, num, risk, arm, grp, cap, f
 
 
-def _weight_diagnostics(lay, w, f, cap, model) -> dict:
-    n = w.size
-    f = np.minimum(f, cap)
-    rows = np.concatenate([np.arange(j0, n) for j0 in lay.jfirst])
-    wt = w[rows] * f
-    last = n - int(lay.jfirst[-1])
+def _weight_diagnostics(lay, pw, f, cap, model) -> dict:
+    """Weight summaries from the flat pair weights ``pw`` and factors ``f`` (the last
+    event time's pairs are the last ``n - jfirst[-1]``)."""
+    start = pw.size - (lay.order.size - int(lay.jfirst[-1]))
     return {
-        "ipcw_max_weight": float(wt.max()),
-        "ipcw_mean_weight_last": float(wt[-last:].mean()),
-        "ipcw_max_factor": float(f.max()),
+        "ipcw_max_weight": float(pw.max()),
+        "ipcw_mean_weight_last": float(pw[start:].mean()),
+        "ipcw_max_factor": float(min(f.max(), cap)),
         "ipcw_cap": cap,
         "ipcw_censoring_coef": [
             dict(zip(nm, map(float, b), strict=True))
@@ -523,7 +521,7 @@ def ipcw_cox(
     """
     t = np.asarray(time, dtype=np.float64)
     e = np.asarray(event, dtype=np.int8)
-    lay, cumhaz, num, risk, arm, grp, cap, f = _prepare(
+    lay, _, _, _, _, _, cap, f = _prepare(
         t, e, np.asarray(treatment), weights, model, stabilized, truncate
     )
     o = lay.order
@@ -532,7 +530,8 @@ def ipcw_cox(
     ws = np.ascontiguousarray(np.asarray(weights, dtype=np.float64)[o])
     es = np.ascontiguousarray(e[o])
     efron = ties == "efron"
-    args = (Xs, ws, es, lay.jfirst, lay.jlast, num, cumhaz, risk, arm, grp, cap)
+    pw, offs = kern._pair_weights(ws, f, lay.jfirst, cap)
+    args = (Xs, pw, offs, es, lay.jfirst, lay.jlast)
     p = Xs.shape[1]
     beta = np.zeros(p)
     ll, u, imat = kern._tv_cox_pass(*args, beta, efron)
@@ -556,7 +555,7 @@ def ipcw_cox(
     var = np.linalg.inv(imat)
     scores = kern._tv_cox_scores(*args, beta, efron)
     cov = var @ (scores.T @ scores) @ var
-    diag = _weight_diagnostics(lay, ws, f, cap, model)
+    diag = _weight_diagnostics(lay, pw, f, cap, model)
     return IpcwFit(
         params=beta,
         se=np.sqrt(np.diag(cov)),
@@ -594,27 +593,22 @@ def ipcw_km(
     t = np.asarray(time, dtype=np.float64)
     e = np.asarray(event, dtype=np.int8)
     a = np.asarray(treatment)
-    lay, cumhaz, num, risk, arm, grp, cap, f = _prepare(
-        t, e, a, weights, model, stabilized, truncate
-    )
+    lay, _, _, _, arm, _, cap, f = _prepare(t, e, a, weights, model, stabilized, truncate)
     o = lay.order
     ws = np.ascontiguousarray(np.asarray(weights, dtype=np.float64)[o])
+    pw, offs = kern._pair_weights(ws, f, lay.jfirst, cap)
     est, phi_s, _ = kern._tv_km(
         np.ascontiguousarray(t[o]),
-        ws,
+        pw,
+        offs,
         np.ascontiguousarray(e[o]),
+        arm,
         lay.jfirst,
         lay.jlast,
-        num,
-        cumhaz,
-        risk,
-        arm,
-        grp,
-        cap,
         float(tau),
         bool(rmst),
     )
     phi = np.empty_like(phi_s)
     phi[o] = phi_s
-    diag = _weight_diagnostics(lay, ws, f, cap, model)
+    diag = _weight_diagnostics(lay, pw, f, cap, model)
     return est, phi, diag
