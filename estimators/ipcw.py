@@ -67,6 +67,10 @@ __all__ = [
 ADMIN_TOL = 1e-9
 """Months: a censoring this close to the patient's administrative limit is administrative."""
 
+MAX_PAIRS = 100_000_000
+"""Most (patient at risk, event time) weights a fit stores (two float64 arrays of this
+size: 1.5 GiB); n = 1,430 needs ~0.4 million."""
+
 IPCW_MODELS: tuple[str, ...] = ("cox",)
 """Censoring models of the ``ipcw`` option (``False`` / ``None``: no IPCW)."""
 
@@ -446,6 +450,13 @@ def _prepare(t, e, a, w, model: CensoringModel, stabilized: bool, truncate: floa
     """Row layout, the censoring grids, and every (row at risk, event time) factor
     (uncapped); raises when a factor is infinite (K_i(t-) rounds to 0)."""
     lay = _layout(t, e)
+    pairs = int(t.size * lay.jfirst.size - lay.jfirst.sum())
+    if pairs > MAX_PAIRS:
+        raise EstimatorInputError(
+            f"ipcw: {t.size:,} patients x {lay.jfirst.size:,} event times make {pairs:,} "
+            f"(patient at risk, event time) weights, {16 * pairs / 2**30:.1f} GiB; the limit "
+            f"is {MAX_PAIRS:,}: analyse a smaller cohort (or coarsen the times)"
+        )
     o = lay.order
     cumhaz, num = model.grids(lay.tj, stabilized)
     risk = np.ascontiguousarray(model.risk[o])

@@ -360,3 +360,12 @@ def test_an_infinite_censoring_weight_is_refused(ref_data):
         ipcw_cox(t, e, a, a.astype(float)[:, None], w, broken)
     with pytest.raises(EstimatorInputError, match=r"K_i\(t-\) of 0"):
         ipcw_km(t, e, a, w, broken, 12.0, True)
+
+
+def test_too_many_weight_pairs_are_refused_before_the_fit(ref_data, monkeypatch):
+    import estimators.ipcw as ipcw_mod
+
+    d, ref = ref_data
+    monkeypatch.setattr(ipcw_mod, "MAX_PAIRS", 1000)
+    with pytest.raises(EstimatorInputError, match=r"event times make .* the limit is 1,000"):
+        _fit(d, ref["covariates"], True, False, "efron")
