@@ -39,6 +39,15 @@ from .bootstrap import (
 from .cox import CoxResult, _fit_clean, _sort_order
 from .design_matrix import Design
 from .exceptions import EstimatorInputError, NoCovariatesWarning
+from .ipcw import (
+    CensoringModel,
+    IpcwFit,
+    admin_times,
+    check_ipcw,
+    check_ipcw_options,
+    fit_censoring_model,
+    ipcw_cox,
+)
 from .matched_cox import austin_cafri_cov, matched_set_bootstrap
 from .matching import Matching, _match
 from .propensity import PropensityModel
@@ -52,6 +61,7 @@ from .validation import (
     check_design_columns,
     check_estimand,
     check_flag,
+    check_frame,
     check_match_variance,
     check_n_boot,
     check_order,
@@ -198,6 +208,13 @@ def siptw(
     n_boot: int = 200,
     random_state: int | np.random.Generator = 0,
     boot_ci: str = "normal",
+    ipcw: bool | str = False,
+    ipcw_covariates: Sequence[str] | None = None,
+    ipcw_by_arm: bool = True,
+    ipcw_stabilized: bool = False,
+    ipcw_truncate: float | None = None,
+    ipcw_entry: str | None = None,
+    ipcw_cutoff: float | None = None,
 ) -> EffectEstimate:
     """Stabilized propensity-score-weighted Cox regression.
 
@@ -269,6 +286,34 @@ def siptw(
         Bootstrap interval: ``log_hr -/+ z * se`` (default: consistent with the SE and
         p-value reported, and stable at 200 resamples, where the 2.5% and 97.5%
         percentiles rest on ~5 resamples each), or the percentile interval.
+    ipcw : False or "cox"
+        Inverse probability of censoring weighting (:mod:`estimators.ipcw`): ``"cox"``
+        fits a Cox model of the censoring hazard and weights patient i at risk at t by
+        ``w_i num_a(t-) / K_i(t-)`` (a Cox fit with time-varying weights, its own
+        kernel).  Only with ``variance="robust"`` (the sandwich treats the censoring
+        weights, like the IPT weights, as known).  Targets the estimand without the
+        censoring the model explains (the uncensored one when it explains all of it).
+    ipcw_covariates : sequence of str, optional
+        Censoring-model covariates (default: ``covariates``).
+    ipcw_by_arm : bool
+        One censoring model per arm (default) or one pooled model with the treatment as
+        a covariate.
+    ipcw_stabilized : bool
+        Numerator of the censoring weights: 1 (default) or the arm's marginal
+        Kaplan-Meier censoring survival.  The arm-specific numerator rescales the two
+        arms' risk sets differently over time, which changes the estimand of a Cox
+        model when the marginal hazards are not proportional (1,000 replicates on
+        ``flatiron-informative``: bias -0.026 against -0.005 unstabilised); it leaves a
+        Kaplan-Meier curve unchanged.
+    ipcw_truncate : float, optional
+        Cap the censoring factors ``num / K`` at this percentile (in (50, 100]) of their
+        values over every (patient at risk, event time) pair.
+    ipcw_entry, ipcw_cutoff : str and float, optional
+        Administrative censoring: the index-date column (months from a common origin,
+        e.g. ``"entry_month"`` of a simulated cohort) and the data cutoff (months from
+        the same origin; a scenario's ``censoring.cutoff_months``).  Censorings at
+        ``cutoff - entry`` are then administrative, not modelled, and left unweighted:
+        the estimand keeps the administrative censoring.  Both or neither.
 
     Returns
     -------
@@ -279,7 +324,10 @@ def siptw(
         patients' weights), ``analysis_weights`` (the weights, shape (n,), 0 for trimmed
         patients), ``propensity``, ``variance`` (its name), ``trimmed`` (patients dropped;
         with ``trim`` only), ``bootstrap``
-        (:class:`~estimators.bootstrap.BootstrapResult`, with ``variance="bootstrap"``).
+        (:class:`~estimators.bootstrap.BootstrapResult`, with ``variance="bootstrap"``);
+        with ``ipcw``: ``ipcw`` (the model name), ``ipcw_max_weight``,
+        ``ipcw_mean_weight_last``, ``ipcw_max_factor``, ``ipcw_cap``,
+        ``ipcw_censoring_coef``, ``censoring_model`` and ``se_note``.
 
     Raises
     ------
@@ -305,7 +353,25 @@ def siptw(
     check_seed(random_state)
     check_boot_ci(boot_ci)
     covs = check_covariates(covariates)
+    ipcw_model = check_ipcw(ipcw)
+    ipcw_covs = check_ipcw_options(
+        ipcw_model,
+        ipcw_covariates,
+        covs,
+        ipcw_by_arm,
+        ipcw_stabilized,
+        ipcw_truncate,
+        ipcw_entry,
+        ipcw_cutoff,
+    )
+    if ipcw_model is not None and variance != "robust":
+        raise EstimatorInputError(
+            f"variance={variance!r} is not allowed with ipcw={ipcw!r}; use variance='robust' "
+            "(the sandwich with the censoring weights taken as known)"
+        )
     shared, oc = _inputs(df, time, event, treatment, shared)
+    if ipcw_model is not None:  # censoring-model columns, before any fit
+        check_frame(shared.df, ipcw_covariates=list(ipcw_covs), ipcw_entry=ipcw_entry)
     a = oc.treatment
     model = _propensity(shared, covs, a, propensity, ps_method, pool_rare)
     treated = a.astype(bool)
@@ -332,6 +398,28 @@ def siptw(
                 "a Cox fit needs at least one"
             )
         order = _sort_order(t, None)
+    if ipcw_model is not None:
+        design = shared.design(ipcw_covs)
+        Xc = design.X if keep is None else design.X[keep]
+        admin = None
+        if ipcw_entry is not None:
+            admin = admin_times(shared.df, ipcw_entry, float(ipcw_cutoff), oc.time)
+            admin = admin if keep is None else admin[keep]
+        cens = fit_censoring_model(t, e, x, Xc, design.names, ipcw_by_arm, admin)
+        tv = ipcw_cox(
+            t,
+            e,
+            x,
+            x[:, None].astype(np.float64),
+            wk,
+            cens,
+            stabilized=ipcw_stabilized,
+            truncate=ipcw_truncate,
+            ties=ties,
+        )
+        return _ipcw_estimate(
+            tv, cens, ipcw_model, estimand, covs, model, w, wk, a, keep, balance, t.size, e
+        )
     fit = _fit_clean(
         t,
         e,
@@ -406,6 +494,52 @@ def siptw(
         trim=limits,
     )
     return _bootstrapped(est, boot, boot_ci)
+
+
+def _ipcw_estimate(
+    tv: IpcwFit,
+    cens: CensoringModel,
+    ipcw_model: str,
+    estimand: str,
+    covs: tuple[str, ...],
+    model: PropensityModel,
+    w: np.ndarray,
+    wk: np.ndarray,
+    a: np.ndarray,
+    keep: np.ndarray | None,
+    balance: bool,
+    n: int,
+    e: np.ndarray,
+) -> EffectEstimate:
+    """The :func:`siptw` result of a time-varying-weighted (IPCW) Cox fit."""
+    diagnostics: dict[str, Any] = {}
+    if balance:
+        diagnostics["balance"] = balance_table(model.design.X, a, model.names, w)
+        diagnostics["weights"] = weight_summary(wk)
+    diagnostics |= {"ess_by_arm": ess_by_arm(w, a), "analysis_weights": w, "propensity": model}
+    diagnostics["variance"] = "robust"
+    diagnostics["ipcw"] = ipcw_model
+    diagnostics |= tv.diagnostics
+    diagnostics["censoring_model"] = cens
+    diagnostics["se_note"] = (
+        "robust sandwich with the IPT and censoring weights taken as known (neither the "
+        "propensity nor the censoring model's estimation enters the SE)"
+    )
+    if keep is not None:
+        diagnostics["trimmed"] = int(a.size - n)
+    msgs = () if tv.converged else ("ipcw: the time-varying-weighted Cox fit did not converge",)
+    return EffectEstimate.from_fit(
+        method="siptw",
+        estimand=estimand,
+        log_hr=float(tv.params[0]),
+        se=float(tv.se[0]),
+        n=n,
+        events=int(e.sum()),
+        ess=kish_ess(w),
+        converged=model.converged and tv.converged,
+        warnings=_no_covariates("siptw", estimand, covs) + model.warnings + msgs,
+        diagnostics=diagnostics,
+    )
 
 
 def _austin_cafri(

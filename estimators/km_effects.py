@@ -60,6 +60,7 @@ from .balance import balance_table
 from .effects import _inputs, _no_covariates, _propensity
 from .estimands import MEASURES, MEASURES_WITH_HORIZON
 from .exceptions import EstimatorInputError
+from .ipcw import admin_times, check_ipcw, check_ipcw_options, fit_censoring_model, ipcw_km
 from .matching import Matching, _match
 from .propensity import PropensityModel
 from .result import EffectEstimate
@@ -69,6 +70,7 @@ from .validation import (
     check_caliper,
     check_covariates,
     check_estimand,
+    check_frame,
     check_order,
     check_pool_rare,
     check_probability,
@@ -227,6 +229,13 @@ def iptw_km(
     pool_rare: int | None = None,
     alpha: float = 0.05,
     shared: SharedInputs | None = None,
+    ipcw: bool | str = False,
+    ipcw_covariates: Sequence[str] | None = None,
+    ipcw_by_arm: bool = True,
+    ipcw_stabilized: bool = False,
+    ipcw_truncate: float | None = None,
+    ipcw_entry: str | None = None,
+    ipcw_cutoff: float | None = None,
 ) -> EffectEstimate:
     """IPT-weighted Kaplan-Meier difference of RMST(tau) or S(tau), treated - control.
 
@@ -259,6 +268,13 @@ def iptw_km(
     shared : SharedInputs, optional
         Validated inputs shared with other estimators; the weights are the ones
         :func:`estimators.siptw` computes (once) for the same PS.
+    ipcw : False or "cox"
+        Inverse probability of censoring weighting (:mod:`estimators.ipcw`): the KM of
+        each arm weights patient i at risk at t by ``w_i num_a(t-) / K_i(t-)``.  The
+        influence values differentiate along each patient's whole weight path with the
+        censoring model taken as known (the PS term of ``variance="if"`` is kept).
+    ipcw_covariates, ipcw_by_arm, ipcw_stabilized, ipcw_truncate, ipcw_entry, ipcw_cutoff
+        As in :func:`estimators.siptw`.
 
     Returns
     -------
@@ -266,7 +282,8 @@ def iptw_km(
         ``measure``, ``horizon``; ``ess`` is the Kish ESS of the weights.
         ``diagnostics``: ``treated`` / ``control`` (each arm's RMST or S(tau)),
         ``se_if``, ``se_if_fixed_ps`` (both SEs), ``ess_by_arm``, ``analysis_weights``,
-        ``propensity`` and, with ``balance``, ``balance`` and ``weights``.
+        ``propensity`` and, with ``balance``, ``balance`` and ``weights``; with
+        ``ipcw`` the censoring diagnostics of :func:`estimators.siptw`.
     """
     check_measure(measure)
     tau = check_horizon(horizon)
@@ -280,7 +297,20 @@ def iptw_km(
     check_pool_rare(pool_rare)
     alpha = check_probability(alpha, "alpha", open_interval=True)
     covs = check_covariates(covariates)
+    ipcw_model = check_ipcw(ipcw)
+    ipcw_covs = check_ipcw_options(
+        ipcw_model,
+        ipcw_covariates,
+        covs,
+        ipcw_by_arm,
+        ipcw_stabilized,
+        ipcw_truncate,
+        ipcw_entry,
+        ipcw_cutoff,
+    )
     shared, oc = _inputs(df, time, event, treatment, shared)
+    if ipcw_model is not None:  # censoring-model columns, before any fit
+        check_frame(shared.df, ipcw_covariates=list(ipcw_covs), ipcw_entry=ipcw_entry)
     a = oc.treatment
     model = _propensity(shared, covs, a, propensity, ps_method, pool_rare)
 
@@ -291,7 +321,28 @@ def iptw_km(
         w = shared._memo(("siptw-weights", covs, ps_method, pool_rare, estimand, None), weights)
     else:
         w = weights()
-    est, phi = _functional(oc, w, a, measure, tau)
+    ipcw_diag: dict = {}
+    if ipcw_model is None:
+        est, phi = _functional(oc, w, a, measure, tau)
+    else:
+        _functional(oc, w, a, measure, tau)  # the identifiability checks of the horizon
+        design = shared.design(ipcw_covs)
+        admin = None
+        if ipcw_entry is not None:
+            admin = admin_times(shared.df, ipcw_entry, float(ipcw_cutoff), oc.time)
+        cens = fit_censoring_model(oc.time, oc.event, a, design.X, design.names, ipcw_by_arm, admin)
+        est, phi, ipcw_diag = ipcw_km(
+            oc.time,
+            oc.event,
+            a,
+            w,
+            cens,
+            tau,
+            measure == "rmst_diff",
+            stabilized=ipcw_stabilized,
+            truncate=ipcw_truncate,
+        )
+        ipcw_diag |= {"ipcw": ipcw_model, "censoring_model": cens}
     phi = np.where(a == 1, phi, -phi)
     se_fixed = float(np.sqrt(phi @ phi))
     total = phi + _ps_term(model, a, phi, estimand)
@@ -304,6 +355,7 @@ def iptw_km(
         "ess_by_arm": ess_by_arm(w, a),
         "analysis_weights": w,
         "propensity": model,
+        **ipcw_diag,
     }
     if balance:
         diagnostics["balance"] = balance_table(model.design.X, a, model.names, w)

@@ -63,6 +63,7 @@ import pandas as pd
 from .effects import adjusted_cox, naive_cox, psm, siptw
 from .estimands import ESTIMANDS
 from .exceptions import EstimatorInputError
+from .ipcw import check_ipcw_option_values
 from .ps_controls import ps_cox, ps_spline_cox, ps_strata_cox
 from .result import EffectEstimate
 
@@ -130,8 +131,9 @@ class Estimator:
         The variant's declared estimand is its ``estimand`` option when the function
         takes one (``siptw``'s ``estimand="ATT"`` is scored against the ATT truth), else
         this estimator's.  Raises :class:`EstimatorInputError` for an empty name, an
-        option the function does not take (see :func:`accepted_options`) or an
-        ``estimand`` not in :data:`~estimators.estimands.ESTIMANDS`.
+        option the function does not take (see :func:`accepted_options`), an
+        ``estimand`` not in :data:`~estimators.estimands.ESTIMANDS` or bad ``ipcw*``
+        values (:func:`estimators.ipcw.check_ipcw_option_values`).
         """
         if not isinstance(name, str) or not name.strip():
             raise EstimatorInputError(f"name={name!r} is not allowed; use a non-empty string")
@@ -150,6 +152,11 @@ class Estimator:
                 raise EstimatorInputError(
                     f"{name}: estimand={estimand!r} is not allowed; use one of {ESTIMANDS}"
                 )
+        if any(k.startswith("ipcw") for k in options):  # IPCW values, before any fit
+            try:
+                check_ipcw_option_values(options)
+            except EstimatorInputError as exc:
+                raise EstimatorInputError(f"{name}: {exc}") from None
         func = functools.partial(self.func, **options) if options else self.func
         return Estimator(name, func, estimand, self.accepts, self.frame)
 

@@ -300,8 +300,15 @@ def _recorded_progression(t_prog, u_visit, S):
 
 
 @njit(cache=True)
-def _observe(a, death, progressed, t_prog, uu, ee, F, lost_b, nz_lost, S, out_f, out_i, i):
-    """Apply entry, cutoff, loss to follow-up and next-therapy censoring for row i."""
+def _observe(
+    a, death, progressed, t_prog, uu, ee, F, lost_b, nz_lost, next_b, nz_next, S, out_f, out_i, i
+):
+    """Apply entry, cutoff, loss to follow-up and next-therapy censoring for row i.
+
+    Covariate dependence (``lost_b`` / ``next_b`` on the non-zero columns ``nz_lost`` /
+    ``nz_next``) only rescales the rate of the row's own exponential draw: no extra
+    random numbers, and none of the arithmetic when ``nz_*`` is empty.
+    """
     entry = uu[7] * S[S_ACCRUAL]
     c_admin = S[S_CUTOFF] - entry
     rate = S[S_LOST_RATE]
@@ -314,7 +321,10 @@ def _observe(a, death, progressed, t_prog, uu, ee, F, lost_b, nz_lost, S, out_f,
         c_lost = ee[4] / rate
     c_next = math.inf
     if S[S_NEXT_RATE] > 0.0:
-        c_next = ee[5] / (S[S_NEXT_RATE] * (S[S_NEXT_HR_TRT] if a == 1 else 1.0))
+        next_rate = S[S_NEXT_RATE] * (S[S_NEXT_HR_TRT] if a == 1 else 1.0)
+        if nz_next.size > 0:
+            next_rate *= math.exp(_dot(next_b, nz_next, F))
+        c_next = ee[5] / next_rate
     c_os, os_reason = (c_admin, R_ADMIN) if c_admin <= c_lost else (c_lost, R_LOST)
     if death <= c_os:
         out_f[F_OS, i], out_i[I_OS_EVENT, i], out_i[I_OS_REASON, i] = death, 1, R_DEATH
@@ -367,6 +377,8 @@ def _cohort_chunk(
     om,
     lost_b,
     nz_lost,
+    next_b,
+    nz_next,
     potential,
     out_f,
     out_i,
@@ -388,7 +400,23 @@ def _cohort_chunk(
         _store_covariates(cov, out_f, out_i, i)
         out_f[F_PS, i] = ps
         out_i[I_TREATED, i] = a
-        _observe(a, death, progressed, t_prog, uu, ee, F, lost_b, nz_lost, S, out_f, out_i, i)
+        _observe(
+            a,
+            death,
+            progressed,
+            t_prog,
+            uu,
+            ee,
+            F,
+            lost_b,
+            nz_lost,
+            next_b,
+            nz_next,
+            S,
+            out_f,
+            out_i,
+            i,
+        )
 
 
 @njit(cache=True, parallel=True)
@@ -406,6 +434,8 @@ def _cohort(
     om,
     lost_b,
     nz_lost,
+    next_b,
+    nz_next,
     potential,
     out_f,
     out_i,
@@ -430,6 +460,8 @@ def _cohort(
             om,
             lost_b,
             nz_lost,
+            next_b,
+            nz_next,
             potential,
             out_f,
             out_i,

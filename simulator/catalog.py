@@ -312,6 +312,31 @@ def po25_rct() -> Scenario:
     )
 
 
+# Informative censoring (issue 11), values *assumed*: next therapy without documented
+# progression and loss to follow-up both depend on recorded ECOG and visceral disease with
+# the same log-HRs (poor-prognosis patients leave observation early; one vector keeps the
+# censoring hazard proportional within each arm, so a Cox censoring model per arm is
+# correctly specified), the control arm moves on to a next therapy 1 / 0.3 times as fast,
+# and ECOG and visceral disease are more prognostic than in flatiron (else censoring on
+# them hardly matters).  Chosen so that unweighted sIPTW / IPTW-KM are visibly biased;
+# docs/guide/scenarios.md gives the numbers.
+INFORMATIVE_CENSORING_LOG_HR = {"ecog_obs_1": 0.5, "ecog_obs_2plus": 1.5, "visceral": 1.0}
+INFORMATIVE = {
+    "censoring.lost_per_year": 0.10,
+    "censoring.lost_log_hr": INFORMATIVE_CENSORING_LOG_HR,
+    "censoring.next_therapy_per_year": 0.30,
+    "censoring.next_therapy_hr_treated": 0.3,
+    "censoring.next_therapy_log_hr": INFORMATIVE_CENSORING_LOG_HR,
+    "outcomes.progression.log_hr": {
+        **PROGRESSION.log_hr,
+        "ecog_1": 0.40,
+        "ecog_2plus": 1.00,
+        "visceral": 0.60,
+    },
+    "outcomes.death.log_hr": {**DEATH.log_hr, "ecog_2plus": 1.20, "visceral": 0.40},
+}
+
+
 BUILTIN: dict[str, Callable[[], Scenario]] = {
     "flatiron": flatiron,
     "flatiron-lung": flatiron_lung,
@@ -345,6 +370,14 @@ BUILTIN: dict[str, Callable[[], Scenario]] = {
         "flatiron with the treatment model's log-odds x3.5: extreme "
         "propensity scores, near-violations of positivity",
         **{"treatment.strength": 3.5},
+    ),
+    "flatiron-informative": _variant(
+        "flatiron-informative",
+        "flatiron with informative censoring: next therapy and loss to follow-up depend "
+        "on recorded ECOG and visceral disease (log-HRs 0.5 / 1.5 / 1.0), next therapy "
+        "3.3 times as fast under letrozole alone, ECOG and visceral disease more "
+        "prognostic; same targets (control medians, marginal HRs)",
+        **INFORMATIVE,
     ),
 }
 _CACHE: dict[str, Scenario] = {}

@@ -38,7 +38,7 @@ from . import _cohort_kernels as K
 from . import _exact_kernels as XK
 from .exceptions import ScenarioError
 from .features import INDEX, N_FEATURES
-from .plan import Solved, annual_to_monthly_rate, build_plan, solved_outcome_matrix
+from .plan import Solved, annual_to_monthly_rate, build_plan, coef_vector, solved_outcome_matrix
 from .scenario import Scenario
 
 # numba's OpenMP workers busy-wait between parallel regions by default; the engine runs
@@ -459,10 +459,12 @@ def median(t: np.ndarray, S: np.ndarray) -> float:
 def study_rates(sc: Scenario, sample: CovariateSample) -> dict[str, np.ndarray]:
     """Per-patient exponential censoring rates (1/month) of the study process, per outcome,
     at the control arm's rates: loss to follow-up (covariate-dependent) and, for rwPFS,
-    next-therapy censoring."""
+    next-therapy censoring (covariate-dependent through ``next_therapy_log_hr``)."""
     cs = sc.censoring
     lost = annual_to_monthly_rate(cs.lost_per_year) * np.exp(sample.lost)
     nxt = annual_to_monthly_rate(cs.next_therapy_per_year)
+    if cs.next_therapy_log_hr:  # informative next-therapy censoring (features only)
+        nxt = nxt * np.exp(sample.feats @ coef_vector(cs.next_therapy_log_hr))
     return {"pfs": lost + nxt, "os": lost}
 
 

@@ -294,6 +294,8 @@ def simulate_arrays(
         *plan.patient_args,
         plan.lost_b,
         plan.nz_lost,
+        plan.next_b,
+        plan.nz_next,
         bool(potential_outcomes),
         floats,
         ints,

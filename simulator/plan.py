@@ -57,6 +57,8 @@ class Plan:
     om: np.ndarray
     lost_b: np.ndarray
     nz_lost: np.ndarray
+    next_b: np.ndarray  # next-therapy censoring log-HRs (N_FEATURES,)
+    nz_next: np.ndarray  # their non-zero columns (empty: no covariate dependence)
 
     @property
     def patient_args(self) -> tuple[np.ndarray, ...]:
@@ -156,6 +158,7 @@ def build_plan(sc: Scenario, solved: Solved) -> Plan:
         [coef_vector(tr.log_hr) for tr in (o.progression, o.death, o.post_progression_death)]
     )
     lost_b = coef_vector(sc.censoring.lost_log_hr)
+    next_b = coef_vector(sc.censoring.next_therapy_log_hr)
     W = np.ascontiguousarray(np.vstack([solved.treatment_coef, B]), dtype=np.float64)
     table, _, _ = age_table(cov.age)
     race_cum = np.cumsum(cov.race)
@@ -170,4 +173,6 @@ def build_plan(sc: Scenario, solved: Solved) -> Plan:
         om=solved_outcome_matrix(sc, solved),
         lost_b=lost_b,
         nz_lost=_nonzero(lost_b),
+        next_b=next_b,
+        nz_next=_nonzero(next_b),
     )

@@ -474,7 +474,10 @@ class Censoring:
     Loss to follow-up is exponential (``lost_per_year`` = annual probability), optionally
     informative through ``lost_log_hr`` (features) and ``lost_hr_treated``.  rwPFS only:
     censoring at start of a next therapy without documented progression, exponential at
-    ``next_therapy_per_year`` (times ``next_therapy_hr_treated`` in the treated arm).
+    ``next_therapy_per_year`` (times ``next_therapy_hr_treated`` in the treated arm),
+    optionally informative through ``next_therapy_log_hr`` (feature name -> log-HR, like
+    ``lost_log_hr``; left out of :meth:`Scenario.to_dict` when empty, so scenarios without
+    it keep their fingerprints).
     With ``visit_interval_months`` > 0, progression is recorded at the first assessment
     visit on or after it (visits every interval, shifted per patient by up to
     +- ``visit_jitter_months``).
@@ -487,6 +490,9 @@ class Censoring:
     lost_hr_treated: float = 1.0
     next_therapy_per_year: float = 0.10
     next_therapy_hr_treated: float = 1.0
+    next_therapy_log_hr: dict[str, float] = field(
+        default_factory=dict, metadata={"omit_empty": True}
+    )
     visit_interval_months: float = 0.0
     visit_jitter_months: float = 0.0
 
@@ -502,6 +508,15 @@ class Censoring:
             ck.number(v, f"{p}.lost_log_hr[{k!r}]")
         ck.positive(self.lost_hr_treated, f"{p}.lost_hr_treated")
         ck.positive(self.next_therapy_hr_treated, f"{p}.next_therapy_hr_treated")
+        check_feature_names(self.next_therapy_log_hr, f"{p}.next_therapy_log_hr")
+        for k, v in self.next_therapy_log_hr.items():
+            ck.number(v, f"{p}.next_therapy_log_hr[{k!r}]")
+        if self.next_therapy_log_hr and not self.next_therapy_per_year:
+            raise ScenarioError(
+                f"{p}.next_therapy_log_hr={dict(self.next_therapy_log_hr)!r} is not allowed "
+                f"with {p}.next_therapy_per_year=0 (no next-therapy censoring to modify); "
+                f"set {p}.next_therapy_per_year > 0 or leave next_therapy_log_hr empty"
+            )
         ck.non_negative(self.visit_interval_months, f"{p}.visit_interval_months", " months")
         jitter = ck.non_negative(self.visit_jitter_months, f"{p}.visit_jitter_months", " months")
         if jitter and not self.visit_interval_months:
@@ -647,8 +662,9 @@ def _to_plain(obj: Any) -> Any:
         out = {}
         for f in dataclasses.fields(obj):
             v = getattr(obj, f.name)
-            if v is not None:
-                out[f.name] = _to_plain(v)
+            if v is None or (f.metadata.get("omit_empty") and not v):
+                continue
+            out[f.name] = _to_plain(v)
         return out
     if isinstance(obj, dict):
         return {str(k): _to_plain(v) for k, v in obj.items()}

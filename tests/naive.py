@@ -371,7 +371,10 @@ def _naive_observe(a, death, progressed, t_prog, U, E, F, plan):
         c_lost = E[:, 4] / rate
     c_next = np.full(a.size, np.inf)
     if S[K.S_NEXT_RATE] > 0:
-        c_next = E[:, 5] / (S[K.S_NEXT_RATE] * np.where(a == 1, S[K.S_NEXT_HR_TRT], 1.0))
+        rate = S[K.S_NEXT_RATE] * np.where(a == 1, S[K.S_NEXT_HR_TRT], 1.0)
+        if plan.nz_next.size:
+            rate = rate * _exp(_dense_dot(plan.next_b, F))
+        c_next = E[:, 5] / rate
     admin_first = c_admin <= c_lost
     c_os = np.where(admin_first, c_admin, c_lost)
     os_reason = np.where(admin_first, K.R_ADMIN, K.R_LOST)
@@ -995,3 +998,58 @@ def rpsftm_naive(time, event, arm, t_on, cens, recensor, psi_range, n_grid, alph
     ci_low = bisect(within, grid[first - 1], grid[first]) if first > 0 else math.nan
     ci_high = bisect(within, grid[last], grid[last + 1]) if last < n_grid - 1 else math.nan
     return roots, (ci_low, ci_high)
+
+
+def censoring_factor_naive(t, model, X, time, event, treatment, stabilized, i):
+    """num_a(t-) / K_i(t-) of patient i by plain loops: Breslow cumulative hazard of the
+    censoring Cox model with coefficients ``model.coef`` (every column of ``X`` kept),
+    covariates centred within the model group, and the arm's Kaplan-Meier censoring
+    survival as numerator (``stabilized``)."""
+    n = len(time)
+    g = int(model.group[i])
+    members = [k for k in range(n) if model.group[k] == g]
+    beta = [float(b) for b in model.coef[g]]
+    q = len(beta)
+    mean = [sum(X[k][j] for k in members) / len(members) for j in range(q)]
+
+    def risk(k):
+        return math.exp(sum(beta[j] * (X[k][j] - mean[j]) for j in range(q)))
+
+    H = 0.0
+    for s in sorted({time[k] for k in members if not event[k] and time[k] < t}):
+        d = sum(1 for k in members if time[k] == s and not event[k])
+        at = sum(risk(k) for k in members if time[k] >= s)
+        H += d / at
+    K = math.exp(-H * risk(i))
+    num = 1.0
+    if stabilized:
+        arm = [k for k in range(n) if treatment[k] == treatment[i]]
+        for s in sorted({time[k] for k in arm if not event[k] and time[k] < t}):
+            d = sum(1 for k in arm if time[k] == s and not event[k])
+            at = sum(1 for k in arm if time[k] >= s)
+            num *= 1.0 - d / at
+    return num / K
+
+
+def ipcw_km_naive(time, event, treatment, w, factor, tau, rmst):
+    """Per-arm KM functional with time-varying weights ``w[i] * factor(i, t)`` (loops).
+
+    Returns (control, treated): S(tau) or the RMST up to tau (months).
+    """
+    n = len(time)
+    out = []
+    for arm in (0, 1):
+        rows = [i for i in range(n) if treatment[i] == arm]
+        s, prev_t, area = 1.0, 0.0, 0.0
+        for t in sorted({time[i] for i in range(n) if event[i]}):
+            if t > tau:
+                break
+            y = sum(w[i] * factor(i, t) for i in rows if time[i] >= t)
+            d = sum(w[i] * factor(i, t) for i in rows if time[i] == t and event[i])
+            area += s * (t - prev_t)
+            if y > 0:
+                s *= 1.0 - d / y
+            prev_t = t
+        area += s * (tau - prev_t)
+        out.append(area if rmst else s)
+    return tuple(out)

@@ -338,8 +338,9 @@ def _study_censoring(sc: Scenario, pop: cal.Population) -> dict[str, np.ndarray]
     """Censoring times of the scenario's whole observation process, per outcome (months).
 
     Administrative censoring plus loss to follow-up (its covariate dependence included)
-    and, for rwPFS, next-therapy censoring, at the control arm's rates so that both
-    potential outcomes of a patient are censored identically.  Drawn from a stream of
+    and, for rwPFS, next-therapy censoring (``next_therapy_log_hr`` included), at the
+    control arm's rates so that both potential outcomes of a patient are censored
+    identically.  Drawn from a stream of
     its own (``truth_seed``, spawn key 10**9).
     """
     cs = sc.censoring
@@ -354,7 +355,11 @@ def _study_censoring(sc: Scenario, pop: cal.Population) -> dict[str, np.ndarray]
         c_os = np.minimum(c_os, rng.standard_exponential(pop.n) / (lost_rate * np.exp(lp)))
     c_pfs = c_os
     if next_rate > 0:
-        c_pfs = np.minimum(c_os, rng.standard_exponential(pop.n) / next_rate)
+        rate = next_rate
+        if cs.next_therapy_log_hr:  # informative next-therapy censoring
+            lp = pop.feats @ coef_vector(cs.next_therapy_log_hr).astype(np.float32)
+            rate = next_rate * np.exp(lp)
+        c_pfs = np.minimum(c_os, rng.standard_exponential(pop.n) / rate)
     return {"pfs": c_pfs, "os": c_os}
 
 
