@@ -912,7 +912,11 @@ def conditional_root(
 
 
 def conditional_truth(
-    sc: Scenario, solved: Solved, sample: CovariateSample | None = None
+    sc: Scenario,
+    solved: Solved,
+    sample: CovariateSample | None = None,
+    n_log2: int = CONDITIONAL_LOG2,
+    step: float = CONDITIONAL_STEP,
 ) -> dict[str, tuple[float, float, float]]:
     """The conditional (adjusted-Cox) log-HR of each outcome: {outcome: (value,
     covariate-sampling SE, numerical error)}.
@@ -923,15 +927,16 @@ def conditional_truth(
     patient; the censoring does not depend on x, so its survival only weights the
     cells).  Each patient's survival is closed form given x and the frailty (rwPFS) or
     a convolution on the grid (OS, :func:`patient_curves`), on the first
-    ``2**CONDITIONAL_LOG2`` points of each scrambling, on a uniform grid of step
-    ``CONDITIONAL_STEP`` up to the cutoff.  The value is the mean of the scramblings'
-    roots (randomised QMC), the SE their standard deviation / sqrt(groups); numerical
+    ``2**n_log2`` points of each scrambling (default ``CONDITIONAL_LOG2``), on a uniform
+    grid of step ``step`` months (default ``CONDITIONAL_STEP``) up to the cutoff.  The
+    value is the mean of the scramblings' roots (randomised QMC), the SE their standard
+    deviation / sqrt(groups); numerical
     error from the grids of twice and four times the step (first scrambling; as for the
     marginal truths).
     """
     if sample is None:
         sample = sample_for(sc, solved)
-    sub = sample.head(2**CONDITIONAL_LOG2)
+    sub = sample.head(2**n_log2)
     om = solved_outcome_matrix(sc, solved)
     shapes = tuple(1.0 / om[k, K.O_INV_SHAPE] for k in range(3))
     g = om[:, K.O_GAMMA]
@@ -946,7 +951,7 @@ def conditional_truth(
     roots: dict[str, list[float]] = {o: [] for o in outcomes}
     first: dict[str, np.ndarray] = {}
     for level in range(3):
-        h = CONDITIONAL_STEP * 2**level
+        h = step * 2**level
         grid = TimeGrid.build(h, h * math.ceil(cs.cutoff_months / h - 1e-9), 0.0, GROWTH)
         cells = admin_survival_cells(grid, cs.accrual_months, cs.cutoff_months)
         for b, e in spans if level == 0 else spans[:1]:
@@ -966,6 +971,33 @@ def conditional_truth(
         se = float(np.std(groups, ddof=1) / math.sqrt(ng))
         num = max(abs(groups[0] - coarse), abs(coarse - coarser) / 4.0)
         out[o] = (float(groups.mean()), se, float(num))
+    return out
+
+
+def precise_conditional_truth(
+    sc: Scenario, solved: Solved, sample: CovariateSample
+) -> dict[str, tuple[float, float, float]]:
+    """:func:`conditional_truth`, recomputed where an outcome's bound (numerical + 2 SE)
+    misses the log-HR goal: first on the grid of half the step where the numerical part
+    is the larger, then on every point of the sample (``2**SAMPLE_LOG2`` per scrambling)
+    where the covariate-sampling part is (the same rule as
+    :func:`precise_marginal_truth`)."""
+    goal = GOALS["log_hr"]
+    step, n_log2 = CONDITIONAL_STEP, CONDITIONAL_LOG2
+    out = conditional_truth(sc, solved, sample, n_log2, step)
+
+    def missed(numerical_first: bool) -> bool:
+        return any(
+            num + 2.0 * se > goal and (num > 2.0 * se) == numerical_first
+            for _, se, num in out.values()
+        )
+
+    if missed(numerical_first=True):
+        step = CONDITIONAL_STEP / 2
+        out = conditional_truth(sc, solved, sample, n_log2, step)
+    if missed(numerical_first=False):
+        n_log2 = min(SAMPLE_LOG2, int(math.log2(sample.n // sample.groups)))
+        out = conditional_truth(sc, solved, sample, n_log2, step)
     return out
 
 

@@ -297,7 +297,7 @@ def compute_exact_truth(
     solved = cal.calibrate(sc).solved
     sample = exact.sample_for(sc, solved)
     mt = exact.precise_marginal_truth(sc, solved, rmst_horizons, survival_horizons, sample)
-    cond = exact.conditional_truth(sc, solved, sample)
+    cond = exact.precise_conditional_truth(sc, solved, sample)
     out = {}
     for outcome, gamma in (("pfs", solved.gamma_pfs), ("os", solved.gamma_os)):
         values = dict(mt.values[outcome])
