@@ -68,7 +68,14 @@ from .validation import (
     check_ties,
 )
 
-__all__ = ["AIPTW_CENSORING_GRIDS", "GCOMP_ESTIMANDS", "aiptw", "breslow_baseline", "gcomp"]
+__all__ = [
+    "AIPTW_CENSORING_GRIDS",
+    "AIPTW_MEASURES",
+    "GCOMP_ESTIMANDS",
+    "aiptw",
+    "breslow_baseline",
+    "gcomp",
+]
 
 GCOMP_ESTIMANDS: tuple[str, ...] = ("ATE", "ATT", "ATC")
 """Populations :func:`gcomp` averages over."""
@@ -298,6 +305,8 @@ def gcomp(
 
 
 AIPTW_CENSORING_GRIDS: tuple[str, ...] = ("unique", "riskregression")
+AIPTW_MEASURES: tuple[str, ...] = ("surv_diff",)
+"""The measure :func:`aiptw` estimates: the S(tau) difference."""
 """:func:`aiptw` grids of the censoring integral: distinct censoring times (default) or
 riskRegression 2022.11's sorted censoring times with ties repeated."""
 
@@ -357,7 +366,7 @@ def aiptw(
         (ndarray, shape (n,), the influence values of the difference; SE is
         ``sqrt(sum IF^2) / n``), ``propensity``.
     """
-    if measure != "surv_diff":
+    if measure not in AIPTW_MEASURES:
         check_measure(measure)
         raise EstimatorInputError(
             f"measure={measure!r} is not allowed; use 'surv_diff' (aiptw estimates S(tau))"
