@@ -236,7 +236,9 @@ class Study:
                 raise StudyError(f"estimator_options[{e!r}]={opts!r} is not allowed; give a table")
             if e not in self.variants:
                 check_options(e, opts)
-            _check_covariates(self.options_for(e).get("covariates", ()), f"{e}.covariates")
+            for key, value in self.options_for(e).items():  # covariates, ps_covariates, ...
+                if key == "covariates" or key.endswith("_covariates"):
+                    _check_covariates(value, f"{e}.{key}")
         for key, values in self.vary.items():
             if not isinstance(values, list | tuple) or not values:
                 raise StudyError(f"vary[{key!r}]={values!r} is not allowed; give a non-empty list")
