@@ -44,7 +44,6 @@
 
 # %%
 # %matplotlib inline
-import math
 import os
 import tempfile
 
@@ -54,12 +53,14 @@ from IPython.display import display
 
 from simulator.catalog import resolve_scenario
 from simulator.study import Study, open_results, run_study, summarize
+from simulator.study.spec import OUTCOME_NAMES
 from simulator.study.truth import truth
 
 REPS = int(os.environ.get("RWESIM_NOTEBOOK_REPS", "1000"))
 N_BOOT = 200 if REPS >= 200 else 10  # g-computation bootstrap resamples
 SCENARIOS = ("po25-rct", "flatiron")
-HORIZONS = (12, 24)  # months
+OUTCOMES = ("pfs", "os")
+HORIZON = 24  # months
 pd.set_option("display.precision", 4)
 pd.set_option("display.width", 160)
 print(f"REPS = {REPS}, gcomp n_boot = {N_BOOT}")
@@ -67,31 +68,35 @@ print(f"REPS = {REPS}, gcomp n_boot = {N_BOOT}")
 # %% [markdown]
 # ## The truths: one population, three scales
 #
-# The exact truth engine gives, per scenario and outcome (here rwPFS), the conditional
-# log-HR (the coefficient of treatment in the true, covariate-adjusted model), the
-# marginal log-HR of the whole population (ATE), and the ATE differences of RMST and
-# S(tau) at 12 and 24 months.  In the randomised `po25-rct` the treated and the controls
-# are the same population, so every marginal truth is *the* effect of treatment; still
-# the conditional and marginal log-HRs differ.
+# The exact truth engine gives, per scenario and outcome, the conditional log-HR (the
+# coefficient of treatment in the true, covariate-adjusted model), the marginal log-HR of
+# the whole population (ATE), and the ATE differences of RMST (months) and S(tau) at
+# 24 months.  In the randomised `po25-rct` the treated and the controls are the same
+# population, so every marginal truth is *the* effect of treatment; still the
+# conditional and marginal log-HRs differ.
 
 # %%
 rows = []
 for name in SCENARIOS:
     tr = truth(resolve_scenario(name))
-    row = {
-        "scenario": name,
-        "conditional log-HR": tr.estimand("pfs", "conditional")[0],
-        "marginal (ATE) log-HR": tr.estimand("pfs", "ATE")[0],
-    }
-    for h in HORIZONS:
-        row[f"RMST diff {h} mo"] = tr.estimand("pfs", "ATE", "admin", "rmst_diff", h)[0]
-        row[f"S diff {h} mo"] = tr.estimand("pfs", "ATE", "admin", "surv_diff", h)[0]
-    rows.append(row)
-truths = pd.DataFrame(rows).set_index("scenario")
-truths["non-collapsibility gap (log-HR)"] = (
-    truths["conditional log-HR"] - truths["marginal (ATE) log-HR"]
-)
-display(truths.T)
+    for outcome in OUTCOMES:
+        conditional, marginal = (tr.estimand(outcome, e)[0] for e in ("conditional", "ATE"))
+        rows.append(
+            {
+                "scenario": name,
+                "outcome": OUTCOME_NAMES[outcome],
+                "conditional log-HR": conditional,
+                "marginal (ATE) log-HR": marginal,
+                "non-collapsibility gap": conditional - marginal,
+                f"RMST diff {HORIZON} mo": tr.estimand(
+                    outcome, "ATE", "admin", "rmst_diff", HORIZON
+                )[0],
+                f"S diff {HORIZON} mo": tr.estimand(outcome, "ATE", "admin", "surv_diff", HORIZON)[
+                    0
+                ],
+            }
+        )
+display(pd.DataFrame(rows).set_index(["scenario", "outcome"]).round(4))
 
 # %% [markdown]
 # ## The study: every estimator on every scale it reports
@@ -99,9 +104,9 @@ display(truths.T)
 # `measures` and `horizons` expand each estimator over the measures it reports (a
 # capability of the registered estimator, `Estimator.measures`): the Cox estimators run
 # for the log-HR, the Kaplan-Meier and g-computation estimators for the RMST and S(tau)
-# differences at each horizon, AIPTW for the S(tau) differences (docs/guide/studies.md).
-# `km_crude` is the unweighted Kaplan-Meier contrast (`iptw_km` with no covariates);
-# `naive_cox` is its log-HR counterpart.  Both are scored against the ATE truth.
+# differences, AIPTW for the S(tau) difference (docs/guide/studies.md).  `km_crude` is
+# the unweighted Kaplan-Meier contrast (`iptw_km` with no covariates); `naive_cox` is its
+# log-HR counterpart.  Both are scored against the ATE truth.
 
 # %%
 study = Study(
@@ -111,36 +116,29 @@ study = Study(
     reps=REPS,
     chunk_reps=10,
     seed=20_261_206,
-    outcomes=("pfs",),
-    estimators=(
-        "naive_cox",
-        "adjusted_cox",
-        "siptw",
-        "km_crude",
-        "iptw_km",
-        "matched_km",
-        "gcomp",
-        "aiptw",
-    ),
+    outcomes=OUTCOMES,
+    estimators=("naive_cox", "adjusted_cox", "siptw", "km_crude", "iptw_km", "gcomp", "aiptw"),
     variants={"km_crude": {"base": "iptw_km", "covariates": []}},
     estimator_options={"gcomp": {"n_boot": N_BOOT}},
     measures=("log_hr", "rmst_diff", "surv_diff"),
-    horizons=HORIZONS,
+    horizons=(HORIZON,),
 )
-print(f"{len(study.runs())} fits per replicate:")
+print(f"{len(study.runs())} fits per replicate and outcome:")
 print(", ".join(r.label for r in study.runs()))
 out_dir = tempfile.mkdtemp(prefix="rwesim-beyond-hr-")
 report = run_study(study, out_dir, workers=2, progress=False, log=print)
 print(f"{report.replicates_run} replicates in {report.seconds:.0f} s")
 table = summarize(open_results(report.out_dir))
+labels = {c.index: c.scenario.name for c in study.conditions()}
+table.insert(0, "scenario", table["condition"].map(labels))
 
 
 # %% [markdown]
 # ## Bias and coverage on each scale
 #
-# One row per scenario, measure and estimator: the truth it is scored against, bias
-# (Monte Carlo SE) on the measure's own scale (log-HR; **months** for RMST; probability
-# for S(tau)) and coverage of the 95% CI (MCSE).
+# One row per scenario, outcome, measure and estimator: the truth it is scored against,
+# bias (Monte Carlo SE) on the measure's own scale (log-HR; **months** for RMST;
+# probability for S(tau)) and coverage of the 95% CI (MCSE).
 
 
 # %%
@@ -148,12 +146,11 @@ def cell(est: pd.Series, mcse: pd.Series, digits: int) -> pd.Series:
     return est.round(digits).astype(str) + " (" + mcse.round(digits).astype(str) + ")"
 
 
-labels = {c.index: c.scenario.name for c in study.conditions()}
-effect = table["measure"] + table["horizon"].map(lambda h: "" if math.isnan(h) else f" {h:g} mo")
 shown = pd.DataFrame(
     {
-        "scenario": table["condition"].map(labels),
-        "measure": effect,
+        "scenario": table["scenario"],
+        "outcome": table["outcome"].map(OUTCOME_NAMES),
+        "measure": table["measure"],
         "estimator": table["estimator"],
         "estimand": table["estimand"],
         "truth": table["theta"].round(4),
@@ -163,7 +160,7 @@ shown = pd.DataFrame(
         "n_sim": table["n_sim"],
     }
 )
-display(shown.set_index(["scenario", "measure", "estimator"]))
+display(shown.set_index(["scenario", "outcome", "measure", "estimator"]))
 
 # %% [markdown]
 # ## Non-collapsibility, seen in the randomised trial
@@ -176,47 +173,50 @@ display(shown.set_index(["scenario", "measure", "estimator"]))
 # contrast are centred on the same truth.
 
 # %%
-rct = table[table["condition"] == next(i for i, n in labels.items() if n == "po25-rct")]
+rct = table[table["scenario"] == "po25-rct"]
 tr = truth(resolve_scenario("po25-rct"))
-marginal_hr = tr.estimand("pfs", "ATE")[0]
-hr = rct[rct["measure"] == "log_hr"].set_index("estimator")
+hr = rct[rct["measure"] == "log_hr"].copy()
+hr["marginal truth"] = hr["outcome"].map(lambda o: tr.estimand(o, "ATE")[0])
 gap = pd.DataFrame(
     {
+        "outcome": hr["outcome"].map(OUTCOME_NAMES),
+        "estimator": hr["estimator"],
         "mean estimate": hr["mean"],
-        "vs marginal truth": hr["mean"] - marginal_hr,
+        "vs marginal truth": hr["mean"] - hr["marginal truth"],
         "vs its own truth": hr["bias"],
         "MCSE": hr["bias_mcse"],
     }
 )
-display(gap.loc[["naive_cox", "adjusted_cox", "siptw"]].round(4))
+display(gap.set_index(["outcome", "estimator"]).round(4))
 collapsible = rct[rct["measure"] != "log_hr"].pivot_table(
-    index=["measure", "horizon"], columns="estimator", values="mean"
+    index=["outcome", "measure"], columns="estimator", values="mean"
 )
-collapsible.insert(0, "truth", rct.groupby(["measure", "horizon"])["theta"].first())
+collapsible.insert(0, "truth", rct.groupby(["outcome", "measure"])["theta"].first())
 display(collapsible.round(4))
 
 # %% [markdown]
-# The same as a figure: bias ± 2 MCSE of every estimator, one panel per scenario and
-# measure (the scale of each panel is its measure's).
+# The same as a figure: bias ± 2 MCSE of every estimator, one panel per scenario,
+# outcome and measure (the scale of each panel is its measure's).
 
 # %%
-effects = list(dict.fromkeys(zip(table["measure"], table["horizon"], strict=True)))
-fig, axes = plt.subplots(
-    len(SCENARIOS), len(effects), figsize=(2.6 * len(effects), 2.8 * len(SCENARIOS)), squeeze=False
-)
-for i, (cond, name) in enumerate(labels.items()):
-    for j, (measure, horizon) in enumerate(effects):
+measures = ("log_hr", "rmst_diff", "surv_diff")
+units = {"log_hr": "log-HR", "rmst_diff": "months", "surv_diff": "probability"}
+panels = [(s, o) for s in SCENARIOS for o in OUTCOMES]
+fig, axes = plt.subplots(len(panels), 3, figsize=(9, 1.9 * len(panels)), squeeze=False)
+for i, (name, outcome) in enumerate(panels):
+    for j, measure in enumerate(measures):
         ax = axes[i, j]
-        sel = table[(table["condition"] == cond) & (table["measure"] == measure)]
-        if not math.isnan(horizon):
-            sel = sel[sel["horizon"] == horizon]
+        sel = table[
+            (table["scenario"] == name)
+            & (table["outcome"] == outcome)
+            & (table["measure"] == measure)
+        ]
         ax.errorbar(sel["bias"], range(len(sel)), xerr=2 * sel["bias_mcse"], fmt="o", capsize=2)
         ax.axvline(0, color="grey", lw=0.8, ls="--")
         ax.set_yticks(range(len(sel)), sel["estimator"], fontsize=7)
-        unit = {"log_hr": "log-HR", "rmst_diff": "months", "surv_diff": "probability"}[measure]
-        at = "" if math.isnan(horizon) else f" at {horizon:g} mo"
-        ax.set_title(f"{name}: {measure}{at}", fontsize=8)
-        ax.set_xlabel(f"bias ({unit})", fontsize=8)
+        at = "" if measure == "log_hr" else f" at {HORIZON} mo"
+        ax.set_title(f"{name}, {OUTCOME_NAMES[outcome]}: {measure}{at}", fontsize=8)
+        ax.set_xlabel(f"bias ({units[measure]})", fontsize=8)
 fig.tight_layout()
 plt.show()
 
@@ -225,15 +225,16 @@ plt.show()
 #
 # * **`po25-rct`.**  `naive_cox` and `siptw` are centred on the marginal log-HR;
 #   `adjusted_cox` is centred on the conditional log-HR, farther from the null, and
-#   departs from the marginal truth by the non-collapsibility gap of the truth table.  On
-#   the RMST and S(tau) scales every estimator, adjusted or not, is centred on the same
-#   truth: there is no gap to see.
-# * **`flatiron`.**  Confounding biases the unadjusted `naive_cox` and `km_crude` on every
-#   scale; the weighted, matched, g-computation and AIPTW estimators remove it, each on
-#   its own estimand (`matched_km`: ATT).
-# * Coverage and its Monte Carlo SE are in the table; at `REPS` = 1,000 they are reported
-#   with those of the other effect-measure estimators in the estimators guide
-#   (docs/guide/estimators.md, "Bias and coverage of the effect-measure estimators").
+#   departs from the marginal truth by the non-collapsibility gap of the truth table
+#   (larger for rwPFS than for OS).  On the RMST and S(tau) scales every estimator,
+#   adjusted or not, is centred on the same truth: there is no gap to see; adjustment
+#   (g-computation) buys a smaller empirical SE instead.
+# * **`flatiron`.**  Confounding is strong for OS and weak for rwPFS (docs/validation.md):
+#   the unadjusted `naive_cox` and `km_crude` are biased for OS on every scale, while the
+#   weighted, g-computation and AIPTW estimators remove that bias on theirs.
+# * At `REPS` = 1,000 the bias and coverage of these estimators (and of `matched_km`),
+#   with their Monte Carlo SEs, are in the estimators guide (docs/guide/estimators.md,
+#   "Bias and coverage of the effect-measure estimators").
 
 # %% [markdown]
 # ## Informative censoring (IPCW)

@@ -357,8 +357,10 @@ class Study:
         return tuple(out)
 
     def _takes_measure(self, estimator: str) -> bool:
+        """True when the estimator's function names a ``measure`` parameter (a log-HR
+        fit passes ``measure="log_hr"`` only to such a function, not to ``**options``)."""
         accepted = accepted_options(get_estimator(self.base_of(estimator)).func)
-        return accepted is None or "measure" in accepted
+        return accepted is not None and "measure" in accepted
 
     def _own_run(self, estimator: str) -> EstimatorRun:
         """The fit of an estimator run with its own options (a study without measures)."""
