@@ -182,7 +182,7 @@ def test_every_row_is_scored_against_the_truth_of_its_measure_and_horizon(measur
 
 
 def test_tables_and_figures_come_per_measure_and_horizon(measured, tmp_path):
-    study, out = measured
+    _, out = measured
     table = summary_table(Store(out))
     effects = list(dict.fromkeys(zip(table["measure"], table["horizon"].fillna(-1), strict=True)))
     assert effects == [
@@ -202,16 +202,26 @@ def test_tables_and_figures_come_per_measure_and_horizon(measured, tmp_path):
             for h in (12, 24)
         ),
     ]
-    from simulator.study.plots import plot_study
+    from simulator.study import plots
 
-    one = tmp_path / "one"  # one outcome keeps the figure count small
-    run_study(replace(study, outcomes=("os",), reps=2), one, workers=1, **QUIET)
-    names = sorted(p.name for p in plot_study(one, tmp_path / "plots"))
-    assert names == sorted(
-        f"os{tag}-{kind}.png"
+    # every figure of every measure and horizon, named by it (drawn below for one)
+    drawn = []
+    mp = pytest.MonkeyPatch()
+    with mp.context() as m:
+        m.setattr(plots, "estimate_distributions", lambda *a, **k: None)
+        m.setattr(plots, "zip_plot", lambda *a, **k: None)
+        m.setattr(plots, "save_figure", lambda fig, path: drawn.append(Path(path).name) or path)
+        plots.plot_study(out, tmp_path / "plots")
+    assert sorted(drawn) == sorted(
+        f"{o}{tag}-{kind}.png"
+        for o in ("pfs", "os")
         for tag in ("", "-rmst_diff12", "-rmst_diff24", "-surv_diff12", "-surv_diff24")
         for kind in ("distributions", "zip-c0000")
     )
+    rows, truths = Store(out).read_results(), Store(out).truths()
+    cond = Store(out).read_meta()["conditions"][0]
+    fig = plots.zip_plot(rows, truths, cond, "os", measure="rmst_diff", horizon=24.0)
+    assert "RMST" in " ".join(ax.get_xlabel() + ax.get_ylabel() for ax in fig.axes)
 
 
 def test_a_short_part_of_a_measures_study_is_run_again(measured, tmp_path):
