@@ -226,12 +226,18 @@ plt.show()
 # * **`po25-rct`.**  `naive_cox` and `siptw` are centred on the marginal log-HR;
 #   `adjusted_cox` is centred on the conditional log-HR, farther from the null, and
 #   departs from the marginal truth by the non-collapsibility gap of the truth table
-#   (larger for rwPFS than for OS).  On the RMST and S(tau) scales every estimator,
-#   adjusted or not, is centred on the same truth: there is no gap to see; adjustment
-#   (g-computation) buys a smaller empirical SE instead.
+#   (larger for rwPFS than for OS).  On the RMST and S(tau) scales the Kaplan-Meier
+#   contrasts, crude or weighted, and AIPTW are centred on the same truth: there is no
+#   gap to see.
 # * **`flatiron`.**  Confounding is strong for OS and weak for rwPFS (docs/validation.md):
 #   the unadjusted `naive_cox` and `km_crude` are biased for OS on every scale, while the
-#   weighted, g-computation and AIPTW estimators remove that bias on theirs.
+#   weighted and AIPTW estimators remove that bias on theirs.
+# * **g-computation on OS.**  OS comes from an illness-death model (death after
+#   progression; docs/design.md, section 2.3), so its hazard given the covariates is not
+#   proportional in treatment and the Cox outcome model behind `gcomp` is misspecified:
+#   its OS RMST difference is biased in both scenarios (about -0.2 months at 24 months,
+#   several Monte Carlo SEs), its rwPFS estimates are not.  AIPTW uses the same outcome
+#   model, but its propensity model is right, so it stays unbiased (double robustness).
 # * At `REPS` = 1,000 the bias and coverage of these estimators (and of `matched_km`),
 #   with their Monte Carlo SEs, are in the estimators guide (docs/guide/estimators.md,
 #   "Bias and coverage of the effect-measure estimators").

@@ -183,7 +183,8 @@ def _caught() -> list[str]:
 
 
 def run_chunk(chunk: Chunk) -> pd.DataFrame:
-    """Run the chunk's replicates; one row per replicate x outcome x estimator."""
+    """Run the chunk's replicates; one row per replicate x outcome x fit (``Chunk.runs``:
+    an estimator once per measure and horizon of a study with ``measures``)."""
     rows: list[dict[str, Any]] = []
     ests = chunk_estimators(chunk)
     by_name = {e.name: e for e in ests}
