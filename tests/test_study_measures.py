@@ -395,3 +395,29 @@ def test_study_file_and_command_line_take_measures_and_horizons(tmp_path):
         app, ["run", "flatiron", "-o", str(tmp_path / "bad"), "--measure", "rmst", "--reps", "1"]
     )
     assert bad.exit_code != 0 and "measure 'rmst' is not allowed" in bad.output
+
+
+def test_nested_loop_plots_come_per_measure_and_horizon(tmp_path):
+    from simulator.study import plots
+
+    study = small(
+        sample_sizes=(300, 400),
+        outcomes=("os",),
+        estimators=("siptw", "aiptw"),
+        measures=("log_hr", "surv_diff"),
+    )
+    run_study(study, tmp_path / "r", workers=1, **QUIET)
+    drawn = []
+    with pytest.MonkeyPatch().context() as m:
+        m.setattr(plots, "estimate_distributions", lambda *a, **k: None)
+        m.setattr(plots, "zip_plot", lambda *a, **k: None)
+        m.setattr(plots, "save_figure", lambda fig, path: drawn.append((Path(path).name, fig)))
+        plots.plot_study(tmp_path / "r", tmp_path / "plots")
+    nested = {name: fig for name, fig in drawn if "nested" in name}
+    assert sorted(nested) == sorted(
+        f"os{tag}-nested-{kind}.png"
+        for tag in ("", "-surv_diff12", "-surv_diff24")
+        for kind in ("bias", "coverage")
+    )
+    labels = [ax.get_ylabel() for ax in nested["os-surv_diff24-nested-bias.png"].axes]
+    assert any("survival difference" in label for label in labels)
