@@ -68,7 +68,14 @@ from .validation import (
     check_ties,
 )
 
-__all__ = ["AIPTW_CENSORING_GRIDS", "GCOMP_ESTIMANDS", "aiptw", "breslow_baseline", "gcomp"]
+__all__ = [
+    "AIPTW_CENSORING_GRIDS",
+    "AIPTW_MEASURES",
+    "GCOMP_ESTIMANDS",
+    "aiptw",
+    "breslow_baseline",
+    "gcomp",
+]
 
 GCOMP_ESTIMANDS: tuple[str, ...] = ("ATE", "ATT", "ATC")
 """Populations :func:`gcomp` averages over."""
@@ -298,8 +305,18 @@ def gcomp(
 
 
 AIPTW_CENSORING_GRIDS: tuple[str, ...] = ("unique", "riskregression")
+AIPTW_MEASURES: tuple[str, ...] = ("surv_diff",)
+"""The measure :func:`aiptw` estimates: the S(tau) difference."""
 """:func:`aiptw` grids of the censoring integral: distinct censoring times (default) or
 riskRegression 2022.11's sorted censoring times with ties repeated."""
+
+
+def _model_covariates(covariates: object, model: str) -> tuple[str, ...]:
+    """``ps_covariates`` / ``outcome_covariates`` of :func:`aiptw`: distinct column names."""
+    try:
+        return check_covariates(covariates)
+    except EstimatorInputError as exc:
+        raise EstimatorInputError(f"{model}_covariates: {exc}") from None
 
 
 def _left(times: np.ndarray, values: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -324,14 +341,17 @@ def aiptw(
     ps_method: str = "ml",
     alpha: float = 0.05,
     shared: SharedInputs | None = None,
+    ps_covariates: Sequence[str] | None = None,
+    outcome_covariates: Sequence[str] | None = None,
 ) -> EffectEstimate:
     """Doubly robust AIPTW (with AIPCW for censoring) difference S_1(tau) - S_0(tau), ATE.
 
     Parameters
     ----------
     df, time, event, treatment, covariates
-        As in :func:`gcomp`; the same covariates enter the propensity score (logistic),
-        the outcome Cox model and the censoring Cox model (each with the treatment).
+        As in :func:`gcomp`; the covariates of the censoring Cox model (with the
+        treatment), and of the propensity score (logistic) and the outcome Cox model
+        unless ``ps_covariates`` / ``outcome_covariates`` say otherwise.
     measure : {"surv_diff"}
     horizon : float
         ``tau``, months, > 0 and within both arms' follow-up.
@@ -349,6 +369,12 @@ def aiptw(
     ps_method : {"ml", "firth"}
     alpha : float
     shared : SharedInputs, optional
+    ps_covariates, outcome_covariates : sequence of str, optional
+        Covariates of the propensity model and of the outcome Cox model (default
+        ``covariates``), to study misspecification: the estimate stays consistent when
+        either model is correct (doubly robust), not when both are wrong.  Each a list of
+        distinct column names of ``df``; ``[]`` fits that model on the intercept (PS) or
+        the treatment alone (outcome).
 
     Returns
     -------
@@ -357,7 +383,7 @@ def aiptw(
         (ndarray, shape (n,), the influence values of the difference; SE is
         ``sqrt(sum IF^2) / n``), ``propensity``.
     """
-    if measure != "surv_diff":
+    if measure not in AIPTW_MEASURES:
         check_measure(measure)
         raise EstimatorInputError(
             f"measure={measure!r} is not allowed; use 'surv_diff' (aiptw estimates S(tau))"
@@ -374,7 +400,18 @@ def aiptw(
     check_ties(ties)
     alpha = check_probability(alpha, "alpha", open_interval=True)
     covs = check_covariates(covariates)
+    ps_covs = covs if ps_covariates is None else _model_covariates(ps_covariates, "ps")
+    out_covs = (
+        covs if outcome_covariates is None else _model_covariates(outcome_covariates, "outcome")
+    )
     shared, oc = _inputs(df, time, event, treatment, shared)
+    for model_name, names_ in (("ps", ps_covs), ("outcome", out_covs)):
+        missing = [c for c in names_ if c not in shared.df]
+        if missing:
+            raise EstimatorInputError(
+                f"{model_name}_covariates: {missing} are not columns of df; columns are "
+                f"{list(shared.df)}"
+            )
     a = oc.treatment
     T, D = oc.time, oc.event
     _check_follow_up(T, a, tau, measure)
@@ -382,14 +419,20 @@ def aiptw(
         raise EstimatorInputError(
             "event has no censored rows; aiptw needs a censoring model (use gcomp)"
         )
-    model = _propensity(shared, covs, a, None, ps_method, None)
-    design = shared.design(covs) if covs else None
-    Z = design.X if design is not None else np.empty((a.size, 0))
-    names = (treatment, *design.names) if design is not None else (treatment,)
-    X = np.column_stack([a.astype(np.float64), Z])
-    outcome = _cox(T, D, X, ties, names)
+    model = _propensity(shared, ps_covs, a, None, ps_method, None)
+
+    def cox_design(names_: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+        """(covariate matrix, with the treatment first, column names) of a Cox model."""
+        design = shared.design(names_) if names_ else None
+        Z_ = design.X if design is not None else np.empty((a.size, 0))
+        labels = (treatment, *design.names) if design is not None else (treatment,)
+        return Z_, np.column_stack([a.astype(np.float64), Z_]), labels
+
+    Z, X, names = cox_design(covs)
+    Zo, Xo, names_o = (Z, X, names) if out_covs == covs else cox_design(out_covs)
+    outcome = _cox(T, D, Xo, ties, names_o)
     censor = _cox(T, (1 - D).astype(np.int8), X, ties, names)
-    lp = Z @ outcome.params[1:]
+    lp = Zo @ outcome.params[1:]
     shift = lp.mean()
     u, H = breslow_baseline(T, D, lp - shift + outcome.params[0] * a)
     lpc = X @ censor.params
@@ -432,7 +475,7 @@ def aiptw(
         n=n,
         events=int(D.sum()),
         converged=outcome.converged and censor.converged and model.converged,
-        warnings=_no_covariates("aiptw", "ATE", covs) + model.warnings,
+        warnings=_no_covariates("aiptw", "ATE", covs + ps_covs + out_covs) + model.warnings,
         diagnostics={
             "treated": surv[1],
             "control": surv[0],

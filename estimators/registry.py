@@ -47,6 +47,14 @@ its declared estimand follows an ``estimand`` option.  A simulation study declar
 in its file (``[estimators.siptw_att]``, ``base = "siptw"``; see
 :mod:`simulator.study.spec`); workers rebuild them from the base's name and the options,
 so a variant runs on every executor its base runs on.
+
+**Effect measures are a capability too.**  ``Estimator.measures`` lists the effect
+measures (:data:`~estimators.estimands.MEASURES`) a function can report: declared at
+registration (``register_estimator(..., measures=("rmst_diff", "surv_diff"))``), else
+read from its signature (:func:`measures_of`: the default of a ``measure`` parameter,
+``"log_hr"`` without one).  A simulation study asked for several measures
+(``Study(measures=...)``) runs each estimator once per requested measure it lists and
+passes it ``measure=`` (and ``horizon=``, months) as options.
 """
 
 from __future__ import annotations
@@ -61,7 +69,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from .effects import adjusted_cox, naive_cox, psm, siptw
-from .estimands import ESTIMANDS
+from .estimands import ESTIMANDS, MEASURES
 from .exceptions import EstimatorInputError
 from .ipcw import check_ipcw_option_values
 from .ps_controls import ps_cox, ps_spline_cox, ps_strata_cox
@@ -100,6 +108,9 @@ class Estimator:
     frame : bool
         True when ``func`` needs a pandas DataFrame (False: a mapping of column arrays
         will do).
+    measures : tuple of str
+        The effect measures ``func`` can report (:data:`~estimators.estimands.MEASURES`);
+        any but ``"log_hr"`` through its ``measure=`` option.
     """
 
     name: str
@@ -107,6 +118,7 @@ class Estimator:
     estimand: str
     accepts: frozenset[str] = field(default_factory=frozenset)
     frame: bool = True
+    measures: tuple[str, ...] = ("log_hr",)
 
     def __call__(
         self,
@@ -130,10 +142,11 @@ class Estimator:
 
         The variant's declared estimand is its ``estimand`` option when the function
         takes one (``siptw``'s ``estimand="ATT"`` is scored against the ATT truth), else
-        this estimator's.  Raises :class:`EstimatorInputError` for an empty name, an
-        option the function does not take (see :func:`accepted_options`), an
-        ``estimand`` not in :data:`~estimators.estimands.ESTIMANDS` or bad ``ipcw*``
-        values (:func:`estimators.ipcw.check_ipcw_option_values`).
+        this estimator's.  Its measures are this estimator's, or the one its ``measure``
+        option fixes.  Raises :class:`EstimatorInputError` for an empty name, an option
+        the function does not take (see :func:`accepted_options`), an ``estimand`` not in
+        :data:`~estimators.estimands.ESTIMANDS`, a ``measure`` this estimator does not
+        report or bad ``ipcw*`` values (:func:`estimators.ipcw.check_ipcw_option_values`).
         """
         if not isinstance(name, str) or not name.strip():
             raise EstimatorInputError(f"name={name!r} is not allowed; use a non-empty string")
@@ -157,8 +170,16 @@ class Estimator:
                 check_ipcw_option_values(options)
             except EstimatorInputError as exc:
                 raise EstimatorInputError(f"{name}: {exc}") from None
+        measures = self.measures
+        if "measure" in options and (accepted is None or "measure" in accepted):
+            if options["measure"] not in self.measures:
+                raise EstimatorInputError(
+                    f"{name}: measure={options['measure']!r} is not allowed; {self.name} "
+                    f"reports {list(self.measures)}"
+                )
+            measures = (options["measure"],)
         func = functools.partial(self.func, **options) if options else self.func
-        return Estimator(name, func, estimand, self.accepts, self.frame)
+        return Estimator(name, func, estimand, self.accepts, self.frame, measures)
 
 
 def accepted_options(func: EstimatorFunction) -> tuple[str, ...] | None:
@@ -180,6 +201,37 @@ def accepted_options(func: EstimatorFunction) -> tuple[str, ...] | None:
 _REGISTRY: dict[str, Estimator] = {}
 
 
+def measures_of(func: EstimatorFunction) -> tuple[str, ...]:
+    """The effect measures a function reports by its signature: the default of its
+    ``measure`` parameter when that is one of :data:`~estimators.estimands.MEASURES`,
+    else ``("log_hr",)`` (a function without a ``measure`` option is a log-HR
+    estimator).  Declare more with ``register_estimator(..., measures=...)``."""
+    try:
+        param = inspect.signature(func).parameters.get("measure")
+    except (TypeError, ValueError):  # some builtins have no signature
+        return ("log_hr",)
+    default = None if param is None else param.default
+    return (default,) if isinstance(default, str) and default in MEASURES else ("log_hr",)
+
+
+def check_measures(measures: Sequence[str], param: str = "measures") -> tuple[str, ...]:
+    """A non-empty tuple of distinct measures from :data:`~estimators.estimands.MEASURES`."""
+    if isinstance(measures, str) or not isinstance(measures, Sequence) or not measures:
+        raise EstimatorInputError(
+            f"{param}={measures!r} is not allowed; give a non-empty list of {list(MEASURES)}"
+        )
+    for m in measures:
+        if m not in MEASURES:
+            raise EstimatorInputError(
+                f"{param}: measure {m!r} is not allowed; use some of {list(MEASURES)}"
+            )
+    if len(set(measures)) != len(measures):
+        raise EstimatorInputError(
+            f"{param}={list(measures)!r} is not allowed; it repeats a measure"
+        )
+    return tuple(measures)
+
+
 def shared_inputs_of(func: EstimatorFunction) -> frozenset[str]:
     """The :data:`SHARED_INPUTS` that ``func`` accepts as keyword parameters."""
     try:
@@ -197,6 +249,7 @@ def register_estimator(
     *,
     replace: bool = False,
     frame: bool = True,
+    measures: Sequence[str] | None = None,
 ) -> Estimator:
     """Register ``func`` under ``name``.
 
@@ -213,6 +266,10 @@ def register_estimator(
     frame : bool
         False when ``func`` works on a mapping of column name to numpy array (or
         :class:`~estimators.validation.Coded`) as well as on a DataFrame.
+    measures : sequence of str, optional
+        The effect measures ``func`` reports (some of
+        :data:`~estimators.estimands.MEASURES`; any but ``"log_hr"`` through a
+        ``measure=`` option).  Default :func:`measures_of` (its signature says).
 
     Returns
     -------
@@ -230,7 +287,14 @@ def register_estimator(
         )
     if not isinstance(frame, bool):
         raise EstimatorInputError(f"frame={frame!r} is not allowed; use True or False")
-    _REGISTRY[name] = Estimator(name, func, estimand, shared_inputs_of(func), frame)
+    measures = measures_of(func) if measures is None else check_measures(measures)
+    if measures != ("log_hr",) and (accepted := accepted_options(func)) is not None:
+        if "measure" not in accepted:
+            raise EstimatorInputError(
+                f"measures={list(measures)!r} is not allowed for {name!r}: its function "
+                "takes no measure= option"
+            )
+    _REGISTRY[name] = Estimator(name, func, estimand, shared_inputs_of(func), frame, measures)
     return _REGISTRY[name]
 
 
@@ -335,7 +399,9 @@ def estimator_from_path(path: str) -> Estimator:
             f"estimator path {path!r} names {func!r}, which other processes cannot import "
             "by name (a lambda or local function?); define it with def at module level"
         )
-    return Estimator(path, func, DEFAULT_PATH_ESTIMAND, shared_inputs_of(func), True)
+    return Estimator(
+        path, func, DEFAULT_PATH_ESTIMAND, shared_inputs_of(func), True, measures_of(func)
+    )
 
 
 def available_estimators() -> tuple[str, ...]:
@@ -352,12 +418,12 @@ register_estimator("ps_cox", ps_cox, "ATE", frame=False)
 register_estimator("ps_spline_cox", ps_spline_cox, "ATE", frame=False)
 register_estimator("ps_strata_cox", ps_strata_cox, "ATE", frame=False)
 
-from .km_effects import iptw_km, matched_km  # noqa: E402  (km_effects builds on effects)
+from .km_effects import KM_MEASURES, iptw_km, matched_km  # noqa: E402  (km_effects builds on effects)
 
-register_estimator("iptw_km", iptw_km, "ATE", frame=False)
-register_estimator("matched_km", matched_km, "ATT", frame=False)
+register_estimator("iptw_km", iptw_km, "ATE", frame=False, measures=KM_MEASURES)
+register_estimator("matched_km", matched_km, "ATT", frame=False, measures=KM_MEASURES)
 
-from .gcomp import aiptw, gcomp  # noqa: E402
+from .gcomp import AIPTW_MEASURES, aiptw, gcomp  # noqa: E402
 
-register_estimator("gcomp", gcomp, "ATE", frame=False)
-register_estimator("aiptw", aiptw, "ATE", frame=False)
+register_estimator("gcomp", gcomp, "ATE", frame=False, measures=KM_MEASURES)
+register_estimator("aiptw", aiptw, "ATE", frame=False, measures=AIPTW_MEASURES)

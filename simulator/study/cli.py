@@ -335,9 +335,24 @@ def calibrate_cmd(
 
 # ---- simulation studies -----------------------------------------------------------------
 def _study_from_args(
-    target: str, reps, n, seed, estimators, outcomes, truth_censoring=None
+    target: str,
+    reps,
+    n,
+    seed,
+    estimators,
+    outcomes,
+    truth_censoring=None,
+    measures=None,
+    horizons=None,
 ) -> Study:
-    """A study from a study TOML file, or a one-scenario study from a scenario name/file."""
+    """A study from a study TOML file, or a one-scenario study from a scenario name/file.
+
+    ``measures`` / ``horizons`` (``--measure`` / ``--horizon``, months) replace the study's.
+    """
+    effects = {
+        **({"measures": tuple(measures)} if measures else {}),
+        **({"horizons": tuple(horizons)} if horizons else {}),
+    }
     if target.endswith(".toml") and Path(target).is_file() and _is_study_file(Path(target)):
         study = load_study(target)
         changes = {
@@ -351,6 +366,7 @@ def _study_from_args(
             changes["estimators"] = tuple(estimators)
         if outcomes:
             changes["outcomes"] = tuple(outcomes)
+        changes |= effects
         return study_from_dict({**study.to_dict(), **changes}) if changes else study
     resolve_scenario(target)  # a clear error for an unknown name or a bad file
     return study_from_dict(
@@ -363,6 +379,7 @@ def _study_from_args(
             **({"estimators": tuple(estimators)} if estimators else {}),
             **({"outcomes": tuple(outcomes)} if outcomes else {}),
             **({"truth_censoring": truth_censoring} if truth_censoring else {}),
+            **effects,
         }
     )
 
@@ -398,6 +415,22 @@ def run(
     outcomes: Annotated[
         list[str] | None, typer.Option("--outcome", help="pfs and/or os (repeatable).")
     ] = None,
+    measures: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--measure",
+            help="Effect measure: log_hr, rmst_diff, surv_diff (repeatable; replaces the "
+            "study's measures; each estimator runs for those it reports).",
+        ),
+    ] = None,
+    horizons: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--horizon",
+            help="Horizon in months for rmst_diff / surv_diff (repeatable; replaces the "
+            "study's horizons).",
+        ),
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option("--workers", "-w", help="Local worker processes (default: all cores)."),
@@ -424,7 +457,9 @@ def run(
 ) -> None:
     """Run a simulation study: replicates x estimators x outcomes, streamed to Parquet."""
     censoring = None if truth_censoring is None else truth_censoring.value
-    study = _study_from_args(target, reps, n, seed, estimators, outcomes, censoring)
+    study = _study_from_args(
+        target, reps, n, seed, estimators, outcomes, censoring, measures, horizons
+    )
     for size in study.sample_sizes:  # a replicate's cohort must fit in memory
         check_size(size)
     report = run_study(

@@ -63,6 +63,9 @@ COLUMNS: tuple[Column, ...] = COORDINATES + ESTIMATE + TIMING
 NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 SCHEMA = pa.schema([(c.name, c.type) for c in COLUMNS])
 KEY: tuple[str, ...] = tuple(c.name for c in COORDINATES)
+ROW_KEY: tuple[str, ...] = (*KEY, "measure", "horizon")
+"""What identifies a row: a study with ``measures`` fits an estimator once per measure and
+horizon (``simulator.study.spec.Study.runs``), so those complete the coordinates."""
 
 # what one estimate is scored on, and against which truth row it is merged
 SCORE_COLUMNS = ("estimate", "se", "ci_low", "ci_high", "p_value", "converged", "error")

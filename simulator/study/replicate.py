@@ -62,7 +62,7 @@ from ..generate import (
 from ..scenario import Scenario
 from . import record
 from .exceptions import StudyWarning
-from .spec import OUTCOMES, TREATMENT
+from .spec import OUTCOMES, TREATMENT, EstimatorRun
 from .workers import FitTimeout, deadline, set_status
 
 PROJECT_WARNINGS = (SimulatorWarning, StudyWarning, EstimatorWarning)
@@ -87,6 +87,8 @@ class Chunk:
     bases: dict[str, str] = field(default_factory=dict)  # variant -> registered base or path
     estimands: dict[str, str] = field(default_factory=dict)  # estimator -> declared estimand
     refs: dict[str, str] = field(default_factory=dict)  # user-registered name -> import path
+    # the fits of each replicate and outcome (Study.runs); empty: each estimator once
+    runs: tuple[EstimatorRun, ...] = ()
 
 
 def chunk_estimators(chunk: Chunk) -> list[Estimator]:
@@ -181,9 +183,14 @@ def _caught() -> list[str]:
 
 
 def run_chunk(chunk: Chunk) -> pd.DataFrame:
-    """Run the chunk's replicates; one row per replicate x outcome x estimator."""
+    """Run the chunk's replicates; one row per replicate x outcome x fit (``Chunk.runs``:
+    an estimator once per measure and horizon of a study with ``measures``)."""
     rows: list[dict[str, Any]] = []
     ests = chunk_estimators(chunk)
+    by_name = {e.name: e for e in ests}
+    fits: list[tuple[Estimator, EstimatorRun | None]] = (
+        [(by_name[r.estimator], r) for r in chunk.runs] if chunk.runs else [(e, None) for e in ests]
+    )
     with _recording_project_warnings():
         for rep in range(*chunk.reps):
             seed = replicate_seed(chunk.seed, chunk.condition, rep)
@@ -193,8 +200,10 @@ def run_chunk(chunk: Chunk) -> pd.DataFrame:
             sim_warnings = tuple(_caught())
             data = _Data(arrays, chunk, ests)
             for outcome in chunk.outcomes:
-                for e in ests:
-                    rows.append(_estimate(data.for_(e), chunk, rep, outcome, e, data, sim_warnings))
+                for e, run in fits:
+                    rows.append(
+                        _estimate(data.for_(e), chunk, rep, outcome, e, data, sim_warnings, run)
+                    )
     set_status("idle\t\t\t\t")
     return record.frame(rows)
 
@@ -257,12 +266,19 @@ def _shared_inputs(data: _Data, est: Estimator, covariates: list[str], outcome: 
 
 
 def _estimate(
-    df, chunk: Chunk, rep: int, outcome: str, est: Estimator, data: _Data, sim_warnings=()
+    df,
+    chunk: Chunk,
+    rep: int,
+    outcome: str,
+    est: Estimator,
+    data: _Data,
+    sim_warnings=(),
+    run: EstimatorRun | None = None,
 ) -> dict[str, Any]:
     time_col, event_col = OUTCOMES[outcome]
     name = est.name
     shared = _shared_inputs(data, est, chunk.covariates[name], outcome)
-    opts = {**shared, **chunk.options.get(name, {})}
+    opts = {**shared, **chunk.options.get(name, {}), **(run.options if run else {})}
     coords = {"condition": chunk.condition, "rep": rep, "outcome": outcome, "estimator": name}
     set_status(f"fitting\t{name}\t{chunk.condition}\t{rep}\t{outcome}")
     _caught().clear()
@@ -283,8 +299,14 @@ def _estimate(
         error = f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - start
     warned = tuple(dict.fromkeys((*sim_warnings, *_caught())))
-    # the failed row carries the measure the estimator was asked for (issue-11 options)
-    effect = {k: opts[k] for k in ("measure", "horizon") if k in opts}
+    # the failed row carries the measure the fit was asked for (its run, else its options)
+    if run is not None:
+        effect = {
+            "measure": run.measure,
+            "horizon": math.nan if run.horizon is None else run.horizon,
+        }
+    else:
+        effect = {k: opts[k] for k in ("measure", "horizon") if k in opts}
     try:
         return record.failed_row(
             coords, est.name, est.estimand, error, seconds, warnings=warned, **effect

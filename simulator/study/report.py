@@ -35,8 +35,10 @@ ESTIMATOR_NAMES = {
 def summary_table(
     store: Store, alpha: float = 0.05, *, baseline: str | None = None
 ) -> pd.DataFrame:
-    """Performance measures per condition x outcome x estimator, with condition labels
-    (and run times relative to ``baseline``: :func:`~simulator.study.performance.summarize`)."""
+    """Performance measures per condition x outcome x estimator x measure x horizon, with
+    condition labels (and run times relative to ``baseline``:
+    :func:`~simulator.study.performance.summarize`); the log-HR rows of a condition and
+    outcome come first, then each other measure and horizon."""
     results = store.read_results()
     if results.empty:
         return pd.DataFrame()
@@ -45,9 +47,14 @@ def summary_table(
     table.insert(1, "label", table["condition"].map(labels))
     order = {name: i for i, name in enumerate(ESTIMATOR_NAMES)}
     table["_o"] = table["estimator"].map(lambda e: order.get(e, len(order)))
+    table["_m"] = table["measure"] != "log_hr"
     return (
-        table.sort_values(["condition", "outcome", "_o"], ascending=[True, False, True])
-        .drop(columns="_o")
+        table.sort_values(
+            ["condition", "outcome", "_m", "measure", "horizon", "_o"],
+            ascending=[True, False, True, True, True, True],
+            kind="stable",
+        )
+        .drop(columns=["_o", "_m"])
         .reset_index(drop=True)
     )
 
@@ -136,17 +143,20 @@ TERMINAL_MEASURES = (*TERMINAL[:3], "measure", "truth", "bias", *TERMINAL[5:])
 
 
 def summary_rich(table: pd.DataFrame, meta: dict[str, Any]) -> Group:
-    """Compact tables for the terminal, one per condition (CSV / Markdown carry every measure)."""
+    """Compact tables for the terminal, one per condition and effect measure (and horizon;
+    CSV / Markdown carry every measure)."""
     study = meta["study"]
     rows = display_rows(table)
     tables = []
     columns = TERMINAL if not rows or "true HR" in rows[0] else TERMINAL_MEASURES
-    for label in dict.fromkeys(r["condition"] for r in rows):
-        t = Table(title=label, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+    panel = [(r["condition"], r.get("measure", "")) for r in rows]
+    for key in dict.fromkeys(panel):
+        title = key[0] if not key[1] else f"{key[0]} - {key[1]}"
+        t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
         for col in columns:
             t.add_column(col, justify="left" if col in columns[:4] else "right")
-        for r in rows:
-            if r["condition"] == label:
+        for r, k in zip(rows, panel, strict=True):
+            if k == key:
                 t.add_row(*(r[c] for c in columns))
         tables.append(t)
     head = (

@@ -168,6 +168,7 @@ def plan_chunks(
         for e in study.estimators
     }
     refs = user_references(study)
+    runs = study.runs()
     chunks = []
     for cond in conditions:
         cal = calibration.calibrate(cond.scenario)
@@ -193,6 +194,7 @@ def plan_chunks(
                         {e: study.base_of(e) for e in study.estimators if e in study.variants},
                         {e: study.estimand_of(e) for e in study.estimators},
                         refs,
+                        runs,
                     )
                 )
                 k += 1
@@ -545,12 +547,16 @@ class _Tally:
     errors: dict[str, Counter] = field(default_factory=dict)
 
     def add(self, rows) -> None:
-        for est, g in rows.groupby("estimator", sort=False):
-            self.fits[est] += len(g)
+        # per fit of the study (estimator, measure, horizon): a horizon beyond an
+        # outcome's follow-up fails every time even where the estimator's others do not
+        at = rows["horizon"].map(lambda h: f" at {h:g} months" if h == h else "")
+        effect = (" (" + rows["measure"] + at + ")").where(rows["measure"] != "log_hr", "")
+        for key, g in rows.groupby([rows["estimator"], effect], sort=False):
+            self.fits[key] += len(g)
             bad = g["error"][g["error"] != ""]
-            self.failed[est] += len(bad)
+            self.failed[key] += len(bad)
             if len(bad):
-                self.errors.setdefault(est, Counter()).update(bad.tolist())
+                self.errors.setdefault(key, Counter()).update(bad.tolist())
 
 
 def _all_failed(tally: _Tally, root: Path) -> None:
@@ -558,9 +564,10 @@ def _all_failed(tally: _Tally, root: Path) -> None:
     if not dead:
         return
     lines = []
-    for e in dead:
-        message, count = tally.errors[e].most_common(1)[0]
-        lines.append(f"{e!r} ({count} of {tally.fits[e]} with: {message})")
+    for key in dead:
+        message, count = tally.errors[key].most_common(1)[0]
+        est, effect = key
+        lines.append(f"{est!r}{effect} ({count} of {tally.fits[key]} with: {message})")
     raise StudyError(
         "every fit of estimator "
         + "; ".join(lines)

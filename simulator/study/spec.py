@@ -44,6 +44,21 @@ failed row (``FitTimeout``); it interrupts Python code, not a running numba kern
 Estimator options are checked against each estimator's signature, and covariates
 against the cohort's columns, when the study is built (before any work).
 
+Effect measures (``measures``, ``horizons``; none by default)::
+
+    [study]
+    estimators = ["siptw", "iptw_km", "gcomp", "aiptw"]
+    measures = ["log_hr", "rmst_diff", "surv_diff"]   # estimators.estimands.MEASURES
+    horizons = [12, 24]                               # months, for rmst_diff / surv_diff
+
+Each estimator runs once per requested measure it reports (``Estimator.measures``, a
+registry capability) and, for a measure with a horizon, once per horizon: above,
+``siptw`` runs for the log-HR, ``iptw_km`` and ``gcomp`` four times (RMST and S(t)
+differences at 12 and 24 months), ``aiptw`` twice (S(t) differences).  Every row is
+scored against the truth of the same outcome, population, measure and horizon.
+:meth:`Study.runs` is this expansion; a study without ``measures`` runs each estimator
+once with its own options, as before.
+
 ``truth_censoring`` picks the marginal truths: ``"admin"`` (default, under administrative
 censoring; docs/design.md §3) or ``"study"`` (under the scenario's whole censoring process,
 which is what a consistent estimator converges to when the marginal hazards are not
@@ -61,7 +76,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from estimators.estimands import ESTIMANDS, MEASURES_WITH_HORIZON
+from estimators.estimands import ESTIMANDS, MEASURES, MEASURES_WITH_HORIZON
 from estimators.exceptions import EstimatorInputError
 from estimators.registry import (
     accepted_options,
@@ -123,6 +138,37 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class EstimatorRun:
+    """One fit per replicate and outcome: ``estimator`` reporting ``measure`` at ``horizon``.
+
+    Attributes
+    ----------
+    estimator : str
+        The study's name for the estimator (a registered name, a variant or a path).
+    measure : str
+        The effect measure its rows carry (:data:`estimators.estimands.MEASURES`).
+    horizon : float or None
+        Months, for ``rmst_diff`` / ``surv_diff``; None for a measure without one.
+    options : dict
+        The ``measure`` / ``horizon`` options this fit is given on top of the
+        estimator's own (empty in a study without ``measures``).
+    """
+
+    estimator: str
+    measure: str
+    horizon: float | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """``"iptw_km (rmst_diff at 24 months)"``; the bare name for a log-HR."""
+        if self.measure == "log_hr":
+            return self.estimator
+        at = "" if self.horizon is None else f" at {self.horizon:g} months"
+        return f"{self.estimator} ({self.measure}{at})"
+
+
+@dataclass(frozen=True)
 class Study:
     """A validated simulation-study specification (see module docstring for the TOML)."""
 
@@ -141,6 +187,8 @@ class Study:
     chunk_reps: int = 25
     truth_censoring: str = "admin"
     fit_timeout: float | None = None
+    measures: tuple[str, ...] = ()
+    horizons: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         ck.count(self.reps, "reps")
@@ -188,11 +236,151 @@ class Study:
                 raise StudyError(f"estimator_options[{e!r}]={opts!r} is not allowed; give a table")
             if e not in self.variants:
                 check_options(e, opts)
-            _check_covariates(self.options_for(e).get("covariates", ()), f"{e}.covariates")
+            for key, value in self.options_for(e).items():  # covariates, ps_covariates, ...
+                if key == "covariates" or key.endswith("_covariates"):
+                    _check_covariates(value, f"{e}.{key}")
         for key, values in self.vary.items():
             if not isinstance(values, list | tuple) or not values:
                 raise StudyError(f"vary[{key!r}]={values!r} is not allowed; give a non-empty list")
-        self.conditions()  # validates scenarios and every grid change
+        self._check_measures()
+        conditions = self.conditions()  # validates scenarios and every grid change
+        self._check_horizons_followed(conditions)
+
+    def _check_measures(self) -> None:
+        """``measures`` / ``horizons``: known, positive, wanted, and run by some estimator."""
+        if not self.measures and not self.horizons:
+            return
+        if not self.measures:
+            raise StudyError(
+                f"horizons={list(self.horizons)!r} is not allowed without measures; add "
+                f"measures (some of {sorted(MEASURES_WITH_HORIZON)}) or remove horizons"
+            )
+        for m in _nonempty(self.measures, "measures"):
+            if m not in MEASURES:
+                raise StudyError(
+                    f"measures: measure {m!r} is not allowed; use some of {list(MEASURES)}"
+                )
+        _distinct(self.measures, "measures")
+        timed = [m for m in self.measures if m in MEASURES_WITH_HORIZON]
+        if isinstance(self.horizons, str) or not isinstance(self.horizons, Sequence):
+            raise StudyError(
+                f"horizons={self.horizons!r} is not allowed; give a list of months > 0"
+            )
+        for h in self.horizons:
+            if (
+                isinstance(h, bool)
+                or not isinstance(h, int | float)
+                or not (math.isfinite(h) and h > 0)
+            ):
+                raise StudyError(
+                    f"horizons: horizon {h!r} is not allowed; give a finite number of months > 0"
+                )
+        _distinct([float(h) for h in self.horizons], "horizons")
+        if timed and not self.horizons:
+            raise StudyError(
+                f"horizons=[] is not allowed with measures {timed}; give the horizons in "
+                "months, e.g. horizons = [12, 24]"
+            )
+        if self.horizons and not timed:
+            raise StudyError(
+                f"horizons={list(self.horizons)!r} is not allowed: none of measures "
+                f"{list(self.measures)} has a horizon (those that do: "
+                f"{sorted(MEASURES_WITH_HORIZON)})"
+            )
+        reports = {e: self.measures_of(e) for e in self.estimators}
+        for e in self.estimators:
+            fixed = sorted(k for k in ("measure", "horizon") if k in self.options_for(e))
+            if fixed:
+                raise StudyError(
+                    f"estimators: {e!r} fixes {fixed} in its options, and the study's "
+                    "measures / horizons set them for every estimator; remove them from its "
+                    "options (or remove the study's measures)"
+                )
+            if not set(reports[e]) & set(self.measures):
+                raise StudyError(
+                    f"estimators: {e!r} reports none of measures {list(self.measures)} (it "
+                    f"reports {list(reports[e])}); add one of those or remove {e!r}"
+                )
+        for m in self.measures:
+            if not any(m in r for r in reports.values()):
+                able = [e for e in available_estimators() if m in get_estimator(e).measures]
+                raise StudyError(
+                    f"measures: measure {m!r} is not reported by any of the study's "
+                    f"estimators {list(self.estimators)}"
+                    + (f"; estimators that report it: {able}" if able else "")
+                )
+
+    def _check_horizons_followed(self, conditions: list[Condition]) -> None:
+        """A horizon after a condition's data cutoff: no one is followed that long."""
+        for h in self.horizons:
+            for c in conditions:
+                cutoff = c.scenario.censoring.cutoff_months
+                if h > cutoff:
+                    raise StudyError(
+                        f"horizons: horizon {h!r} is not allowed: condition {c.label!r} follows "
+                        f"patients for at most {cutoff:g} months (accrual + follow-up), so "
+                        f"its Kaplan-Meier curves end before it and the RMST / survival "
+                        f"difference is not identifiable; use horizons in (0, {cutoff:g}]"
+                    )
+
+    def measures_of(self, estimator: str) -> tuple[str, ...]:
+        """The effect measures an estimator (or variant) reports: its registered
+        capability (``Estimator.measures``; a path's from its signature), or the one
+        its ``measure`` option fixes."""
+        reported = get_estimator(self.base_of(estimator)).measures
+        fixed = self.options_for(estimator).get("measure")
+        return (fixed,) if isinstance(fixed, str) and fixed in reported else reported
+
+    def runs(self) -> tuple[EstimatorRun, ...]:
+        """Every fit of a replicate and outcome, in order: the study's one expansion of
+        estimators x measures x horizons (the results rows follow it).
+
+        Without ``measures``: each estimator once, with its own options, reporting the
+        measure they (or its function's defaults) say.  With ``measures``: each estimator
+        once per requested measure it reports (:meth:`measures_of`), and per horizon for
+        ``rmst_diff`` / ``surv_diff``, given ``measure=`` / ``horizon=``.
+        """
+        out: list[EstimatorRun] = []
+        for e in self.estimators:
+            if not self.measures:
+                out.append(self._own_run(e))
+                continue
+            takes = self._takes_measure(e)
+            for m in self.measures:
+                if m not in self.measures_of(e):
+                    continue
+                if m not in MEASURES_WITH_HORIZON:
+                    out.append(EstimatorRun(e, m, None, {"measure": m} if takes else {}))
+                    continue
+                for h in self.horizons:
+                    out.append(EstimatorRun(e, m, float(h), {"measure": m, "horizon": h}))
+        return tuple(out)
+
+    def _takes_measure(self, estimator: str) -> bool:
+        """True when the estimator's function names a ``measure`` parameter (a log-HR
+        fit passes ``measure="log_hr"`` only to such a function, not to ``**options``)."""
+        accepted = accepted_options(get_estimator(self.base_of(estimator)).func)
+        return accepted is not None and "measure" in accepted
+
+    def _own_run(self, estimator: str) -> EstimatorRun:
+        """The fit of an estimator run with its own options (a study without measures)."""
+        try:
+            params = inspect.signature(get_estimator(self.base_of(estimator)).func).parameters
+        except (TypeError, ValueError):
+            params = {}
+        opts = {
+            k: params[k].default
+            for k in ("measure", "horizon")
+            if k in params and params[k].default is not inspect.Parameter.empty
+        }
+        opts |= self.options_for(estimator)
+        measure = opts.get("measure", "log_hr")
+        if not isinstance(measure, str) or measure not in MEASURES:
+            measure = "log_hr"  # a bad value: the estimator's own error, at every fit
+        h = opts.get("horizon") if measure in MEASURES_WITH_HORIZON else None
+        if isinstance(h, bool) or not isinstance(h, int | float):
+            h = None
+        return EstimatorRun(estimator, measure, None if h is None else float(h))
 
     def options_for(self, estimator: str) -> dict[str, Any]:
         """Keyword options of one estimator (or variant), as the study gives them."""
@@ -219,20 +407,15 @@ class Study:
         return est.estimand
 
     def effect_measures(self) -> tuple[tuple[str, float | None], ...]:
-        """``(measure, horizon)`` of every estimator reporting a measure other than the
-        log-HR (its options, else its function's defaults), each once; horizon in months,
-        None for a measure without one."""
-        out: dict[tuple[str, float | None], None] = {}
-        for e in self.estimators:
-            params = inspect.signature(get_estimator(self.base_of(e)).func).parameters
-            opts = {k: params[k].default for k in ("measure", "horizon") if k in params}
-            opts |= self.options_for(e)
-            measure = opts.get("measure", "log_hr")
-            if measure == "log_hr" or not isinstance(measure, str):
-                continue
-            h = opts.get("horizon") if measure in MEASURES_WITH_HORIZON else None
-            if h is None or (isinstance(h, int | float) and not isinstance(h, bool)):
-                out[(measure, None if h is None else float(h))] = None
+        """``(measure, horizon)`` of every fit reporting a measure other than the log-HR
+        (:meth:`runs`), each once; horizon in months, None for a measure without one.
+        run.json holds a truth for each."""
+        out = {
+            (r.measure, r.horizon): None
+            for r in self.runs()
+            if r.measure != "log_hr"
+            and (r.horizon is not None or r.measure not in MEASURES_WITH_HORIZON)
+        }
         return tuple(out)
 
     def base_of(self, estimator: str) -> str:
@@ -304,6 +487,9 @@ class Study:
             "chunk_reps": self.chunk_reps,
             "truth_censoring": self.truth_censoring,
             "fit_timeout": self.fit_timeout,
+            # only when given: a study without them keeps the identity it had before
+            **({"measures": list(self.measures)} if self.measures else {}),
+            **({"horizons": list(self.horizons)} if self.horizons else {}),
         }
 
 
@@ -429,6 +615,12 @@ def constant_columns(scenario: Scenario) -> set[str]:
     return {col for col, feat in _BINARY_COLUMNS.items() if means[feat] in (0.0, 1.0)}
 
 
+def _distinct(xs: Sequence[Any], param: str) -> None:
+    seen = [x for i, x in enumerate(xs) if x in xs[:i]]
+    if seen:
+        raise StudyError(f"{param}: {seen[0]!r} is given twice; list each once")
+
+
 def _nonempty(xs: Sequence[Any], param: str) -> Sequence[Any]:
     if isinstance(xs, str) or not isinstance(xs, Sequence) or len(xs) == 0:
         raise StudyError(f"{param}={xs!r} is not allowed; give a non-empty list")
@@ -443,7 +635,15 @@ def study_from_dict(d: dict[str, Any]) -> Study:
     if unknown:
         raise StudyError(f"study has unknown parameter(s) {unknown}; allowed: {sorted(allowed)}")
     conv = dict(d)
-    for k in ("scenarios", "sample_sizes", "estimators", "outcomes", "covariates"):
+    for k in (
+        "scenarios",
+        "sample_sizes",
+        "estimators",
+        "outcomes",
+        "covariates",
+        "measures",
+        "horizons",
+    ):
         if k in conv and isinstance(conv[k], list):
             conv[k] = tuple(conv[k])
     return Study(**conv)

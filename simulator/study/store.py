@@ -217,8 +217,11 @@ class Store:
                         f"{p} holds chunk {part.get('chunk')} of condition "
                         f"{part.get('condition')}: it was renamed; remove it"
                     )
-                if "reps" in part and per_rep:
-                    expected = (part["reps"][1] - part["reps"][0]) * per_rep
+                if "rows" in part or ("reps" in part and per_rep):
+                    # the rows written (a study with measures fits some estimators more
+                    # than once per replicate); older parts: replicates x outcomes x
+                    # estimators
+                    expected = part.get("rows") or (part["reps"][1] - part["reps"][0]) * per_rep
                     if footer.num_rows != expected:
                         out.unreadable.append(
                             (p, f"{footer.num_rows} rows where {expected} were written")
@@ -250,6 +253,7 @@ class Store:
         part = {"condition": condition, "chunk": chunk, "format_version": FORMAT_VERSION}
         if reps is not None:
             part["reps"] = list(reps)
+        part["rows"] = table.num_rows
         table = table.replace_schema_metadata(
             {
                 **(table.schema.metadata or {}),
@@ -265,7 +269,7 @@ class Store:
 
     def read_results(self) -> pd.DataFrame:
         """Every finished row (the record's columns), sorted by condition, replicate,
-        outcome, estimator."""
+        outcome, estimator, measure, horizon (:data:`record.ROW_KEY`)."""
         meta = self.read_meta()
         version_, identity = meta["format_version"], meta.get("identity")
         files = self._files()
@@ -286,7 +290,7 @@ class Store:
                 raise StoreError(f"{f} does not have the rwesim results schema")
             frames.append(record.upgrade(t.to_pandas(), version_))
         df = pd.concat(frames, ignore_index=True)
-        return df.sort_values(list(record.KEY[:2]) + list(record.KEY[2:]), ignore_index=True)
+        return df.sort_values(list(record.ROW_KEY), ignore_index=True, kind="stable")
 
     def truths(self) -> pd.DataFrame:
         """The truths of run.json: columns :data:`record.TRUTH_COLUMNS` (horizon NaN when
