@@ -244,7 +244,60 @@ plt.show()
 #   "Bias and coverage of the effect-measure estimators").
 
 # %% [markdown]
-# ## Informative censoring (IPCW)
+# ## Informative censoring: what IPCW removes
 #
-# Inverse-probability-of-censoring weighting for informative censoring is covered in the
-# estimators guide (docs/guide/estimators.md).
+# The RMST and S(tau) truths are of the *uncensored* potential outcomes, so a
+# Kaplan-Meier contrast is unbiased only if censoring is independent of the outcome
+# given treatment.  In `flatiron-informative` next-therapy and loss to follow-up come
+# sooner with ECOG 1, ECOG 2+ and visceral disease, which also shorten rwPFS
+# (docs/guide/scenarios.md): the patients who stay under observation are the healthier
+# ones, and the weighted Kaplan-Meier curves are too high.  `iptw_km` with `ipcw="cox"`
+# also weights each patient at time t by 1 / K_i(t-), K_i from a Cox model of the
+# censoring on the covariates per arm; administrative censoring at the data cutoff is
+# left out of that model (`ipcw_entry`, `ipcw_cutoff`: it depends on the entry date, not
+# on the patient).  Both are scored against the same ATE truths, rwPFS at 24 months.
+
+# %%
+informative = resolve_scenario("flatiron-informative")
+ipcw_study = Study(
+    name="ipcw",
+    scenarios=("flatiron-informative",),
+    sample_sizes=(1430,),
+    reps=REPS,
+    chunk_reps=10,
+    seed=20_261_207,
+    outcomes=("pfs",),
+    estimators=("iptw_km", "iptw_km_ipcw"),
+    variants={
+        "iptw_km_ipcw": {
+            "base": "iptw_km",
+            "ipcw": "cox",
+            "ipcw_entry": "entry_month",
+            "ipcw_cutoff": informative.censoring.cutoff_months,
+        }
+    },
+    measures=("rmst_diff", "surv_diff"),
+    horizons=(HORIZON,),
+)
+ipcw_report = run_study(
+    ipcw_study, tempfile.mkdtemp(prefix="rwesim-ipcw-"), workers=2, progress=False, log=print
+)
+ipcw_table = summarize(open_results(ipcw_report.out_dir))
+display(
+    pd.DataFrame(
+        {
+            "measure": ipcw_table["measure"],
+            "estimator": ipcw_table["estimator"],
+            "truth": ipcw_table["theta"].round(4),
+            "bias": cell(ipcw_table["bias"], ipcw_table["bias_mcse"], 4),
+            "coverage": cell(ipcw_table["coverage"], ipcw_table["coverage_mcse"], 3),
+            "n_sim": ipcw_table["n_sim"],
+        }
+    ).set_index(["measure", "estimator"])
+)
+
+# %% [markdown]
+# At 1,000 replicates (docs/guide/estimators.md, "Informative censoring: IPCW") the
+# weighted Kaplan-Meier RMST difference is biased by -0.30 (0.02) months with 92.6%
+# coverage; with IPCW the bias is +0.04 (0.02) months and coverage 94.0%.  The SE of
+# the IPCW estimates treats the censoring weights as known.
