@@ -231,8 +231,14 @@ def test_cli_runs_when_nothing_is_writable(scratch, read_only_install):
     assert not list(target.rglob("*.nbi"))
 
 
+@pytest.mark.slow
 def test_readme_sequence_non_editable_then_editable_install(scratch):
-    """pip install . + a run, then pip install -e . in the same venv: still importable."""
+    """pip install . + a run, then pip install -e . in the same venv: still importable.
+
+    Marked slow (about a minute and a half of installs and cold JIT compiles): ``.ci/run``
+    itself runs this sequence on every CI run (the README's main command, then its test
+    command in the same venv), so a regression fails CI there before this test is
+    reached; run it locally with ``python -m pytest -m slow tests/test_install.py``."""
     src = _copy_sources(scratch / "src")
     venv = scratch / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
