@@ -214,8 +214,10 @@ def gcomp(
     -------
     EffectEstimate
         ``diagnostics``: ``treated`` / ``control`` (each arm's S(tau) or RMST),
-        ``n_boot``, ``n_failed``, ``boot_estimates`` (ndarray, shape (n_boot,), NaN where
-        a resample failed).
+        ``n_boot``, ``n_failed``, ``n_flagged`` (resamples whose outcome fit was flagged
+        not converged, e.g. a covariate level without events: their finite estimates are
+        kept, like the point estimate's), ``boot_estimates`` (ndarray, shape (n_boot,),
+        NaN where a resample failed).
     """
     check_measure(measure)
     tau = check_horizon(horizon)
@@ -251,6 +253,7 @@ def gcomp(
     s1, s0, converged = _gformula(oc.time, oc.event, a, Z, population(a), tau, rmst, ties, names)
     est = s1 - s0
     boot = np.full(int(n_boot), math.nan)
+    n_flagged = 0
     for b, idx in enumerate(draw_resamples(a.size, int(n_boot), rng)):
         ab = a[idx]
         try:
@@ -272,13 +275,23 @@ def gcomp(
                 )
         except EstimatorInputError:
             continue
-        if ok:
+        # a flagged outcome fit (a diverging coefficient: a covariate level without
+        # events) still gives finite predictions; kept, as the point estimate's is
+        if math.isfinite(b1 - b0):
             boot[b] = b1 - b0
+            n_flagged += not ok
     good = boot[np.isfinite(boot)]
     n_failed = int(n_boot) - good.size
     warn = list(_no_covariates("gcomp", estimand, covs))
     if n_failed:
         msg = f"gcomp: {n_failed} of {n_boot} bootstrap resamples failed and are excluded"
+        warnings.warn(msg, BootstrapWarning, stacklevel=2)
+        warn.append(msg)
+    if n_flagged:
+        msg = (
+            f"gcomp: the outcome model was flagged (not converged) in {n_flagged} of "
+            f"{n_boot} bootstrap resamples; their finite estimates are kept"
+        )
         warnings.warn(msg, BootstrapWarning, stacklevel=2)
         warn.append(msg)
     se = float(good.std(ddof=1)) if good.size >= 2 else math.nan
@@ -296,6 +309,7 @@ def gcomp(
             "control": s0,
             "n_boot": int(n_boot),
             "n_failed": n_failed,
+            "n_flagged": n_flagged,
             "boot_estimates": boot,
         },
         alpha=alpha,

@@ -22,6 +22,7 @@ from naive import gformula_naive
 from estimators import EstimatorInputError, get_estimator
 from estimators.cox import fit_cox_arrays
 from estimators.design_matrix import design_matrix
+from estimators.exceptions import BootstrapWarning
 from estimators.gcomp import aiptw, breslow_baseline, gcomp
 
 REF = Path(__file__).parent / "reference"
@@ -139,6 +140,46 @@ def test_gcomp_bootstrap_is_seeded(gbsg2):
     # the same order of magnitude as the AIPTW influence-function SE
     assert 0.5 < a.se / GOLD["aiptw"]["24"]["se"] < 1.5
     np.testing.assert_array_equal(a.diagnostics["boot_estimates"], b.diagnostics["boot_estimates"])
+
+
+@pytest.mark.filterwarnings("ignore::estimators.exceptions.ConvergenceWarning")
+def test_gcomp_bootstrap_keeps_resamples_with_a_flagged_outcome_fit(gbsg2):
+    """A binary covariate whose level 1 has no events: the Cox coefficient diverges in
+    the fit and in every resample that holds such a patient (flagged, not converged), but
+    the predictions stay finite.  Those resamples are kept, as the flagged point
+    estimate is (before: every resample dropped, SE NaN)."""
+    d = gbsg2.copy()
+    censored = np.flatnonzero(d["cens"].to_numpy() == 0)
+    d["no_events"] = 0
+    d.loc[d.index[censored[:25]], "no_events"] = 1  # 25 censored patients, no event
+    with pytest.warns(BootstrapWarning, match=r"flagged \(not converged\) in \d+ of 30"):
+        r = gcomp(
+            d,
+            "months",
+            "cens",
+            "trt",
+            [*COVS, "no_events"],
+            measure="surv_diff",
+            horizon=24,
+            n_boot=30,
+            random_state=7,
+        )
+    assert not r.converged and np.isfinite(r.estimate)
+    assert np.isfinite(r.se) and r.se > 0
+    assert r.diagnostics["n_failed"] == 0 and r.diagnostics["n_flagged"] > 0
+    # the SE is of the size of the one without the no-event covariate
+    plain = gcomp(
+        gbsg2,
+        "months",
+        "cens",
+        "trt",
+        COVS,
+        measure="surv_diff",
+        horizon=24,
+        n_boot=30,
+        random_state=7,
+    )
+    assert 0.5 < r.se / plain.se < 2.0
 
 
 def test_gcomp_registered(gbsg2):
