@@ -159,6 +159,37 @@ def test_run_then_summarize_and_markdown(tmp_path):
     assert md.read_text().startswith("| condition |")
 
 
+def test_summarize_reports_ms_per_fit_and_time_against_a_baseline(tmp_path):
+    out = tmp_path / "res"
+    res = runner.invoke(
+        app, ["run", "flatiron", "--reps", "4", "-n", "300", "-w", "1", "-o", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    csv, md = tmp_path / "t.csv", tmp_path / "t.md"
+    res = runner.invoke(
+        app,
+        ["summarize", str(out), "--baseline", "siptw", "--csv", str(csv), "--markdown", str(md)],
+    )
+    assert res.exit_code == 0, res.output
+    head = md.read_text().splitlines()[0]
+    assert "| ms/fit |" in head and "| time vs baseline |" in head
+    assert "| 1.00x |" in md.read_text()  # siptw against itself
+    table = pd.read_csv(csv)
+    assert (table["ms_per_fit"] > 0).all()
+    mine = table[table["estimator"] == "siptw"]
+    assert (mine["time_ratio"] == 1.0).all()
+    expected = table["ms_per_fit"] / table["outcome"].map(mine.set_index("outcome")["ms_per_fit"])
+    np.testing.assert_allclose(table["time_ratio"], expected)
+    plain = runner.invoke(app, ["summarize", str(out), "--markdown", str(md)])
+    assert plain.exit_code == 0, plain.output
+    assert "| ms/fit |" in md.read_text() and "1.00x" not in md.read_text()
+    _one_line_error(
+        runner.invoke(app, ["summarize", str(out), "--baseline", "nope"]),
+        "baseline='nope' is not allowed",
+        "siptw",
+    )
+
+
 def test_unreadable_result_part_is_a_clear_error(tmp_path):
     out = tmp_path / "res"
     res = runner.invoke(

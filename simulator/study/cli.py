@@ -488,9 +488,18 @@ def summarize(
     markdown: Annotated[
         Path | None, typer.Option("--markdown", help="Also write the table as Markdown.")
     ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="An estimator of the run (e.g. siptw): adds each estimator's median time "
+            "per fit relative to it ('time vs baseline').",
+        ),
+    ] = None,
 ) -> None:
-    """Performance measures (bias, coverage, ... with Monte Carlo SEs) of a finished run."""
-    _print_summary(_open_results(directory), csv, markdown)
+    """Performance measures (bias, coverage, ... with Monte Carlo SEs) of a finished run,
+    with the median milliseconds per fit ('ms/fit')."""
+    _print_summary(_open_results(directory), csv, markdown, baseline)
 
 
 def _open_results(directory: Path) -> Store:
@@ -501,8 +510,10 @@ def _open_results(directory: Path) -> Store:
     return store
 
 
-def _print_summary(store: Store, csv: Path | None, markdown: Path | None) -> None:
-    table = summary_table(store)
+def _print_summary(
+    store: Store, csv: Path | None, markdown: Path | None, baseline: str | None = None
+) -> None:
+    table = summary_table(store, baseline=baseline)
     if table.empty:
         raise UserError(f"{store.root} holds no finished replicates yet")
     meta = store.read_meta()

@@ -117,9 +117,20 @@ def display_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
                 "coverage, converged only": _pm(r.coverage_converged, r.coverage_converged_mcse),
                 "n_converged": str(r.n_converged),
                 "why fits failed": r.errors or "-",
+                "ms/fit": _ms(getattr(r, "ms_per_fit", math.nan)),
+                "time vs baseline": _ratio(getattr(r, "time_ratio", math.nan)),
             }
         )
     return rows
+
+
+def _ms(x: float) -> str:
+    """Median milliseconds per fit, to 3 significant digits ("-" when unknown)."""
+    return f"{x:.3g}" if math.isfinite(x) else "-"
+
+
+def _ratio(x: float) -> str:
+    return f"{x:.2f}x" if math.isfinite(x) else "-"
 
 
 def _measure(measure: str, horizon: float) -> str:
@@ -137,6 +148,7 @@ TERMINAL = (
     "coverage",
     "power",
     "failed/nonconv",
+    "ms/fit",
 )
 TERMINAL_MEASURES = (*TERMINAL[:3], "measure", "truth", "bias", *TERMINAL[5:])
 """Terminal columns of a table with measures other than the log-HR."""
@@ -149,6 +161,8 @@ def summary_rich(table: pd.DataFrame, meta: dict[str, Any]) -> Group:
     rows = display_rows(table)
     tables = []
     columns = TERMINAL if not rows or "true HR" in rows[0] else TERMINAL_MEASURES
+    if any(r["time vs baseline"] != "-" for r in rows):  # summarize --baseline
+        columns = (*columns, "time vs baseline")
     panel = [(r["condition"], r.get("measure", "")) for r in rows]
     for key in dict.fromkeys(panel):
         title = key[0] if not key[1] else f"{key[0]} - {key[1]}"
