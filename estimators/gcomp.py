@@ -60,6 +60,7 @@ from .exceptions import BootstrapWarning, EstimatorInputError
 from .km_effects import check_horizon, check_measure
 from .result import EffectEstimate
 from .shared import SharedInputs
+from .survival import breslow_cumhaz
 from .validation import (
     Data,
     check_covariates,
@@ -86,7 +87,8 @@ _ARM = ("control", "treated")
 def breslow_baseline(
     time: np.ndarray, event: np.ndarray, lp: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Breslow's cumulative baseline hazard at the distinct event times.
+    """Breslow's cumulative baseline hazard at the distinct event times
+    (:func:`estimators.survival.breslow_cumhaz` of ``exp(lp)``).
 
     Parameters
     ----------
@@ -104,12 +106,7 @@ def breslow_baseline(
     cumhaz : ndarray, shape (k,)
         ``Lambda_0`` at ``times`` for ``lp = 0``.
     """
-    order = np.argsort(time, kind="stable")
-    ts = time[order]
-    ex = np.exp(lp[order])
-    at_risk = np.cumsum(ex[::-1])[::-1]
-    u, d = np.unique(time[event == 1], return_counts=True)
-    return u, np.cumsum(d / at_risk[np.searchsorted(ts, u, side="left")])
+    return breslow_cumhaz(time, event, np.exp(lp))
 
 
 def _step(times: np.ndarray, values: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -49,6 +49,7 @@ import numpy as np
 from . import _ipcw_kernels as kern
 from .cox import fit_cox_arrays
 from .exceptions import EstimatorInputError
+from .survival import breslow_cumhaz
 
 __all__ = [
     "IPCW_MODELS",
@@ -286,17 +287,6 @@ def _steps(times: np.ndarray, values: np.ndarray, t: np.ndarray, empty: float = 
     return np.where(k < 0, empty, values[np.maximum(k, 0)])
 
 
-def _breslow(t: np.ndarray, c: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct censoring times and the Breslow cumulative hazard at them."""
-    order = np.argsort(t, kind="stable")
-    ts, cs, rs = t[order], c[order], r[order]
-    at_risk = np.cumsum(rs[::-1])[::-1]  # sum of r over T >= ts[k]
-    times, first = np.unique(ts, return_index=True)
-    d = np.add.reduceat(cs.astype(np.float64), first)
-    keep = d > 0
-    return times[keep], np.cumsum(d[keep] / at_risk[first][keep])
-
-
 def _km_censoring(t: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(t, kind="stable")
     ts, cs = t[order], c[order].astype(np.float64)
@@ -376,7 +366,7 @@ def fit_censoring_model(
             beta, lp = np.zeros(0), np.zeros(int(m.sum()))
         r = np.exp(lp)
         risk[m] = r
-        tg, hg = _breslow(t[m], cg, r)
+        tg, hg = breslow_cumhaz(t[m], cg, r)
         times.append(tg)
         cumhaz.append(hg)
         coefs.append(beta)

@@ -238,3 +238,20 @@ def survival_summary(
             row["rmst"], row["rmst_se"] = km.rmst(tau)
         rows.append(row)
     return pd.DataFrame(rows).set_index("arm")
+
+
+def breslow_cumhaz(
+    time: np.ndarray, event: np.ndarray, risk: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Breslow's cumulative baseline hazard at the distinct event times, from the
+    relative risks ``risk`` (n,) = exp(linear predictor) of a fitted Cox model.
+
+    Returns (times (k,), distinct event times ascending, months; cumulative hazard (k,)
+    there).  Used for the outcome models of g-computation / AIPTW
+    (:func:`estimators.gcomp.breslow_baseline`) and for IPCW's censoring model.
+    """
+    order = np.argsort(time, kind="stable")
+    ts = time[order]
+    at_risk = np.cumsum(risk[order][::-1])[::-1]
+    u, d = np.unique(time[event == 1], return_counts=True)
+    return u, np.cumsum(d / at_risk[np.searchsorted(ts, u, side="left")])
