@@ -49,7 +49,7 @@ import numpy as np
 from . import _ipcw_kernels as kern
 from .cox import fit_cox_arrays
 from .exceptions import EstimatorInputError
-from .survival import breslow_cumhaz
+from .survival import _kaplan_meier, breslow_cumhaz
 
 __all__ = [
     "IPCW_MODELS",
@@ -288,13 +288,10 @@ def _steps(times: np.ndarray, values: np.ndarray, t: np.ndarray, empty: float = 
 
 
 def _km_censoring(t: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(t, kind="stable")
-    ts, cs = t[order], c[order].astype(np.float64)
-    times, first = np.unique(ts, return_index=True)
-    d = np.add.reduceat(cs, first)
-    n_risk = ts.size - first
-    keep = d > 0
-    return times[keep], np.cumprod(1.0 - d[keep] / n_risk[keep])
+    """The Kaplan-Meier survival of censoring (``c`` = 1 censored) at its jump times."""
+    km = _kaplan_meier(t, c.astype(np.float64), np.ones(t.size), 0.05)
+    keep = km.events > 0
+    return km.time[keep], km.survival[keep]
 
 
 def fit_censoring_model(
