@@ -23,6 +23,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._column_kernels import _transposed_dot, _weighted_gram
+from ._vexp import _exp_into
+
 CHOL_TOL = 1.8189894035458617e-12  # eps ** 0.75, R survival's toler.chol
 
 CONVERGED = 0
@@ -92,32 +95,6 @@ def _risk(X: np.ndarray, w: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, n
     return rel, risk
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _weighted_gram(Z: np.ndarray, c: np.ndarray, m: int) -> np.ndarray:
-    """sum_{i < m} c_i z_i z_i' (p, p) from the transposed rows ``Z`` (p, >= m).
-
-    One contiguous dot product per element of the lower triangle, mirrored: the only
-    kernel compiled with reassociation (``fastmath``), so that numba vectorises the
-    sums; their order is fixed by the compiled code, hence the same whatever the
-    thread count or the caller.
-    """
-    p = Z.shape[0]
-    out = np.empty((p, p))
-    v = np.empty(m)
-    for j in range(p):
-        zj = Z[j]
-        for i in range(m):
-            v[i] = c[i] * zj[i]
-        for k in range(j + 1):
-            zk = Z[k]
-            s = 0.0
-            for i in range(m):
-                s += v[i] * zk[i]
-            out[j, k] = s
-            out[k, j] = s
-    return out
-
-
 @njit(cache=True, error_model="numpy")
 def _log_term(loglik, prod, prodwt, wt, den):
     """``loglik - wt log(den)``, the log taken later on a running product of the
@@ -152,13 +129,8 @@ def _cox_pass_t(X, Z, w, event, starts, newstrat, beta, efron, u, imat):
     Breslow), the denominator ``den`` and the risk-set mean ``xbar``.  The information
     ``sum wt ((S2 - f D2) / den - xbar xbar')`` is built in one of two equal ways:
 
-    - p <= DIRECT_P: running second moments S2 (O(p^2) per row, all in registers);
-    - larger p: ``X' diag(r_i H_i) X - XBAR' diag(wt) XBAR`` where ``H_i`` sums
-      ``c_ik wt / den`` over the terms whose risk set holds row i (c = 1 - k/d for the
-      tied events themselves in Efron's k-th term, else 1), i.e. a backward sweep and
-      two vectorised Gram sums (:func:`_weighted_gram`, on transposed covariates and
-      term means) instead of triangular O(p^2) updates per row and per event (faster
-      from p = 4 at n ~ 1,400).
+    - p <= DIRECT_P: running second moments S2 (O(p^2) per row, all in registers), here;
+    - larger p: :func:`_gram_pass`, from two Gram sums (faster from p = 4 at n ~ 1,400).
 
     Parameters
     ----------
@@ -173,14 +145,10 @@ def _cox_pass_t(X, Z, w, event, starts, newstrat, beta, efron, u, imat):
     -------
     float : log partial likelihood.
     """
-    n, p = X.shape
+    p = X.shape[1]
+    if p > DIRECT_P:
+        return _gram_pass(X, Z, w, event, starts, newstrat, beta, efron, u, imat)
     ng = starts.shape[0] - 1
-    direct = p <= DIRECT_P
-    m = 0 if direct else n  # per-term / per-group buffers only for the Gram form
-    xbar = np.empty((p, m))  # term means, transposed for the Gram sum
-    twt = np.empty(m)
-    haz = np.zeros(0 if direct else ng)
-    hazd = np.zeros(0 if direct else ng)
     s1 = np.zeros(p)
     d1 = np.zeros(p)
     xb = np.zeros(p)
@@ -192,15 +160,13 @@ def _cox_pass_t(X, Z, w, event, starts, newstrat, beta, efron, u, imat):
     s0 = 0.0
     loglik = 0.0
     prod, prodwt = 1.0, 0.0  # running product of denominators sharing the weight prodwt
-    nt = 0
     eta1 = eta2 = np.nan  # the last two distinct linear predictors and their exp
     ex1 = ex2 = 0.0
     for g in range(ng):
         if newstrat[g]:
             s0 = 0.0
             s1[:] = 0.0
-            if direct:
-                s2[:, :] = 0.0
+            s2[:, :] = 0.0
         nd = 0
         deadwt = 0.0
         d0 = 0.0
@@ -219,9 +185,8 @@ def _cox_pass_t(X, Z, w, event, starts, newstrat, beta, efron, u, imat):
             for j in range(p):
                 rx = r * X[i, j]
                 s1[j] += rx
-                if direct:
-                    for k in range(j + 1):
-                        s2[j, k] += rx * X[i, k]
+                for k in range(j + 1):
+                    s2[j, k] += rx * X[i, k]
             if event[i]:
                 nd += 1
                 deadwt += w[i]
@@ -240,9 +205,8 @@ def _cox_pass_t(X, Z, w, event, starts, newstrat, beta, efron, u, imat):
                     for j in range(p):
                         rx = risk[i] * X[i, j]
                         d1[j] += rx
-                        if direct:
-                            for k in range(j + 1):
-                                d2[j, k] += rx * X[i, k]
+                        for k in range(j + 1):
+                            d2[j, k] += rx * X[i, k]
         wt = deadwt / nterm
         for t in range(nterm):
             f = t / nterm
@@ -252,28 +216,118 @@ def _cox_pass_t(X, Z, w, event, starts, newstrat, beta, efron, u, imat):
             for j in range(p):
                 xb[j] = (s1[j] - f * d1[j]) * inv
                 u[j] -= wt * xb[j]
-            if direct:
-                for j in range(p):
-                    for k in range(j + 1):
-                        imat[j, k] += wt * (inv * (s2[j, k] - f * d2[j, k]) - xb[j] * xb[k])
-            else:
-                haz[g] += wt * inv
-                hazd[g] += (1.0 - f) * wt * inv
-                twt[nt] = wt
-                for j in range(p):
-                    xbar[j, nt] = xb[j]
-                nt += 1
+            for j in range(p):
+                for k in range(j + 1):
+                    imat[j, k] += wt * (inv * (s2[j, k] - f * d2[j, k]) - xb[j] * xb[k])
     loglik -= prodwt * np.log(prod)
-    if not direct:
-        cum = 0.0  # c_i = r_i H_i, overwriting risk; ascending time within stratum
-        for g in range(ng - 1, -1, -1):
-            for i in range(starts[g], starts[g + 1]):
-                risk[i] *= cum + (hazd[g] if event[i] else haz[g])
-            cum = 0.0 if newstrat[g] else cum + haz[g]
-        imat[:, :] = _weighted_gram(Z, risk, n) - _weighted_gram(xbar, twt, nt)
     for j in range(p):
         for k in range(j):
             imat[k, j] = imat[j, k]
+    return loglik
+
+
+@njit(cache=True, error_model="numpy")
+def _gram_pass(X, Z, w, event, starts, newstrat, beta, efron, u, imat):
+    """:func:`_cox_pass_t` for p > DIRECT_P: the information as
+    ``X' diag(r_i H_i) X - XBAR' diag(wt) XBAR``, where ``H_i`` sums ``c_ik wt / den``
+    over the terms whose risk set holds row i (c = 1 - k/d for the tied events
+    themselves in Efron's k-th term, else 1): a backward sweep and two vectorised Gram
+    sums (:func:`_weighted_gram`, on the transposed covariates ``Z`` and the term means)
+    instead of triangular O(p^2) updates per row and per event.
+
+    Written in stages that LLVM vectorises: the linear predictor as column updates on
+    ``Z`` (each element summed in the order of a row dot product), every ``exp`` at once
+    with the branch-free exponential of :mod:`estimators._vexp` (within 1 ulp of libm),
+    a sweep of running sums, and the event rows' part of the score (which does not
+    depend on ``beta``) apart from the risk-set means' part.  ``Z`` is required here.
+    """
+    n, p = X.shape
+    ng = starts.shape[0] - 1
+    eta = np.zeros(n)
+    for j in range(p):
+        b = beta[j]
+        zj = Z[j]
+        for i in range(n):
+            eta[i] += zj[i] * b
+    top = -np.inf
+    for i in range(n):
+        top = max(top, eta[i])
+    for i in range(n):
+        eta[i] -= top
+    risk = np.empty(n)
+    work = np.empty(n)
+    _exp_into(eta, risk, work)
+    for i in range(n):
+        risk[i] *= w[i]
+    xbar = np.empty((p, n))  # term means, transposed for the Gram sum
+    twt = np.empty(n)
+    haz = np.zeros(ng)
+    hazd = np.zeros(ng)
+    s1 = np.zeros(p)
+    d1 = np.zeros(p)
+    ux = _transposed_dot(Z, w * event)  # sum over events of w x
+    ub = np.zeros(p)  # sum over terms of wt xbar
+    s0 = 0.0
+    loglik = 0.0
+    prod, prodwt = 1.0, 0.0
+    nt = 0
+    for g in range(ng):
+        if newstrat[g]:
+            s0 = 0.0
+            s1[:] = 0.0
+        nd = 0
+        deadwt = 0.0
+        d0 = 0.0
+        for i in range(starts[g], starts[g + 1]):
+            r = risk[i]
+            s0 += r
+            for j in range(p):
+                s1[j] += r * X[i, j]
+            if event[i]:
+                wi = w[i]
+                nd += 1
+                deadwt += wi
+                loglik += wi * eta[i]
+                d0 += r
+        if nd == 0:
+            continue
+        nterm = nd if efron else 1
+        if nterm > 1:  # the tied events' own sums, for Efron's down-weighting
+            d1[:] = 0.0
+            for i in range(starts[g], starts[g + 1]):
+                if event[i]:
+                    r = risk[i]
+                    for j in range(p):
+                        d1[j] += r * X[i, j]
+        wt = deadwt / nterm
+        for t in range(nterm):
+            f = t / nterm
+            den = s0 - f * d0
+            inv = 1.0 / den
+            loglik, prod, prodwt = _log_term(loglik, prod, prodwt, wt, den)
+            haz[g] += wt * inv
+            hazd[g] += (1.0 - f) * wt * inv
+            twt[nt] = wt
+            if nterm > 1:
+                for j in range(p):
+                    xb = (s1[j] - f * d1[j]) * inv
+                    xbar[j, nt] = xb
+                    ub[j] += wt * xb
+            else:
+                for j in range(p):
+                    xb = s1[j] * inv
+                    xbar[j, nt] = xb
+                    ub[j] += wt * xb
+            nt += 1
+    loglik -= prodwt * np.log(prod)
+    for j in range(p):
+        u[j] = ux[j] - ub[j]
+    cum = 0.0  # c_i = r_i H_i, overwriting risk; ascending time within stratum
+    for g in range(ng - 1, -1, -1):
+        for i in range(starts[g], starts[g + 1]):
+            risk[i] *= cum + (hazd[g] if event[i] else haz[g])
+        cum = 0.0 if newstrat[g] else cum + haz[g]
+    imat[:, :] = _weighted_gram(Z, risk, n) - _weighted_gram(xbar, twt, nt)
     return loglik
 
 
@@ -309,7 +363,10 @@ def _binary_groups(X, w, event, starts, newstrat):
                 ng += 1
                 break
     groups = np.empty((6, ng))
-    sums = np.zeros(2)
+    # branch-free sums (the level and the event status are random from row to row, so
+    # branches on them mispredict): adding w * 0.0 leaves a sum unchanged bit for bit
+    sx = 0.0
+    sw = 0.0
     w0 = 0.0
     w1 = 0.0
     k = 0
@@ -321,19 +378,17 @@ def _binary_groups(X, w, event, starts, newstrat):
         e1 = 0.0
         nd = 0
         for i in range(starts[g], starts[g + 1]):
-            hi = X[i, 0] == x1
-            if hi:
-                w1 += w[i]
-            else:
-                w0 += w[i]
-            if event[i]:
-                nd += 1
-                if hi:
-                    e1 += w[i]
-                else:
-                    e0 += w[i]
-                sums[0] += w[i] * X[i, 0]
-                sums[1] += w[i]
+            hi = 1.0 if X[i, 0] == x1 else 0.0
+            wi = w[i]
+            w1 += wi * hi
+            w0 += wi * (1.0 - hi)
+            ev = event[i]
+            we = wi * ev
+            nd += ev
+            e1 += we * hi
+            e0 += we * (1.0 - hi)
+            sx += we * X[i, 0]
+            sw += we
         if nd:
             groups[0, k] = w0
             groups[1, k] = w1
@@ -342,6 +397,7 @@ def _binary_groups(X, w, event, starts, newstrat):
             groups[4, k] = nd
             groups[5, k] = e0 + e1
             k += 1
+    sums = np.array([sx, sw])
     return np.array([x0, x1]), groups, sums
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._column_kernels import _transposed_dot, _weighted_gram
+
 CONVERGED, MAX_ITER, SINGULAR = 0, 1, 2
 LOG_BLOCK = 256  # patients per log() in the log-likelihood (see _evaluate)
 
@@ -13,18 +15,35 @@ LOG_BLOCK = 256  # patients per log() in the log-likelihood (see _evaluate)
 def _evaluate(
     X: np.ndarray, y: np.ndarray, beta: np.ndarray
 ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_evaluate_t` transposing ``X`` itself."""
+    return _evaluate_t(np.ascontiguousarray(X.T), y, beta)
+
+
+@njit(cache=True, error_model="numpy")
+def _evaluate_t(
+    Z: np.ndarray, y: np.ndarray, beta: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Log-likelihood, eta = X beta (n,), probabilities (n,), score (p,), information (p, p).
 
-    One ``exp`` per patient, written to avoid overflow for any eta; the ``log(1 + a)``
-    terms (``a = exp(-|eta|)`` in (0, 1]) are summed as the log of their product, one
-    ``log`` per :data:`LOG_BLOCK` patients (a product of at most 2^LOG_BLOCK: no overflow;
-    relative error about LOG_BLOCK x 1e-16 per block).
+    ``Z`` (p, n) is the design transposed (C-contiguous): eta is built column by
+    column and the score and information are vectorised sums over patients
+    (:func:`~estimators._column_kernels._transposed_dot`,
+    :func:`~estimators._column_kernels._weighted_gram`).  One ``exp`` per patient,
+    written to avoid overflow for any eta; the ``log(1 + a)`` terms (``a = exp(-|eta|)``
+    in (0, 1]) are summed as the log of their product, one ``log`` per
+    :data:`LOG_BLOCK` patients (a product of at most 2^LOG_BLOCK: no overflow; relative
+    error about LOG_BLOCK x 1e-16 per block).
     """
-    n, p = X.shape
-    eta = X @ beta
+    p, n = Z.shape
+    eta = np.zeros(n)
+    for j in range(p):
+        b = beta[j]
+        zj = Z[j]
+        for i in range(n):
+            eta[i] += zj[i] * b
     prob = np.empty(n)
     resid = np.empty(n)
-    Xw = np.empty((n, p))
+    wt = np.empty(n)
     ll = 0.0
     prod = 1.0
     for i in range(n):
@@ -42,11 +61,9 @@ def _evaluate(
             ll += y[i] * e
         prob[i] = pr
         resid[i] = y[i] - pr
-        w = a / ((1.0 + a) * (1.0 + a))  # p (1 - p) without cancellation
-        for j in range(p):
-            Xw[i, j] = X[i, j] * w
+        wt[i] = a / ((1.0 + a) * (1.0 + a))  # p (1 - p) without cancellation
     ll -= np.log(prod)
-    return ll, eta, prob, X.T @ resid, Xw.T @ X
+    return ll, eta, prob, _transposed_dot(Z, resid), _weighted_gram(Z, wt, n)
 
 
 @njit(cache=True)
@@ -104,13 +121,14 @@ def _newton_logistic(
     later).
     """
     p = X.shape[1]
+    Z = np.ascontiguousarray(X.T)
     beta = np.zeros(p)
     step = np.zeros(p)
     ll_old = -np.inf
     n_iter = 0
     halvings = 0
     while True:
-        ll, eta, prob, g, H = _evaluate(X, y, beta)
+        ll, eta, prob, g, H = _evaluate_t(Z, y, beta)
         if not ll >= ll_old - 1e-12 * abs(ll_old) and halvings < 40:
             step *= 0.5  # step halving: never accept a lower log-likelihood
             beta = beta - step
