@@ -110,6 +110,16 @@ def _sort_order(time: np.ndarray, strata: np.ndarray | None) -> np.ndarray:
     return np.lexsort((-time, strata))
 
 
+def _subset_order(order: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """Kernel row order (time descending, one stratum) of the distinct rows ``rows`` of
+    n-row data whose order is ``order``: that order restricted to them (O(n), no sort).
+    Returns positions in ``rows``."""
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[rows] = np.arange(rows.size)
+    sub = pos[order]
+    return sub[sub >= 0]
+
+
 def fit_cox_arrays(
     time: np.ndarray,
     event: np.ndarray,
@@ -257,6 +267,7 @@ def _fit_clean(
     order: np.ndarray | None = None,
     rescale: bool = True,
     n_clusters: int | None = None,
+    ranges: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> CoxResult:
     """Sort, run the kernel, package, on validated input.
 
@@ -264,7 +275,8 @@ def _fit_clean(
     (n, p), finite, no constant column; ``w`` float64 > 0 or None; ``s`` / ``cluster``
     int64 codes or None; ``order`` the kernels' row order if already known;
     ``rescale=False`` when every column is known to be on unit scale (a 0/1 treatment);
-    ``n_clusters`` when ``cluster`` already holds every code ``0 .. n_clusters - 1``.
+    ``n_clusters`` when ``cluster`` already holds every code ``0 .. n_clusters - 1``;
+    ``ranges`` the columns' (min, max) when known.
     """
     n, p = x.shape
     if w is None:
@@ -276,7 +288,7 @@ def _fit_clean(
     else:
         uniq, cl = np.unique(cluster, return_inverse=True)
         cl, n_cl = cl.astype(np.int64, copy=False), uniq.shape[0]
-    d = power_of_two_scale(x, centred=True) if rescale else None
+    d = power_of_two_scale(x, centred=True, ranges=ranges) if rescale else None
     xs = x if d is None else x / d
     beta0 = np.zeros(p) if beta0 is None else (beta0 if d is None else beta0 * d)
     if order is None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
+from ._column_kernels import _column_ranges
 from .exceptions import EstimatorInputError
 from .validation import Coded, Data, check_covariates, check_frame, is_categorical, n_rows
 from .validation import raw_float_column as _raw_float
@@ -32,6 +34,21 @@ class Design:
     X: np.ndarray
     names: tuple[str, ...]
     sources: tuple[str, ...] = ()
+
+    @cached_property
+    def ranges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per column: min (p,), max (p,) of the finite values and whether all are
+        finite, computed once (the design checks and every fit's rescaling read them)."""
+        if self.X.shape[0] == 0:
+            p = self.X.shape[1]
+            return np.full(p, np.inf), np.full(p, -np.inf), np.ones(p, dtype=bool)
+        return _column_ranges(np.asarray(self.X, dtype=np.float64))
+
+    def ranges_with(self, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(min, max)`` of the columns of ``[c | X]`` for a first column ``c`` with
+        range ``[lo, hi]`` (an intercept, a 0/1 treatment)."""
+        mn, mx, _ = self.ranges
+        return np.r_[lo, mn], np.r_[hi, mx]
 
     def select(self, covariates: Sequence[str]) -> Design:
         """The columns of ``covariates``, in their order: equal to the design built from
@@ -60,19 +77,16 @@ def _codes(s: object, col: str) -> tuple[np.ndarray, Sequence[str]]:
     return pd.factorize(s, sort=True)  # sorted levels, as astype("category") gives
 
 
-def _one_hot(s: object, col: str) -> tuple[list[np.ndarray], list[str]]:
+def _levels_present(s: object, col: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Codes (n,), the codes of the non-reference levels present, and their column names
+    (``col[level]``); the first level present is the reference."""
     codes, levels = _codes(s, col)
     if (codes < 0).any():
         raise EstimatorInputError(
             f"covariate {col!r} has missing values; code them as a level (e.g. 'unknown')"
         )
-    counts = np.bincount(codes, minlength=len(levels))
-    present = np.flatnonzero(counts)
-    cols, names = [], []
-    for k in present[1:]:  # first present level is the reference
-        cols.append((codes == k).astype(np.float64))
-        names.append(f"{col}[{levels[k]}]")
-    return cols, names
+    present = np.flatnonzero(np.bincount(codes, minlength=len(levels)))[1:]
+    return codes, present, [f"{col}[{levels[k]}]" for k in present]
 
 
 def design_matrix(df: Data, covariates: Sequence[str]) -> Design:
@@ -96,22 +110,32 @@ def design_matrix(df: Data, covariates: Sequence[str]) -> Design:
     """
     covariates = check_covariates(covariates)
     check_frame(df, covariates=list(covariates))
-    cols: list[np.ndarray] = []
+    parts: list[tuple[np.ndarray, np.ndarray | None]] = []  # (values or codes, levels)
     names: list[str] = []
     sources: list[str] = []
     for c in covariates:
         s = df[c]
         if is_categorical(s):
-            c_cols, c_names = _one_hot(s, c)
+            codes, present, c_names = _levels_present(s, c)
+            parts.append((codes, present))
         else:
             x = _raw_float(df, c, "covariates")
             if not np.isfinite(x).all():
                 raise EstimatorInputError(
                     f"covariate {c!r} contains NaN or inf; all covariate values must be finite"
                 )
-            c_cols, c_names = [x], [c]
-        cols += c_cols
+            parts.append((x, None))
+            c_names = [c]
         names += c_names
         sources += [c] * len(c_names)
-    X = np.column_stack(cols) if cols else np.empty((n_rows(df), 0))
-    return Design(np.ascontiguousarray(X, dtype=np.float64), tuple(names), tuple(sources))
+    Xt = np.empty((len(names), n_rows(df)))  # filled row by row (contiguous), transposed once
+    j = 0
+    for values, present in parts:
+        if present is None:
+            Xt[j] = values
+            j += 1
+        else:
+            for k in present:
+                np.equal(values, k, out=Xt[j], casting="unsafe")
+                j += 1
+    return Design(np.ascontiguousarray(Xt.T), tuple(names), tuple(sources))

@@ -36,7 +36,7 @@ from .bootstrap import (
     bootstrap_propensity,
     siptw_bootstrap,
 )
-from .cox import CoxResult, _fit_clean, _sort_order
+from .cox import CoxResult, _fit_clean, _sort_order, _subset_order
 from .design_matrix import Design
 from .exceptions import EstimatorInputError, NoCovariatesWarning
 from .ipcw import (
@@ -709,7 +709,7 @@ def psm(
         50,
         None,
         (treatment,),
-        _sort_order(t, s),
+        _subset_order(oc.order, rows, a.size) if simple and s is None else _sort_order(t, s),
         rescale=False,
         n_clusters=m.n_sets,
     )
@@ -822,7 +822,7 @@ def adjusted_cox(
     a = oc.treatment
 
     def treatment_and_design() -> np.ndarray:
-        check_design_columns(design.X, design.names)
+        check_design_columns(design.X, design.names, design.ranges)
         X = np.empty((a.size, design.X.shape[1] + 1))
         X[:, 0] = a
         X[:, 1:] = design.X
@@ -851,6 +851,7 @@ def adjusted_cox(
         None,
         (treatment, *design.names),
         oc.order,
+        ranges=design.ranges_with(0.0, 1.0),
     )
     return _estimate(
         "adjusted_cox",

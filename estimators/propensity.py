@@ -205,10 +205,17 @@ def fit_logistic(
 
 
 def _fit_logistic(
-    X: np.ndarray, y: np.ndarray, names: list[str], method: str, tol: float, max_iter: int
+    X: np.ndarray,
+    y: np.ndarray,
+    names: list[str],
+    method: str,
+    tol: float,
+    max_iter: int,
+    ranges: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> LogisticFit:
-    """:func:`fit_logistic` on clean input (float64 ``X``, 0/1 float ``y``, both arms)."""
-    d = power_of_two_scale(X, centred=False)
+    """:func:`fit_logistic` on clean input (float64 ``X``, 0/1 float ``y``, both arms);
+    ``ranges`` the columns' (min, max) if known."""
+    d = power_of_two_scale(X, centred=False, ranges=ranges)
     Xs = X if d is None else X / d
     if method == "firth":
         coef, n_iter, status, ll, eta, prob, info = _firth_logistic(
@@ -439,7 +446,8 @@ def _fit_propensity(
     X = np.empty((design.X.shape[0], design.X.shape[1] + 1))
     X[:, 0] = 1.0
     X[:, 1:] = design.X
-    fit = _fit_logistic(X, a.astype(np.float64), list(names), method, 1e-10, 50)
+    ranges = design.ranges_with(1.0, 1.0)
+    fit = _fit_logistic(X, a.astype(np.float64), list(names), method, 1e-10, 50, ranges)
     return PropensityModel(
         ps=fit.prob,
         logit=fit.eta,

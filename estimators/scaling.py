@@ -20,17 +20,21 @@ SCALE_LIMIT = 8
 """Columns whose scale is within a factor ``2**SCALE_LIMIT`` of 1 are not rescaled."""
 
 
-def power_of_two_scale(X: np.ndarray, centred: bool) -> np.ndarray | None:
+def power_of_two_scale(
+    X: np.ndarray, centred: bool, ranges: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray | None:
     """Per-column divisors (powers of two), or None when no column needs one.
 
     ``X`` (n, p) is finite (validated by the caller).
 
     ``centred=True`` measures a column's scale by its range ``max - min`` (for fits
     that centre the columns themselves, as the Cox kernel does), else by ``max |x|``.
+    ``ranges``: the columns' ``(min, max)``, each (p,), when already known
+    (:meth:`Design.ranges_with <estimators.design_matrix.Design.ranges_with>`).
     """
     if X.shape[0] == 0 or X.shape[1] == 0:
         return None
-    lo, hi, _ = _column_ranges(X)
+    lo, hi = _column_ranges(X)[:2] if ranges is None else ranges
     scale = hi - lo if centred else np.maximum(hi, -lo)
     far = (scale > _HIGH) | ((scale < _LOW) & (scale > 0.0))
     if not far.any():

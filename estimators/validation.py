@@ -266,11 +266,19 @@ def int_codes(x: object, param: str, n: int) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
-def check_design_columns(X: np.ndarray, names: Sequence[str]) -> None:
-    """Design columns must be finite and not constant (a constant has no coefficient)."""
+def check_design_columns(
+    X: np.ndarray,
+    names: Sequence[str],
+    ranges: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> None:
+    """Design columns must be finite and not constant (a constant has no coefficient).
+
+    ``ranges``: the columns' ``(min, max, all finite)`` when already known
+    (``Design.ranges``).
+    """
     if X.shape[0] == 0 or X.shape[1] == 0:
         return
-    lo, hi, finite = _column_ranges(np.asarray(X, dtype=np.float64))
+    lo, hi, finite = _column_ranges(np.asarray(X, dtype=np.float64)) if ranges is None else ranges
     if not finite.all():
         j = int(np.flatnonzero(~finite)[0])
         raise EstimatorInputError(
