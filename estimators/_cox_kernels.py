@@ -335,10 +335,11 @@ def _gram_pass(X, Z, w, event, starts, newstrat, beta, efron, u, imat):
 def _binary_groups(X, w, event, starts, newstrat):
     """Per-event-group sums of a one-column ``X`` taking exactly two values.
 
-    Returns ``(levels (2,), groups (6, G), sums (2,))``: for each of the G tie groups
-    with an event, the weight at risk at each level (running over the stratum), the
-    tied events' weight at each level, their number and total weight; ``sums`` holds
-    ``sum w x`` and ``sum w`` over the events.  ``groups`` has no rows when ``X`` is
+    Returns ``(levels (3,), groups (6, G), sums (2,))``: the two values and the most
+    events in a group; for each of the G tie groups with an event, the weight at risk
+    at each level (running over the stratum), the tied events' weight at each level,
+    their number and total weight; ``sums`` holds ``sum w x`` and ``sum w`` over the
+    events.  ``groups`` has no rows when ``X`` is
     not two-valued (or not one column): then the general pass is used.
     """
     none = np.empty((0, 0))
@@ -370,6 +371,7 @@ def _binary_groups(X, w, event, starts, newstrat):
     w0 = 0.0
     w1 = 0.0
     k = 0
+    most = 0  # the most events in a group
     for g in range(starts.shape[0] - 1):
         if newstrat[g]:
             w0 = 0.0
@@ -397,8 +399,9 @@ def _binary_groups(X, w, event, starts, newstrat):
             groups[4, k] = nd
             groups[5, k] = e0 + e1
             k += 1
+            most = max(most, nd)
     sums = np.array([sx, sw])
-    return np.array([x0, x1]), groups, sums
+    return np.array([x0, x1, float(most)]), groups, sums
 
 
 @njit(cache=True, error_model="numpy")
@@ -413,6 +416,8 @@ def _binary_pass(levels, groups, sums, beta, efron, u, imat):
     ex0 = np.exp(b * x0 - top)
     ex1 = np.exp(b * x1 - top)
     loglik = b * sums[0] - top * sums[1]
+    if not efron or levels[2] == 1.0:  # one Efron term per group: vectorised sums
+        return _binary_pass_single(groups, x0, x1, ex0, ex1, loglik, sums[0], u, imat)
     score = sums[0]
     info = 0.0
     prod, prodwt = 1.0, 0.0
@@ -439,6 +444,40 @@ def _binary_pass(levels, groups, sums, beta, efron, u, imat):
             info += wt * (inv * (s2 - f * d2) - xb * xb)
     loglik -= prodwt * np.log(prod)
     u[0] = score
+    imat[0, 0] = info
+    return loglik
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _binary_sums(groups, x0, x1, ex0, ex1, den):
+    """Score and information terms of :func:`_binary_pass_single`, vectorised (the only
+    part compiled with reassociation; the order is fixed by the compiled code)."""
+    score = 0.0
+    info = 0.0
+    for g in range(groups.shape[1]):
+        r0 = groups[0, g] * ex0
+        r1 = groups[1, g] * ex1
+        d = r0 + r1
+        den[g] = d
+        inv = 1.0 / d
+        xb = (x0 * r0 + x1 * r1) * inv
+        wt = groups[5, g]
+        score += wt * xb
+        info += wt * (inv * (x0 * x0 * r0 + x1 * x1 * r1) - xb * xb)
+    return score, info
+
+
+@njit(cache=True, error_model="numpy")
+def _binary_pass_single(groups, x0, x1, ex0, ex1, loglik, score, u, imat):
+    """:func:`_binary_pass` when every group has one Efron term (no tied events, or
+    Breslow): the sums vectorised, the log-likelihood's logs as :func:`_log_term`."""
+    den = np.empty(groups.shape[1])
+    s, info = _binary_sums(groups, x0, x1, ex0, ex1, den)
+    prod, prodwt = 1.0, 0.0
+    for g in range(groups.shape[1]):
+        loglik, prod, prodwt = _log_term(loglik, prod, prodwt, groups[5, g], den[g])
+    loglik -= prodwt * np.log(prod)
+    u[0] = score - s
     imat[0, 0] = info
     return loglik
 
