@@ -50,7 +50,7 @@ import numpy as np
 from estimators import fit_cox_arrays
 from estimators.estimands import ESTIMANDS, MEASURES, MEASURES_WITH_HORIZON, scored_against
 
-from .. import cache, exact
+from .. import cache, crossover, exact
 from .. import calibration as cal
 from ..catalog import get_scenario
 from ..exceptions import ScenarioError
@@ -151,6 +151,9 @@ class Truth:
         outcome : {"pfs", "os"}
         estimand : one of estimators.estimands.ESTIMANDS
             ``crude`` has no truth of its own: it is scored against the ATE.
+            ``treatment_policy`` (as randomised) is the ATE's truth except for OS in a
+            crossover scenario, where it is the ``tp_`` truth (:mod:`simulator.crossover`);
+            ``hypothetical`` (no switching) is scored against the ATE.
         censoring : {"admin", "study", "none"}
             For ``log_hr`` only (the marginal Cox estimand depends on the censoring; the
             conditional one is computed under administrative censoring for all three).
@@ -173,6 +176,11 @@ class Truth:
         if not needs_h and horizon is not None:
             raise ScenarioError(f"horizon={horizon!r} is not allowed with measure={measure!r}")
         target = scored_against(estimand)
+        tp = ""
+        if target == "treatment_policy":  # as randomised: its own OS truths under crossover
+            target = "ATE"
+            if any(k.startswith(crossover.TP_PREFIX) for k in self[outcome].values):
+                tp = crossover.TP_PREFIX
         if target == "conditional":
             if measure != "log_hr":
                 raise ScenarioError(
@@ -186,6 +194,7 @@ class Truth:
             p = "" if target == "ATE" else f"{target.lower()}_"
             stem = {"rmst_diff": "rmst", "surv_diff": "survival"}.get(measure)
             key = f"{p}median_diff" if stem is None else f"{p}{stem}{float(horizon):g}_diff"
+        key = tp + key
         o = self[outcome]
         if key not in o.values:
             raise ScenarioError(
@@ -235,6 +244,8 @@ def truth_key(
         parts += [c.truth_population, c.truth_seed, c.truth_batches]
     else:
         parts += [list(rmst_horizons), list(survival_horizons)]
+    if sc.crossover is not None:  # only then, so that other scenarios keep their keys
+        parts.append({"crossover": sc.to_dict()["crossover"]})
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -308,6 +319,12 @@ def compute_exact_truth(
         c = cond[outcome]
         values["conditional_log_hr"], mcse["conditional_log_hr"] = c[0], c[1]
         numerical["conditional_log_hr"] = c[2]
+        if outcome == "os" and sc.crossover is not None:  # as-randomised OS truths
+            tp = crossover.treatment_policy_truth(
+                sc, solved, rmst_horizons, survival_horizons, sample
+            )
+            for d, x in zip((values, mcse, numerical), tp, strict=True):
+                d.update(x)
         error = {k: numerical[k] + 2.0 * mcse[k] for k in values}
         out[outcome] = OutcomeTruth(values, mcse, numerical, error)
     key = key or truth_key(sc, "exact", rmst_horizons, survival_horizons)
