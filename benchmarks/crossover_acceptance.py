@@ -58,13 +58,12 @@ def main(reps: int = 1000, n: int = 907, seed: int = 2026) -> dict[str, dict[str
             cov = float(((lo <= th) & (th <= hi)).mean())
             row[f"bias_{e}"], row[f"coverage_{e}"] = float(x.mean() - th), cov
             cells.append(f"{x.mean() - th:+.4f} +- {mcse:.4f}")
-        covs = [
-            f"{row[f'coverage_{e}']:.3f} +- {math.sqrt(row[f'coverage_{e}'] * (1 - row[f'coverage_{e}']) / x.size):.3f}"
-            for e in truths
-        ]
-        print(
-            f"| {k} | {row['failed']} | {x.mean():+.4f} | {cells[0]} | {cells[1]} | {covs[0]} | {covs[1]} |"
-        )
+        covs = []
+        for e in truths:
+            c = row[f"coverage_{e}"]
+            covs.append(f"{c:.3f} +- {math.sqrt(c * (1 - c) / x.size):.3f}")
+        head = f"| {k} | {row['failed']} | {x.mean():+.4f} |"
+        print(f"{head} {cells[0]} | {cells[1]} | {covs[0]} | {covs[1]} |")
         out[k] = row
     return out
 

@@ -245,8 +245,13 @@ def test_rpsftm_switch_builds_time_on_treatment_and_the_cutoff(cohort):
 
 
 def test_registered_with_their_estimands():
-    for name, estimand in (("itt_cox", "treatment_policy"), ("per_protocol_cox", "hypothetical"),
-                           ("ipcw_switch", "hypothetical"), ("rpsftm", "hypothetical")):  # fmt: skip
+    expected = {
+        "itt_cox": "treatment_policy",
+        "per_protocol_cox": "hypothetical",
+        "ipcw_switch": "hypothetical",
+        "rpsftm": "hypothetical",
+    }
+    for name, estimand in expected.items():
         assert get_estimator(name).estimand == estimand
 
 

@@ -189,11 +189,12 @@ def test_wald_test_agrees_with_the_logrank_test():
     assert wald.diagnostics["test"] == "wald"
 
 
-def test_hypothetical_is_in_the_vocabulary_and_not_registered():
+def test_hypothetical_is_in_the_vocabulary_and_registered_through_switching_columns():
     assert "hypothetical" in ESTIMANDS and scored_against("hypothetical") == "ATE"
-    # the registry runs every estimator on (df, time, event, treatment, covariates) alone;
-    # RPSFTM needs the time on treatment, so it is not registered
-    assert "rpsftm" not in available_estimators()
+    # the registry runs every estimator on (df, time, event, treatment, covariates);
+    # the registered "rpsftm" builds the time on treatment from the switching columns
+    # (estimators.crossover.rpsftm_switch)
+    assert "rpsftm" in available_estimators()
 
 
 def _frame(col: str, row: int, value: float) -> pd.DataFrame:
