@@ -130,6 +130,7 @@ class Truth:
     pfs: OutcomeTruth
     os: OutcomeTruth
     method: str = "montecarlo"
+    crossover_without_tp: bool = False  # Monte Carlo truth of a crossover scenario
 
     def __getitem__(self, outcome: str) -> OutcomeTruth:
         if outcome not in ("pfs", "os"):
@@ -181,6 +182,12 @@ class Truth:
             target = "ATE"
             if any(k.startswith(crossover.TP_PREFIX) for k in self[outcome].values):
                 tp = crossover.TP_PREFIX
+            elif outcome == "os" and self.crossover_without_tp:
+                raise ScenarioError(
+                    f"the {self.method} truth of {self.scenario!r} has no as-randomised "
+                    "(treatment-policy) OS truth: the Monte Carlo engine does not simulate "
+                    "the crossover; use method='exact'"
+                )
         if target == "conditional":
             if measure != "log_hr":
                 raise ScenarioError(
@@ -206,13 +213,16 @@ class Truth:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON layout of ``rwesim show --json``."""
-        return {
+        out = {
             "pfs": self.pfs.to_dict(),
             "os": self.os.to_dict(),
             "population": self.population,
             "key": self.key,
             "method": self.method,
         }
+        if self.crossover_without_tp:
+            out["crossover_without_tp"] = True
+        return out
 
     @classmethod
     def from_dict(cls, scenario: str, d: dict[str, Any]) -> Truth:
@@ -223,6 +233,7 @@ class Truth:
             OutcomeTruth.from_dict(d["pfs"]),
             OutcomeTruth.from_dict(d["os"]),
             d.get("method", "montecarlo"),
+            bool(d.get("crossover_without_tp", False)),
         )
 
 
@@ -348,7 +359,15 @@ def compute_truth(sc: Scenario, key: str | None = None) -> Truth:
         censorings = {"": pop.c_admin, "_uncensored": None, "_study_censoring": study_c[name]}
         out[name] = _outcome_truth(t0[which], t1[which], pop, X, c.truth_batches, gamma, censorings)
     key = key or truth_key(sc, "montecarlo")
-    return Truth(sc.name, key, pop.n, out["pfs"], out["os"], method="montecarlo")
+    return Truth(
+        sc.name,
+        key,
+        pop.n,
+        out["pfs"],
+        out["os"],
+        method="montecarlo",
+        crossover_without_tp=sc.crossover is not None,
+    )
 
 
 def _study_censoring(sc: Scenario, pop: cal.Population) -> dict[str, np.ndarray]:
