@@ -182,6 +182,37 @@ def test_as_randomised_truth_reduces_to_the_ate_without_an_effect_of_switching()
         assert v == pytest.approx(ref[k[3:]], rel=1e-9, abs=1e-11), k
 
 
+def test_the_treated_arm_can_be_the_one_that_crosses():
+    """arm = "treated": switchers are experimental-arm patients (to tamoxifen), the
+    control arm's truths are untouched and RPSFTM's time on treatment stops at the
+    switch."""
+    from simulator import exact
+
+    sc = PO25.replace(**{"crossover.arm": "treated", "crossover.post_progression_hr": 1.5})
+    df = simulator.simulate(sc, 5_000, 4, potential_outcomes=True)
+    sw = df["crossover"] == 1
+    assert sw.sum() > 500 and (df.loc[sw, "treated"] == 1).all()
+    dead = sw & (df["os_event"] == 1)
+    stretch = 1.5 ** (-1.0 / sc.outcomes.post_progression_death.shape)
+    prog = df["progression_months"]
+    expect = prog[dead] + (df.loc[dead, "os_months_1"] - prog[dead]) * stretch
+    np.testing.assert_allclose(df.loc[dead, "os_months"], expect, rtol=1e-12)
+    solved = calibrate(sc).solved
+    sample = exact.sample_for(sc, solved).head(2**9)
+    values, _, _ = X.treatment_policy_truth(sc, solved, sample=sample)
+    ref = exact.marginal_truth(sc, solved, sample=sample).values["os"]
+    assert values["tp_median_control"] == pytest.approx(ref["median_control"], abs=1e-12)
+    assert values["tp_median_treated"] < ref["median_treated"] - 0.5  # hazard x 1.5
+    est = rpsftm_switch(df, "os_months", "os_event", "treated", [], n_grid=61)
+    t = df["os_months"].to_numpy()
+    t_on = np.where(df["treated"] == 1, np.where(sw, prog, t), 0.0)
+    cens = np.maximum((df["entry_month"] + df["os_months"]).max() - df["entry_month"], t)
+    ref_est = rpsftm(df.assign(t_on=t_on, cens=cens), "os_months", "os_event", "treated",
+                     "t_on", censor_time="cens", n_grid=61)  # fmt: skip
+    assert est.diagnostics["psi"] == ref_est.diagnostics["psi"]
+    assert est.diagnostics["recensored_arms"] == (1,)  # the control arm complied
+
+
 # ---- estimators ---------------------------------------------------------------------------
 R_REF = json.loads(
     (Path(__file__).parent / "reference" / "r" / "crossover_reference.json").read_text()
