@@ -11,6 +11,7 @@ from .balance import balance_table
 from .bootstrap import BootstrapResult, siptw_bootstrap
 from .checking import CheckReport, check_estimator
 from .cox import CoxPH, CoxResult, fit_cox_arrays
+from .crossover import ipcw_switch, itt_cox, per_protocol_cox, rpsftm_switch
 from .design_matrix import Design, design_matrix
 from .effects import adjusted_cox, naive_cox, psm, siptw
 from .exceptions import (
@@ -80,8 +81,10 @@ __all__ = [
     "fit_propensity",
     "gcomp",
     "get_estimator",
+    "ipcw_switch",
     "iptw_km",
     "iptw_weights",
+    "itt_cox",
     "kaplan_meier",
     "kaplan_meier_by_arm",
     "km_difference",
@@ -90,6 +93,7 @@ __all__ = [
     "naive_cox",
     "natural_spline_basis",
     "outcome_arrays",
+    "per_protocol_cox",
     "pool_rare_levels",
     "ps_cox",
     "ps_spline_cox",
@@ -98,6 +102,7 @@ __all__ = [
     "psm",
     "register_estimator",
     "rpsftm",
+    "rpsftm_switch",
     "siptw",
     "siptw_bootstrap",
     "survival_summary",

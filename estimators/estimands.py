@@ -18,8 +18,15 @@ Target populations (what an estimate is *for*):
 ``hypothetical``
     The effect in the randomised population had no one switched treatment (ICH E9(R1)'s
     hypothetical strategy for the intercurrent event "treatment switching"), e.g. by
-    RPSFTM (:func:`estimators.rpsftm`).  The simulator has no switching, so there it
-    equals the marginal effect of the assigned treatment: scored against the ATE.
+    RPSFTM (:func:`estimators.rpsftm`) or IPCW for switching.  The simulator's potential
+    outcomes are those of the treatments themselves (no switching), so this is the
+    marginal effect over everyone: scored against the ATE, whose truth is the
+    "no crossover" one when a scenario has crossover.
+``treatment_policy``
+    The effect of the assignment as randomised, switching included (ICH E9(R1)'s
+    treatment-policy strategy), e.g. by the intention-to-treat Cox model.  It has a
+    truth of its own when a scenario has crossover (OS); without switching it equals the
+    ATE's.
 
 Effect measures (treated minus / over control): ``log_hr`` (log hazard ratio),
 ``rmst_diff`` (restricted mean survival time difference at a horizon, months),
@@ -29,7 +36,7 @@ Effect measures (treated minus / over control): ``log_hr`` (log hazard ratio),
 from __future__ import annotations
 
 ESTIMANDS: tuple[str, ...] = (
-    "conditional", "ATE", "ATT", "ATC", "ATO", "ATM", "crude", "hypothetical"
+    "conditional", "ATE", "ATT", "ATC", "ATO", "ATM", "crude", "hypothetical", "treatment_policy"
 )  # fmt: skip
 SCORED_AGAINST: dict[str, str] = {"crude": "ATE", "hypothetical": "ATE"}
 MEASURES: tuple[str, ...] = ("log_hr", "rmst_diff", "surv_diff", "median_diff")

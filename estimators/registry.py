@@ -427,3 +427,12 @@ from .gcomp import AIPTW_MEASURES, aiptw, gcomp  # noqa: E402
 
 register_estimator("gcomp", gcomp, "ATE", frame=False, measures=KM_MEASURES)
 register_estimator("aiptw", aiptw, "ATE", frame=False, measures=AIPTW_MEASURES)
+
+# treatment switching in randomised trials (crossover at progression): the switching
+# columns are options defaulting to the simulator's crossover columns
+from .crossover import ipcw_switch, itt_cox, per_protocol_cox, rpsftm_switch  # noqa: E402
+
+register_estimator("itt_cox", itt_cox, "treatment_policy", frame=False)
+register_estimator("per_protocol_cox", per_protocol_cox, "hypothetical", frame=False)
+register_estimator("ipcw_switch", ipcw_switch, "hypothetical", frame=False)
+register_estimator("rpsftm", rpsftm_switch, "hypothetical", frame=False)

@@ -6,6 +6,10 @@ streams (normals, uniforms, exponentials).  Patient ``i`` of a chunk draws, in o
 those streams, whatever the scenario, so the layout is fixed and a NumPy reference that
 draws ``(m, k)`` blocks reproduces the kernel exactly (tests/naive.py).
 
+Crossover at progression (``scenario.crossover``; off: ``X[X_ON] == 0``) draws one
+uniform per patient from a fourth stream of its own, so a scenario without crossover
+draws exactly what it always drew.
+
 Scalar parameters travel in one float64 vector ``S`` indexed by the constants below;
 coefficient vectors/matrices are indexed by :data:`simulator.features.FEATURES`.
 """
@@ -61,10 +65,27 @@ N_NORMAL, N_UNIFORM, N_EXPON = 5, 9, 6
 # outcome parameter matrix om (3 transitions x 5): scale, 1/shape, gamma, frailty log-HR, shape==1
 O_SCALE, O_INV_SHAPE, O_GAMMA, O_FRAIL, O_UNIT_SHAPE = range(5)
 
+# crossover scalars X: on (1/0), crossing arm (0/1), switching log-odds intercept, and the
+# switcher's post-progression time stretch post_progression_hr^(-1/shape_12)
+X_ON, X_ARM, X_INTERCEPT, X_STRETCH, N_X = range(5)
+
 # float output rows and int8 output rows
-(F_AGE, F_DFI, F_PS, F_PFS, F_OS, F_ENTRY, F_FRAILTY, F_PFS0, F_PFS1, F_OS0, F_OS1, N_FLOAT_OUT) = (
-    range(12)
-)
+(
+    F_AGE,
+    F_DFI,
+    F_PS,
+    F_PFS,
+    F_OS,
+    F_ENTRY,
+    F_FRAILTY,
+    F_PFS0,
+    F_PFS1,
+    F_OS0,
+    F_OS1,
+    F_PROG,
+    F_XOVER,
+    N_FLOAT_OUT,
+) = range(14)
 (
     I_TREATED,
     I_PFS_EVENT,
@@ -82,8 +103,9 @@ O_SCALE, O_INV_SHAPE, O_GAMMA, O_FRAIL, O_UNIT_SHAPE = range(5)
     I_RACE,
     I_PFS_REASON,
     I_OS_REASON,
+    I_XOVER,
     N_INT_OUT,
-) = range(17)
+) = range(18)
 # covariate record (float64 vector per patient, internal)
 (
     C_AGE,
@@ -379,12 +401,17 @@ def _cohort_chunk(
     nz_lost,
     next_b,
     nz_next,
+    gx,
+    X,
+    x_b,
+    nz_x,
     potential,
     out_f,
     out_i,
 ):
     zn, uu, ee = np.empty(N_NORMAL), np.empty(N_UNIFORM), np.empty(N_EXPON)
     cov, F, lp = np.empty(N_COV), np.empty(N_FEATURES), np.empty(3)
+    crossover = X[X_ON] > 0.0
     for i in range(start, stop):
         _draw(gn, gu, ge, zn, uu, ee)
         _covariates(zn, uu, ee, age_table, chol, race_cum, S, cov)
@@ -392,6 +419,13 @@ def _cohort_chunk(
         ps = _linear_predictors(F, cov[C_FRAILTY], W, nz, om, S, lp)
         a = 1 if uu[6] < ps else 0
         _, death, progressed, t_prog = _potential(ee[1], ee[2], ee[3], lp, float(a), om)
+        switched = False
+        if crossover:
+            u_x = gx.random()  # one draw per patient, whatever happens to them
+            if progressed and a == X[X_ARM]:
+                if u_x < _expit(X[X_INTERCEPT] + _dot(x_b, nz_x, F)):
+                    switched = True
+                    death = t_prog + (death - t_prog) * X[X_STRETCH]
         if potential:
             p0, o0, _, _ = _potential(ee[1], ee[2], ee[3], lp, 0.0, om)
             p1, o1, _, _ = _potential(ee[1], ee[2], ee[3], lp, 1.0, om)
@@ -417,6 +451,11 @@ def _cohort_chunk(
             out_i,
             i,
         )
+        if crossover and progressed and t_prog < out_f[F_OS, i]:  # progression observed
+            out_f[F_PROG, i] = t_prog
+            if switched:
+                out_f[F_XOVER, i] = t_prog
+                out_i[I_XOVER, i] = 1
 
 
 @njit(cache=True, parallel=True)
@@ -436,6 +475,10 @@ def _cohort(
     nz_lost,
     next_b,
     nz_next,
+    gens_x,
+    X,
+    x_b,
+    nz_x,
     potential,
     out_f,
     out_i,
@@ -462,6 +505,10 @@ def _cohort(
             nz_lost,
             next_b,
             nz_next,
+            gens_x[c],
+            X,
+            x_b,
+            nz_x,
             potential,
             out_f,
             out_i,

@@ -56,6 +56,25 @@ POTENTIAL_COLUMNS = {
     "os_months_0": (K.F_OS0, "uncensored potential OS under letrozole, months"),
     "os_months_1": (K.F_OS1, "uncensored potential OS under P+L, months"),
 }
+CROSSOVER_FLOAT_COLUMNS = {
+    "progression_months": (
+        K.F_PROG,
+        "true progression time, months from index, when observed before the end of OS "
+        "follow-up (NaN otherwise); crossover scenarios only",
+    ),
+    "crossover_months": (
+        K.F_XOVER,
+        "time of the switch to the other arm's treatment (= progression_months), months; "
+        "NaN without a switch; crossover scenarios only",
+    ),
+}
+CROSSOVER_INT_COLUMNS = {
+    "crossover": (
+        K.I_XOVER,
+        "1 = switched to the other arm's treatment at progression (observed before the "
+        "end of OS follow-up); crossover scenarios only",
+    ),
+}
 LATENT_COLUMNS = {
     "frailty": "unmeasured confounder (standard normal); never seen by estimators",
     "ecog_true": "true ECOG category 0, 1, 2 (2 = 2+) behind the recorded one",
@@ -89,6 +108,7 @@ def describe_columns() -> dict[str, str]:
     """Column name -> description (units in months / years) of a simulated cohort."""
     out = {k: v[-1] for k, v in {**FLOAT_COLUMNS, **INT_COLUMNS, **CATEGORICAL_COLUMNS}.items()}
     out = {k: out[k] for k in COLUMN_ORDER}
+    out.update({k: v[-1] for k, v in {**CROSSOVER_INT_COLUMNS, **CROSSOVER_FLOAT_COLUMNS}.items()})
     out.update({k: v[1] for k, v in POTENTIAL_COLUMNS.items()})
     out.update(LATENT_COLUMNS)
     return out
@@ -239,7 +259,13 @@ def plan_for(scenario: Scenario | str, calibration: Calibration | None = None) -
             "or None"
         )
     if key not in _PLANS:
-        _PLANS[key] = build_plan(sc, (calibration or calibrate(sc)).solved)
+        solved = (calibration or calibrate(sc)).solved
+        plan = build_plan(sc, solved)
+        if sc.crossover is not None:
+            from .crossover import with_crossover
+
+            plan = with_crossover(plan, sc, solved)
+        _PLANS[key] = plan
     return _PLANS[key]
 
 
@@ -290,29 +316,31 @@ def simulate_arrays(
     plan = plan_for(sc, calibration)
     floats = np.full((K.N_FLOAT_OUT, n), np.nan)
     ints = np.zeros((K.N_INT_OUT, n), dtype=np.int8)
-    args = (
-        *plan.patient_args,
-        plan.lost_b,
-        plan.nz_lost,
-        plan.next_b,
-        plan.nz_next,
-        bool(potential_outcomes),
-        floats,
-        ints,
-    )
+    head = (*plan.patient_args, plan.lost_b, plan.nz_lost, plan.next_b, plan.nz_next)
+    tail = (plan.X, plan.x_b, plan.nz_x, bool(potential_outcomes), floats, ints)
+    # without crossover the kernel never draws from its switching stream: it gets the
+    # uniform stream's generator as a placeholder, and no fourth stream is seeded
+    x_stream = 3 if plan.crossover else 1
     with _threads(threads):
         if n_chunks(n) == 1:  # one chunk: the serial kernel (no parallel-region overhead)
-            gens = (chunk_generator(root, 0, s) for s in range(3))
-            K._cohort_chunk(*gens, 0, n, *args)
+            gens = [chunk_generator(root, 0, s) for s in range(3)]
+            gx = chunk_generator(root, 0, 3) if plan.crossover else gens[1]
+            K._cohort_chunk(*gens, 0, n, *head, gx, *tail)
         else:
-            K._cohort(*chunk_streams(root, n), n, *args)
+            lists = chunk_streams(root, n, (0, 1, 2, x_stream))
+            K._cohort(*lists[:3], n, *head, lists[3], *tail)
     return CohortArrays(floats=floats, ints=ints)
 
 
 def to_frame(
-    arr: CohortArrays, *, potential_outcomes: bool = False, latent: bool = False
+    arr: CohortArrays,
+    *,
+    potential_outcomes: bool = False,
+    latent: bool = False,
+    crossover: bool = False,
 ) -> pd.DataFrame:
-    """Cohort DataFrame with the documented columns and dtypes."""
+    """Cohort DataFrame with the documented columns and dtypes (``crossover``: add the
+    crossover columns, after the standard ones)."""
     cols: dict[str, object] = {}
     for name, (row, _) in FLOAT_COLUMNS.items():
         cols[name] = arr.floats[row]
@@ -322,6 +350,11 @@ def to_frame(
         codes = arr.ints[row] - np.int8(first) if first else arr.ints[row]
         cols[name] = pd.Categorical.from_codes(codes, categories=list(levels))
     df = pd.DataFrame({k: cols[k] for k in COLUMN_ORDER}, copy=False)
+    if crossover:
+        for name, (row, _) in CROSSOVER_INT_COLUMNS.items():
+            df[name] = arr.ints[row]
+        for name, (row, _) in CROSSOVER_FLOAT_COLUMNS.items():
+            df[name] = arr.floats[row]
     if potential_outcomes:
         for name, (row, _) in POTENTIAL_COLUMNS.items():
             df[name] = arr.floats[row]
@@ -352,7 +385,8 @@ def simulate(
     seed : int or numpy.random.SeedSequence
         Same (scenario, n, seed) gives a bit-identical cohort whatever the thread count.
     potential_outcomes : bool
-        Add ``pfs_months_0/1`` and ``os_months_0/1``: both uncensored potential outcomes.
+        Add ``pfs_months_0/1`` and ``os_months_0/1``: both uncensored potential outcomes
+        (without crossover: the treatments themselves, the hypothetical estimand's).
     latent : bool
         Add ``frailty`` (the unmeasured confounder) and ``ecog_true``.
     threads : int, optional
@@ -364,7 +398,9 @@ def simulate(
     Returns
     -------
     DataFrame, shape (n, 21 + extras)
-        Columns documented by :func:`describe_columns`; times in months.
+        Columns documented by :func:`describe_columns`; times in months.  A scenario
+        with crossover adds ``crossover``, ``progression_months`` and
+        ``crossover_months``.
 
     Raises
     ------
@@ -378,4 +414,5 @@ def simulate(
     arr = simulate_arrays(
         sc, n, seed, potential_outcomes=potential_outcomes, threads=threads, calibration=calibration
     )
-    return to_frame(arr, potential_outcomes=potential_outcomes, latent=latent)
+    crossover = sc.crossover is not None
+    return to_frame(arr, potential_outcomes=potential_outcomes, latent=latent, crossover=crossover)

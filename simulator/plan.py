@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -59,6 +59,14 @@ class Plan:
     nz_lost: np.ndarray
     next_b: np.ndarray  # next-therapy censoring log-HRs (N_FEATURES,)
     nz_next: np.ndarray  # their non-zero columns (empty: no covariate dependence)
+    X: np.ndarray = field(default_factory=lambda: np.zeros(K.N_X))  # crossover scalars (off)
+    x_b: np.ndarray = field(default_factory=lambda: np.zeros(N_FEATURES))  # switching log-ORs
+    nz_x: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def crossover(self) -> bool:
+        """Whether patients switch arm at progression (:mod:`simulator.crossover`)."""
+        return bool(self.X[K.X_ON])
 
     @property
     def patient_args(self) -> tuple[np.ndarray, ...]:

@@ -12,7 +12,9 @@ A scenario has five parts, mirroring docs/design.md §2 (times in months):
 * ``censoring`` — staggered entry, data cutoff, loss to follow-up, next-therapy
   censoring of rwPFS, visit-schedule progression;
 * ``calibration`` — size and seed of the super-population used to solve the targets
-  and compute the truth.
+  and compute the truth;
+* ``crossover`` (optional, off when absent) — switching to the other arm's treatment at
+  progression (:class:`Crossover`).
 
 Every check raises :class:`~simulator.exceptions.ScenarioError` (a ``ValueError``) naming
 the parameter (dotted path), the value and what is allowed.  Scenarios round-trip through
@@ -562,6 +564,45 @@ class CalibrationSettings:
             )
 
 
+CROSSOVER_ARMS = ("control", "treated")
+
+
+@dataclass(frozen=True)
+class Crossover:
+    """Switching to the other arm's treatment at progression (off unless given).
+
+    A patient of ``arm`` (``"control"``: the control arm crosses to the experimental
+    treatment; ``"treated"``: the reverse) who progresses switches at the (true)
+    progression time with probability ``expit(intercept + sum log_or[f] * f)`` over the
+    features ``f`` of ``log_or`` (baseline covariates, the information a clinician has at
+    progression in this model; feature names of :mod:`simulator.features`).  The
+    intercept is solved so that the switching probability averaged over the population's
+    covariates is ``share``.  A switcher's post-progression death hazard is multiplied by
+    ``post_progression_hr`` from the switch on.  rwPFS is unchanged (the switch follows
+    progression).
+    """
+
+    share: float = 0.5
+    log_or: dict[str, float] = field(default_factory=dict)
+    post_progression_hr: float = 0.7
+    arm: str = "control"
+
+    def __post_init__(self) -> None:
+        _canonical(self)
+        p = "crossover"
+        ck.probability(self.share, f"{p}.share", open_low=True, open_high=True)
+        check_feature_names(self.log_or, f"{p}.log_or")
+        for k, v in self.log_or.items():
+            ck.number(v, f"{p}.log_or[{k!r}]")
+        ck.positive(self.post_progression_hr, f"{p}.post_progression_hr")
+        ck.choice(self.arm, f"{p}.arm", CROSSOVER_ARMS)
+
+    @property
+    def arm_code(self) -> int:
+        """The crossing arm as the cohort's ``treated`` value (0 control, 1 treated)."""
+        return CROSSOVER_ARMS.index(self.arm)
+
+
 _SECTIONS = ("covariates", "treatment", "outcomes", "censoring", "calibration")
 
 
@@ -576,6 +617,7 @@ class Scenario:
     outcomes: Outcomes = field(default_factory=Outcomes)
     censoring: Censoring = field(default_factory=Censoring)
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
+    crossover: Crossover | None = None
 
     def __post_init__(self) -> None:
         _canonical(self)
@@ -590,6 +632,9 @@ class Scenario:
             if not isinstance(getattr(self, sec), expected):
                 got = type(getattr(self, sec)).__name__
                 raise ScenarioError(f"{sec} must be a {expected.__name__}, got {got}")
+        if self.crossover is not None and not isinstance(self.crossover, Crossover):
+            got = type(self.crossover).__name__
+            raise ScenarioError(f"crossover must be a Crossover or None (off), got {got}")
         from .covariates import bone_only_probability, check_arm_means
 
         bone_only_probability(self.covariates)

@@ -1,7 +1,8 @@
 """Random streams: one SeedSequence child per (chunk, stream), never global state.
 
 Chunk ``c`` of a cohort uses three generators (normals, uniforms, exponentials) seeded
-by ``SeedSequence(entropy, spawn_key=root.spawn_key + (c, s))`` for s = 0, 1, 2, so the
+by ``SeedSequence(entropy, spawn_key=root.spawn_key + (c, s))`` for s = 0, 1, 2 (and
+s = 3, the switching uniforms, when the scenario has crossover), so the
 cohort is the same whatever the number of threads, and any chunk can be regenerated
 alone.  The kernels take the generators as numba typed lists; the lists are built by
 cached jitted helpers, because building them from Python (``List().append``) compiles
@@ -55,12 +56,13 @@ def _push(lst, item):
     lst.append(item)
 
 
-def chunk_streams(seed: SeedLike, n: int) -> tuple[List, List, List]:
-    """Typed lists of (normal, uniform, exponential) generators, one per chunk."""
+def chunk_streams(seed: SeedLike, n: int, streams: tuple[int, ...] = (0, 1, 2)) -> tuple[List, ...]:
+    """Typed lists of generators, one per chunk, for each of ``streams`` (default the
+    normal, uniform and exponential streams; 3 is crossover's switching uniforms)."""
     root = as_seed_sequence(seed)
-    gens = [[chunk_generator(root, c, s) for c in range(n_chunks(n))] for s in range(3)]
+    gens = [[chunk_generator(root, c, s) for c in range(n_chunks(n))] for s in streams]
     if not gens[0]:
-        return List(), List(), List()
+        return tuple(List() for _ in streams)
     lists = tuple(_new_list(g[0]) for g in gens)
     for g, lst in zip(gens, lists, strict=True):
         for x in g[1:]:

@@ -335,11 +335,13 @@ def cohort_naive(plan, n: int, seed: int, potential: bool = False) -> dict[str, 
         Z = chunk_generator(root, c, 0).standard_normal((m, K.N_NORMAL))
         U = chunk_generator(root, c, 1).random((m, K.N_UNIFORM))
         E = chunk_generator(root, c, 2).standard_exponential((m, K.N_EXPON))
-        parts.append(_naive_chunk(Z, U, E, plan, potential))
+        # crossover: one switching uniform per patient from a fourth stream
+        Ux = chunk_generator(root, c, 3).random(m) if plan.crossover else None
+        parts.append(_naive_chunk(Z, U, E, plan, potential, Ux))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _naive_chunk(Z, U, E, plan, potential):
+def _naive_chunk(Z, U, E, plan, potential, Ux=None):
     from simulator import _cohort_kernels as K
 
     S, om = plan.S, plan.om
@@ -350,11 +352,21 @@ def _naive_chunk(Z, U, E, plan, potential):
     a = (U[:, 6] < ps).astype(int)
     lp = [_dense_dot(plan.W[k + 1], F) + om[k, 3] * c["frailty"] for k in range(3)]
     _, death, progressed, t_prog = _naive_outcomes(E, lp, a.astype(float), om)
+    switched = np.zeros(a.size, dtype=bool)
+    if Ux is not None:  # crossover at progression: the switcher's post-progression time
+        X = plan.X  # is stretched by post_progression_hr^(-1/shape)
+        p = 1.0 / (1.0 + _exp(-(X[K.X_INTERCEPT] + _dense_dot(plan.x_b, F))))
+        switched = progressed & (a == X[K.X_ARM]) & (Ux < p)
+        death = np.where(switched, t_prog + (death - t_prog) * X[K.X_STRETCH], death)
     out = dict(c, treated=a, ps=ps)
     if potential:
         out["pfs0"], out["os0"] = _naive_outcomes(E, lp, 0.0, om)[:2]
         out["pfs1"], out["os1"] = _naive_outcomes(E, lp, 1.0, om)[:2]
     out.update(_naive_observe(a, death, progressed, t_prog, U, E, F, plan))
+    seen = progressed & (t_prog < out["os"]) & (Ux is not None)
+    out["progression"] = np.where(seen, t_prog, np.nan)
+    out["crossover_months"] = np.where(seen & switched, t_prog, np.nan)
+    out["crossover"] = (seen & switched).astype(int)
     return out
 
 

@@ -21,6 +21,8 @@ FLOATS = {
     "os": K.F_OS,
     "entry": K.F_ENTRY,
     "frailty": K.F_FRAILTY,
+    "progression": K.F_PROG,  # crossover scenarios (po25-rct); NaN otherwise
+    "crossover_months": K.F_XOVER,
 }
 INTS = {
     "treated": K.I_TREATED,
@@ -38,6 +40,7 @@ INTS = {
     "academic": K.I_ACADEMIC,
     "race": K.I_RACE,
     "pfs_reason": K.I_PFS_REASON,
+    "crossover": K.I_XOVER,
     "os_reason": K.I_OS_REASON,
 }
 POTENTIAL = {"pfs0": K.F_PFS0, "pfs1": K.F_PFS1, "os0": K.F_OS0, "os1": K.F_OS1}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 from cohorts import COVARIATES, confounded_cohort
@@ -80,8 +82,11 @@ def test_user_estimator_runs_like_a_builtin(cohort, custom):
     result = est(cohort, *ARGS)
     assert isinstance(result, EffectEstimate) and result.method == "log_rate_ratio"
     assert est(cohort, *ARGS, scale=2.0).log_hr == pytest.approx(2 * result.log_hr)
-    # every registered estimator can be driven by the same loop
+    # every registered estimator can be driven by the same loop (the treatment-switching
+    # ones need a cohort with switching columns: tests/test_crossover.py)
     for name in available_estimators():
+        if "switch" in inspect.signature(get_estimator(name).func).parameters:
+            continue
         assert isinstance(get_estimator(name)(cohort, *ARGS), EffectEstimate)
 
 

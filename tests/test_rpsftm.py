@@ -189,11 +189,12 @@ def test_wald_test_agrees_with_the_logrank_test():
     assert wald.diagnostics["test"] == "wald"
 
 
-def test_hypothetical_is_in_the_vocabulary_and_not_registered():
+def test_hypothetical_is_in_the_vocabulary_and_registered_through_switching_columns():
     assert "hypothetical" in ESTIMANDS and scored_against("hypothetical") == "ATE"
-    # the registry runs every estimator on (df, time, event, treatment, covariates) alone;
-    # RPSFTM needs the time on treatment, so it is not registered
-    assert "rpsftm" not in available_estimators()
+    # the registry runs every estimator on (df, time, event, treatment, covariates);
+    # the registered "rpsftm" builds the time on treatment from the switching columns
+    # (estimators.crossover.rpsftm_switch)
+    assert "rpsftm" in available_estimators()
 
 
 def _frame(col: str, row: int, value: float) -> pd.DataFrame:
@@ -280,3 +281,33 @@ def test_several_crossings_are_reported_and_flagged():
     assert any("changes sign" in w and "not unique" in w for w in est.warnings)
     assert est.diagnostics["psi"] == pytest.approx(0.5 * (roots[0] + roots[-1]), abs=1e-15)
     assert R_REF["cases"][0]["psi"] == pytest.approx(roots[0], abs=1e-7)  # R's uniroot: one
+
+
+def test_hazard_ratio_and_its_test_based_ci_match_the_brute_force_oracle():
+    """The HR and its test-based CI from the brute-force psi (tests/naive.py): the control
+    arm's U(psi_hat), re-censored at C min(1, exp(psi_hat)), against the experimental
+    arm's observed times by lifelines' Cox model (Efron ties); SE |log HR| / |z_ITT| with
+    z_ITT the explicit-risk-set log-rank z of the observed data."""
+    from lifelines import CoxPHFitter
+
+    d = SMALL
+    est = rpsftm(d, "time", "event", "arm", "t_on", censor_time="cens",
+                 psi_range=(-2.0, 2.0), n_grid=41)  # fmt: skip
+    flags = d["arm"] == 0
+    roots, _ = rpsftm_naive(
+        d["time"], d["event"], d["arm"], d["t_on"], d["cens"], flags, (-2.0, 2.0), 401, 0.05
+    )
+    f = math.exp(roots[0])
+    u = d["time"] - d["t_on"] + f * d["t_on"]
+    cut = flags & (u > d["cens"] * min(1.0, f))
+    frame = pd.DataFrame({
+        "t": np.where(flags, np.where(cut, d["cens"] * min(1.0, f), u), d["time"]),
+        "e": np.where(cut, 0, d["event"]),
+        "arm": d["arm"],
+    })  # fmt: skip
+    log_hr = float(CoxPHFitter().fit(frame, "t", "e").params_["arm"])
+    se = abs(log_hr) / abs(logrank_z_naive(d["time"], d["event"], d["arm"]))
+    assert est.log_hr == pytest.approx(log_hr, abs=1e-6)
+    assert est.se == pytest.approx(se, rel=1e-5)
+    assert est.ci_low == pytest.approx(log_hr - 1.959963984540054 * se, abs=1e-5)
+    assert est.ci_high == pytest.approx(log_hr + 1.959963984540054 * se, abs=1e-5)

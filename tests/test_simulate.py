@@ -80,6 +80,7 @@ CATEGORIES = {
     "os_reason": ["death", "admin", "lost"],
 }
 POTENTIAL = ["pfs_months_0", "pfs_months_1", "os_months_0", "os_months_1"]
+CROSSOVER = ["crossover", "progression_months", "crossover_months"]  # crossover scenarios
 LATENT = ["frailty", "ecog_true"]
 
 
@@ -124,9 +125,9 @@ def test_optional_columns_only_on_request(potential, latent):
 
 def test_describe_columns_documents_every_column():
     doc = simulator.describe_columns()
-    assert list(doc) == COLUMNS + POTENTIAL + LATENT
+    assert list(doc) == COLUMNS + CROSSOVER + POTENTIAL + LATENT
     assert all(isinstance(v, str) and v for v in doc.values())
-    for col in ["pfs_months", "os_months", "entry_month", *POTENTIAL]:
+    for col in ["pfs_months", "os_months", "entry_month", *POTENTIAL, *CROSSOVER[1:]]:
         assert "months" in doc[col], col
     assert "years" in doc["age"] and "years" in doc["dfi_years"]
 

@@ -59,6 +59,18 @@ def check_cohort(df: pd.DataFrame, sc: simulator.Scenario) -> None:
     pfs_true, os_true = _arm(df, "pfs"), _arm(df, "os")
     entry = df["entry_month"].to_numpy()
     follow = cens.cutoff_months - entry  # months from index to the data cutoff
+    if sc.crossover is not None:  # a switcher's death: its post-progression time stretched
+        from simulator import _cohort_kernels as K
+        from simulator.generate import plan_for
+
+        sw = df["crossover"].to_numpy() == 1
+        prog_t, x_t = df["progression_months"].to_numpy(), df["crossover_months"].to_numpy()
+        assert np.all(df["treated"].to_numpy()[sw] == sc.crossover.arm_code)
+        assert np.array_equal(x_t[sw], prog_t[sw]) and np.all(np.isnan(x_t[~sw]))
+        seen = ~np.isnan(prog_t)
+        assert np.all(prog_t[seen] < os_[seen]) and np.all(prog_t[seen] > 0)
+        stretch = plan_for(sc).X[K.X_STRETCH]
+        os_true = np.where(sw, prog_t + (os_true - prog_t) * stretch, os_true)
 
     # times: positive, finite, within follow-up; rwPFS never after OS
     for col in (
@@ -126,7 +138,8 @@ def check_cohort(df: pd.DataFrame, sc: simulator.Scenario) -> None:
     assert np.all((ps > 0) & (ps < 1) & (ps >= lo) & (ps <= hi))
     known = df["ecog"].astype(str).to_numpy() != "unknown"
     assert np.array_equal(df["ecog"].cat.codes.to_numpy()[known], df["ecog_true"].to_numpy()[known])
-    no_nan = df.drop(columns="dfi_years").select_dtypes("number")
+    nan_ok = ["dfi_years", "progression_months", "crossover_months"]
+    no_nan = df.drop(columns=[c for c in nan_ok if c in df]).select_dtypes("number")
     assert not no_nan.isna().any().any()
 
 

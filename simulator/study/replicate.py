@@ -53,6 +53,8 @@ from .. import calibration
 from ..exceptions import SimulatorWarning
 from ..generate import (
     CATEGORICAL_COLUMNS,
+    CROSSOVER_FLOAT_COLUMNS,
+    CROSSOVER_INT_COLUMNS,
     FLOAT_COLUMNS,
     INT_COLUMNS,
     CohortArrays,
@@ -208,11 +210,15 @@ def run_chunk(chunk: Chunk) -> pd.DataFrame:
     return record.frame(rows)
 
 
-def cohort_columns(arrays: CohortArrays) -> dict[str, Any]:
+def cohort_columns(arrays: CohortArrays, crossover: bool = False) -> dict[str, Any]:
     """The cohort's columns as arrays (categoricals :class:`Coded`), no DataFrame: what
-    the estimators registered with ``frame=False`` read (same values as ``to_frame``)."""
+    the estimators registered with ``frame=False`` read (same values as ``to_frame``;
+    ``crossover``: with the crossover columns)."""
     cols: dict[str, Any] = {name: arrays.floats[row] for name, (row, _) in FLOAT_COLUMNS.items()}
     cols |= {name: arrays.ints[row] for name, (row, _) in INT_COLUMNS.items()}
+    if crossover:
+        cols |= {name: arrays.ints[row] for name, (row, _) in CROSSOVER_INT_COLUMNS.items()}
+        cols |= {name: arrays.floats[row] for name, (row, _) in CROSSOVER_FLOAT_COLUMNS.items()}
     for name, (row, levels, first, _) in CATEGORICAL_COLUMNS.items():
         codes = arrays.ints[row] - np.int8(first) if first else arrays.ints[row]
         cols[name] = Coded(codes, tuple(levels))
@@ -225,7 +231,8 @@ class _Data:
 
     def __init__(self, arrays: CohortArrays, chunk: Chunk, ests: list[Estimator]) -> None:
         self.arrays = arrays
-        self.columns = cohort_columns(arrays)
+        self.crossover = chunk.scenario.crossover is not None
+        self.columns = cohort_columns(arrays, self.crossover)
         self._frame: pd.DataFrame | None = None
         union = [c for e in ests for c in chunk.covariates[e.name]]
         self.shared = SharedInputs(self.columns, TREATMENT, union)
@@ -235,7 +242,7 @@ class _Data:
         if not est.frame:
             return self.columns
         if self._frame is None:
-            self._frame = to_frame(self.arrays)
+            self._frame = to_frame(self.arrays, crossover=self.crossover)
         return self._frame
 
 

@@ -50,7 +50,7 @@ import numpy as np
 from estimators import fit_cox_arrays
 from estimators.estimands import ESTIMANDS, MEASURES, MEASURES_WITH_HORIZON, scored_against
 
-from .. import cache, exact
+from .. import cache, crossover, exact
 from .. import calibration as cal
 from ..catalog import get_scenario
 from ..exceptions import ScenarioError
@@ -130,6 +130,7 @@ class Truth:
     pfs: OutcomeTruth
     os: OutcomeTruth
     method: str = "montecarlo"
+    crossover_without_tp: bool = False  # Monte Carlo truth of a crossover scenario
 
     def __getitem__(self, outcome: str) -> OutcomeTruth:
         if outcome not in ("pfs", "os"):
@@ -151,6 +152,9 @@ class Truth:
         outcome : {"pfs", "os"}
         estimand : one of estimators.estimands.ESTIMANDS
             ``crude`` has no truth of its own: it is scored against the ATE.
+            ``treatment_policy`` (as randomised) is the ATE's truth except for OS in a
+            crossover scenario, where it is the ``tp_`` truth (:mod:`simulator.crossover`);
+            ``hypothetical`` (no switching) is scored against the ATE.
         censoring : {"admin", "study", "none"}
             For ``log_hr`` only (the marginal Cox estimand depends on the censoring; the
             conditional one is computed under administrative censoring for all three).
@@ -173,6 +177,17 @@ class Truth:
         if not needs_h and horizon is not None:
             raise ScenarioError(f"horizon={horizon!r} is not allowed with measure={measure!r}")
         target = scored_against(estimand)
+        tp = ""
+        if target == "treatment_policy":  # as randomised: its own OS truths under crossover
+            target = "ATE"
+            if any(k.startswith(crossover.TP_PREFIX) for k in self[outcome].values):
+                tp = crossover.TP_PREFIX
+            elif outcome == "os" and self.crossover_without_tp:
+                raise ScenarioError(
+                    f"the {self.method} truth of {self.scenario!r} has no as-randomised "
+                    "(treatment-policy) OS truth: the Monte Carlo engine does not simulate "
+                    "the crossover; use method='exact'"
+                )
         if target == "conditional":
             if measure != "log_hr":
                 raise ScenarioError(
@@ -186,6 +201,7 @@ class Truth:
             p = "" if target == "ATE" else f"{target.lower()}_"
             stem = {"rmst_diff": "rmst", "surv_diff": "survival"}.get(measure)
             key = f"{p}median_diff" if stem is None else f"{p}{stem}{float(horizon):g}_diff"
+        key = tp + key
         o = self[outcome]
         if key not in o.values:
             raise ScenarioError(
@@ -197,13 +213,16 @@ class Truth:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON layout of ``rwesim show --json``."""
-        return {
+        out = {
             "pfs": self.pfs.to_dict(),
             "os": self.os.to_dict(),
             "population": self.population,
             "key": self.key,
             "method": self.method,
         }
+        if self.crossover_without_tp:
+            out["crossover_without_tp"] = True
+        return out
 
     @classmethod
     def from_dict(cls, scenario: str, d: dict[str, Any]) -> Truth:
@@ -214,6 +233,7 @@ class Truth:
             OutcomeTruth.from_dict(d["pfs"]),
             OutcomeTruth.from_dict(d["os"]),
             d.get("method", "montecarlo"),
+            bool(d.get("crossover_without_tp", False)),
         )
 
 
@@ -235,6 +255,8 @@ def truth_key(
         parts += [c.truth_population, c.truth_seed, c.truth_batches]
     else:
         parts += [list(rmst_horizons), list(survival_horizons)]
+    if sc.crossover is not None:  # only then, so that other scenarios keep their keys
+        parts.append({"crossover": sc.to_dict()["crossover"]})
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -308,6 +330,12 @@ def compute_exact_truth(
         c = cond[outcome]
         values["conditional_log_hr"], mcse["conditional_log_hr"] = c[0], c[1]
         numerical["conditional_log_hr"] = c[2]
+        if outcome == "os" and sc.crossover is not None:  # as-randomised OS truths
+            tp = crossover.treatment_policy_truth(
+                sc, solved, rmst_horizons, survival_horizons, sample
+            )
+            for d, x in zip((values, mcse, numerical), tp, strict=True):
+                d.update(x)
         error = {k: numerical[k] + 2.0 * mcse[k] for k in values}
         out[outcome] = OutcomeTruth(values, mcse, numerical, error)
     key = key or truth_key(sc, "exact", rmst_horizons, survival_horizons)
@@ -331,7 +359,15 @@ def compute_truth(sc: Scenario, key: str | None = None) -> Truth:
         censorings = {"": pop.c_admin, "_uncensored": None, "_study_censoring": study_c[name]}
         out[name] = _outcome_truth(t0[which], t1[which], pop, X, c.truth_batches, gamma, censorings)
     key = key or truth_key(sc, "montecarlo")
-    return Truth(sc.name, key, pop.n, out["pfs"], out["os"], method="montecarlo")
+    return Truth(
+        sc.name,
+        key,
+        pop.n,
+        out["pfs"],
+        out["os"],
+        method="montecarlo",
+        crossover_without_tp=sc.crossover is not None,
+    )
 
 
 def _study_censoring(sc: Scenario, pop: cal.Population) -> dict[str, np.ndarray]:
