@@ -1,7 +1,7 @@
 # %% [markdown]
 # ## Crossover at progression
 #
-# In PO25 patients could cross over to the other arm at progression.  The `po25-rct`
+# In PO25 patients could cross over to the other arm at progression.  The `po25-crossover`
 # scenario models it (`crossover` block, *assumed* values, docs/guide/scenarios.md): half
 # of the tamoxifen (control) patients who progress switch to letrozole — the fitter ones
 # (ECOG 0, no visceral disease, younger) more often — and a switcher's post-progression
@@ -30,7 +30,7 @@ import simulator
 from estimators import kaplan_meier
 from estimators.crossover import ipcw_switch, itt_cox, per_protocol_cox, rpsftm_switch
 
-XO = simulator.get_scenario("po25-rct")
+XO = simulator.get_scenario("po25-crossover")
 XO_TRUTH = simulator.truth(XO)
 os_truth = XO_TRUTH.os.values
 rows = {

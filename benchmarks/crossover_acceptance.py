@@ -1,4 +1,4 @@
-"""Acceptance of the crossover estimators on po25-rct (issue 13): 1,000 replicate trials
+"""Acceptance of the crossover estimators on po25-crossover (issue 13): 1,000 replicate trials
 of 907 patients, OS; bias +- MCSE and 95% CI coverage of ITT Cox, per-protocol Cox,
 IPCW for switching and RPSFTM against both truths (treatment policy = as randomised,
 hypothetical = no crossover).  Run:  python benchmarks/crossover_acceptance.py [REPS]
@@ -24,7 +24,7 @@ COVARIATES = ["age", "ecog", "visceral"]  # the switching model's (baseline) cov
 
 
 def main(reps: int = 1000, n: int = 907, seed: int = 2026) -> dict[str, dict[str, float]]:
-    sc = simulator.get_scenario("po25-rct")
+    sc = simulator.get_scenario("po25-crossover")
     tr = simulator.truth(sc)
     truths = {e: tr.estimand("os", e)[0] for e in ("treatment_policy", "hypothetical")}
     est = {k: [] for k in ESTIMATORS}
@@ -38,7 +38,7 @@ def main(reps: int = 1000, n: int = 907, seed: int = 2026) -> dict[str, dict[str
             ci[k].append((e.ci_low, e.ci_high))
     out = {}
     print(
-        f"po25-rct OS, {reps} replicates of {n}; truths: "
+        f"po25-crossover OS, {reps} replicates of {n}; truths: "
         + ", ".join(f"{k} {v:.4f}" for k, v in truths.items())
     )
     print(

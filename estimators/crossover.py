@@ -151,7 +151,7 @@ def ipcw_switch(
     arm's share of non-switchers) would leave the patients past the decision -- here
     progressed, at a higher death hazard -- under-represented in the arm's risk set,
     biasing its marginal hazard down (measured: log-HR -0.02 instead of -0.16 on 20,000
-    po25-rct patients, 6 SE).
+    po25-crossover patients, 6 SE).
     The weighted Cox model on the arm is fitted on counting-process rows (a weight-1
     row up to the decision, the weighted row after it), with the Lin-Wei robust SE
     clustered by patient (it treats the weights as known: conservative as a rule).

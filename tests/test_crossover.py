@@ -25,7 +25,7 @@ from simulator.calibration import calibrate
 from simulator.exceptions import ScenarioError
 from simulator.study import truth as truth_mod
 
-PO25 = simulator.get_scenario("po25-rct")
+PO25 = simulator.get_scenario("po25-crossover")
 DATA = Path(__file__).parents[1] / "simulator" / "data"
 
 # sha256 (first 16 hex) of simulate(sc, n, 11, potential_outcomes=True, latent=True)
@@ -53,7 +53,7 @@ def test_without_crossover_cohorts_are_bit_identical_to_before(name, n):
 
 
 def test_without_crossover_fingerprints_and_shipped_truths_are_unchanged():
-    assert PO25.replace(crossover=None).fingerprint() == "81593d04df88c2c1b099"  # before
+    assert simulator.get_scenario("po25-rct").fingerprint() == "81593d04df88c2c1b099"  # before
     assert "crossover" not in PO25.replace(crossover=None).to_dict()
     shipped = json.loads((DATA / "truths.json").read_text())
     for name in simulator.scenario_names():
@@ -306,7 +306,7 @@ def test_bad_input_is_named_before_any_work(mutate, func, match):
 
 @pytest.mark.slow
 def test_as_randomised_truth_agrees_with_a_monte_carlo_cohort():
-    """2 million po25-rct patients without loss to follow-up (so the observed OS is the
+    """2 million po25-crossover patients without loss to follow-up (so the observed OS is the
     administratively censored as-randomised outcome of the randomised arms, both with
     the population's covariates): Cox log-HR and Kaplan-Meier survival at 12 / 24 months
     against the exact tp_ truths, within 3 combined SEs (Cox model SE; Greenwood)."""
@@ -334,7 +334,7 @@ def test_a_study_scores_each_estimator_against_its_estimands_truth(tmp_path):
     from simulator.study import Study, run_study, summarize
 
     study = Study(
-        scenarios=("po25-rct",),
+        scenarios=("po25-crossover",),
         sample_sizes=(907,),
         reps=4,
         chunk_reps=4,

@@ -21,7 +21,7 @@ FLOATS = {
     "os": K.F_OS,
     "entry": K.F_ENTRY,
     "frailty": K.F_FRAILTY,
-    "progression": K.F_PROG,  # crossover scenarios (po25-rct); NaN otherwise
+    "progression": K.F_PROG,  # crossover scenarios (po25-crossover); NaN otherwise
     "crossover_months": K.F_XOVER,
 }
 INTS = {
@@ -48,6 +48,7 @@ POTENTIAL = {"pfs0": K.F_PFS0, "pfs1": K.F_PFS1, "os0": K.F_OS0, "os1": K.F_OS1}
 SCENARIOS = {
     "flatiron": lambda: simulator.get_scenario("flatiron"),
     "po25-rct": lambda: simulator.get_scenario("po25-rct"),
+    "po25-crossover": lambda: simulator.get_scenario("po25-crossover"),
     "flatiron-liver": lambda: simulator.get_scenario("flatiron-liver"),
     "every-option": sim_scenarios.every_option,
 }

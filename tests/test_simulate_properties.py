@@ -23,6 +23,7 @@ from simulator import _cohort_kernels as K
 SCENARIOS = {
     "flatiron": lambda: simulator.get_scenario("flatiron"),
     "po25-rct": lambda: simulator.get_scenario("po25-rct"),
+    "po25-crossover": lambda: simulator.get_scenario("po25-crossover"),
     "flatiron-liver": lambda: simulator.get_scenario("flatiron-liver"),
     # frailty, MNAR ECOG, informative loss, arm-dependent next therapy, visits every 3 +- 0.5
     "every-option": sim_scenarios.every_option,
