@@ -640,6 +640,8 @@ def _score_residuals(X, w, event, starts, newstrat, beta, efron):
     the group's Efron-term means.
     """
     n, p = X.shape
+    if p == 1:
+        return _score_residuals_1(X, w, event, starts, newstrat, beta, efron)
     expeta, risk = _risk(X, w, beta)
     ng = starts.shape[0] - 1
     haz = np.zeros(ng)  # sum_k dH_k
@@ -709,6 +711,77 @@ def _score_residuals(X, w, event, starts, newstrat, beta, efron):
             cumh += haz[g]
             for j in range(p):
                 cumxh[j] += xhaz[g, j]
+    return resid
+
+
+@njit(cache=True, error_model="numpy")
+def _score_residuals_1(X, w, event, starts, newstrat, beta, efron):
+    """:func:`_score_residuals` for one covariate: the same terms with scalar running
+    sums and per-group arrays (the treatment-only fits of sIPTW and PSM)."""
+    n = X.shape[0]
+    expeta, risk = _risk(X, w, beta)
+    ng = starts.shape[0] - 1
+    haz = np.zeros(ng)
+    hazd = np.zeros(ng)
+    xhaz = np.zeros(ng)
+    xhazd = np.zeros(ng)
+    xmean = np.zeros(ng)
+    s0 = 0.0
+    s1 = 0.0
+    for g in range(ng):
+        if newstrat[g]:
+            s0 = 0.0
+            s1 = 0.0
+        nd = 0
+        deadwt = 0.0
+        d0 = 0.0
+        d1 = 0.0
+        for i in range(starts[g], starts[g + 1]):
+            r = risk[i]
+            rx = r * X[i, 0]
+            s0 += r
+            s1 += rx
+            if event[i]:
+                nd += 1
+                deadwt += w[i]
+                d0 += r
+                d1 += rx
+        if nd == 0:
+            continue
+        nterm = nd if efron else 1
+        wt = deadwt / nterm
+        for m in range(nterm):
+            f = m / nterm
+            den = s0 - f * d0
+            dh = wt / den
+            haz[g] += dh
+            hazd[g] += (1.0 - f) * dh
+            xbar = (s1 - f * d1) / den
+            xhaz[g] += dh * xbar
+            xhazd[g] += (1.0 - f) * dh * xbar
+            xmean[g] += xbar / nterm
+    resid = np.empty((n, 1))
+    cumh = 0.0
+    cumxh = 0.0
+    for g in range(ng - 1, -1, -1):  # ascending time within stratum
+        hd = cumh + hazd[g]
+        xhd = cumxh + xhazd[g]
+        hc = cumh + haz[g]
+        xhc = cumxh + xhaz[g]
+        xm = xmean[g]
+        for i in range(starts[g], starts[g + 1]):
+            e = expeta[i]
+            x = X[i, 0]
+            if event[i]:
+                resid[i, 0] = x - xm - e * (x * hd - xhd)
+            else:
+                resid[i, 0] = -e * (x * hc - xhc)
+        if newstrat[g]:
+            cumh = 0.0
+            cumxh = 0.0
+        else:
+            cumh += haz[g]
+            cumxh += xhaz[g]
     return resid
 
 
