@@ -17,7 +17,9 @@ Order of the solve (each step is a monotone one-dimensional root or a convex pro
    control OS median (medians of the control potential outcome over the population);
 4. ``gamma_pfs`` for the marginal rwPFS HR (ATE: Cox on both potential outcomes of
    everyone; ATT: of the treated) under the scenario's administrative censoring, or for
-   the treated median; then ``gamma_os`` likewise for OS.
+   the treated median; then ``gamma_os`` likewise for OS;
+5. with a ``response`` block, the two response intercepts for the population response
+   probabilities (:func:`simulator.response.calibrate_intercepts`).
 
 The population (covariate sample or super-population) is the same for every trial value,
 so each target is a smooth function of its parameter.  Unreachable targets raise
@@ -41,7 +43,7 @@ from scipy.optimize import brentq
 from scipy.special import expit, logit
 
 from . import _cohort_kernels as K
-from . import cache, exact
+from . import cache, exact, response
 from .exceptions import CalibrationError
 from .features import FEATURES, INDEX, N_FEATURES
 from .marginal import censor, marginal_log_hr
@@ -421,6 +423,10 @@ class Calibration:
             del s["shapes"]
         else:
             s["shapes"] = list(self.solved.shapes)
+        if self.solved.response_intercepts is None:  # no response: the layout as before
+            del s["response_intercepts"]
+        else:
+            s["response_intercepts"] = list(self.solved.response_intercepts)
         return {"key": self.key, "solved": s, "achieved": self.achieved}
 
     @classmethod
@@ -430,6 +436,8 @@ class Calibration:
         s["scales"] = tuple(s["scales"])
         if s.get("shapes") is not None:
             s["shapes"] = tuple(s["shapes"])
+        if s.get("response_intercepts") is not None:
+            s["response_intercepts"] = tuple(s["response_intercepts"])
         return cls(key=d["key"], solved=Solved(**s), achieved=d.get("achieved", {}))
 
 
@@ -451,6 +459,8 @@ def _calibration_key(sc: Scenario, method: str) -> str:
         "admin": [sc.censoring.accrual_months, sc.censoring.followup_months],
         "versions": [K.LAYOUT_VERSION, CALIBRATION_VERSION],
     }
+    if "response" in d:  # only then: scenarios without a response keep their keys
+        relevant["response"] = d["response"]
     if method == "montecarlo":
         relevant["population"] = [sc.calibration.population, sc.calibration.seed]
     else:
@@ -653,6 +663,12 @@ def _solve_exact(sc: Scenario, key: str) -> Calibration:
         "treated_fraction": float(sample.ps.mean()),
         **achieved34,
     }
+    if sc.response is not None:
+        intercepts, reached = response.calibrate_intercepts(
+            sc.response, sample.feats, sample.frailty
+        )
+        solved = replace(solved, response_intercepts=intercepts)
+        achieved.update(reached)
     e = sample.ps
     achieved["treated_means"] = dict(
         zip(FEATURES, (e @ sample.feats / e.sum()).tolist(), strict=True)
@@ -908,6 +924,10 @@ def _solve(sc: Scenario, key: str) -> Calibration:
     g_os = _gamma(sc, pop, scales, shapes, "os", g_pfs)
     solved = Solved(coef, b0, base.missing_intercept, scales, g_pfs, g_os, shapes)
     achieved = {"method": "montecarlo", **_achieved(sc, solved, pop)}
+    if sc.response is not None:
+        intercepts, reached = response.calibrate_intercepts(sc.response, pop.feats, pop.frailty)
+        solved = replace(solved, response_intercepts=intercepts)
+        achieved.update(reached)
     achieved["seconds"] = round(time.perf_counter() - start, 2)
     return Calibration(key=key, solved=solved, achieved=achieved)
 

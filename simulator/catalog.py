@@ -22,6 +22,7 @@ from .scenario import (
     Covariates,
     EcogMissingness,
     Outcomes,
+    Response,
     Scenario,
     Transition,
     Treatment,
@@ -284,6 +285,15 @@ def flatiron_liver() -> Scenario:
     )
 
 
+# Objective response (issue 13), values *assumed*: lower odds of response with recorded
+# ECOG 1 / 2+ and bone-only (often non-measurable) disease, higher with visceral disease;
+# the shared frailty (log-OR -1 per SD, progression log-HR +0.5 per SD) makes responders
+# progress later.  docs/guide/scenarios.md gives the resulting association.
+RESPONSE_LOG_OR = {"ecog_obs_1": -0.2, "ecog_obs_2plus": -0.5, "bone_only": -1.0, "visceral": 0.3}
+RESPONSE_FRAILTY_LOG_OR = -1.0
+RESPONSE_FRAILTY_LOG_HR = 0.5
+
+
 def po25_rct() -> Scenario:
     base = flatiron()
     cov = base.covariates
@@ -292,12 +302,20 @@ def po25_rct() -> Scenario:
         name="po25-rct",
         description=(
             "PO25 phase 3 RCT, letrozole (treated) vs tamoxifen, 1:1 randomised (Mouridsen): "
-            "TTP medians 9.4 vs 6.0 months; OS 34 vs 30 months *assumed* (crossover dilutes "
-            "OS). The no-confounding control: every estimator should be unbiased here"
+            "TTP medians 9.4 vs 6.0 months, objective response 32% vs 21%; OS 34 vs 30 months "
+            "*assumed* (crossover dilutes OS). The no-confounding control: every estimator "
+            "should be unbiased here"
         ),
         covariates=cov,
         treatment=Treatment(fraction=453 / 907),
-        outcomes=_flatiron_outcomes(
+        outcomes=Outcomes(
+            progression=Transition(
+                shape=PROGRESSION.shape,
+                log_hr=PROGRESSION.log_hr,
+                frailty_log_hr=RESPONSE_FRAILTY_LOG_HR,
+            ),
+            death=DEATH,
+            post_progression_death=POST_PROGRESSION_DEATH,
             pfs_median_control=6.0,
             pfs_median_treated=9.4,
             pfs_hr=None,
@@ -308,6 +326,12 @@ def po25_rct() -> Scenario:
         ),
         censoring=Censoring(
             accrual_months=36.0, followup_months=18.0, lost_per_year=0.02, next_therapy_per_year=0.0
+        ),
+        response=Response(
+            probability_treated=0.32,
+            probability_control=0.21,
+            log_or=RESPONSE_LOG_OR,
+            frailty_log_or=RESPONSE_FRAILTY_LOG_OR,
         ),
     )
 

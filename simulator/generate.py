@@ -18,6 +18,7 @@ from .catalog import get_scenario
 from .exceptions import ScenarioError
 from .features import AGE_GROUPS, ECOG_LEVELS, OS_REASONS, PFS_REASONS, RACES
 from .plan import Plan, build_plan
+from .response import draw_response
 from .scenario import Scenario
 from .streams import SeedLike, as_seed_sequence, chunk_generator, chunk_streams, n_chunks
 
@@ -56,6 +57,13 @@ POTENTIAL_COLUMNS = {
     "os_months_0": (K.F_OS0, "uncensored potential OS under letrozole, months"),
     "os_months_1": (K.F_OS1, "uncensored potential OS under P+L, months"),
 }
+RESPONSE_COLUMNS = {
+    "response": "1 = objective (best) response; only in scenarios with a response block",
+}
+POTENTIAL_RESPONSE_COLUMNS = {
+    "response_0": "potential response under letrozole (0/1; with potential outcomes)",
+    "response_1": "potential response under P+L (0/1; with potential outcomes)",
+}
 LATENT_COLUMNS = {
     "frailty": "unmeasured confounder (standard normal); never seen by estimators",
     "ecog_true": "true ECOG category 0, 1, 2 (2 = 2+) behind the recorded one",
@@ -89,7 +97,9 @@ def describe_columns() -> dict[str, str]:
     """Column name -> description (units in months / years) of a simulated cohort."""
     out = {k: v[-1] for k, v in {**FLOAT_COLUMNS, **INT_COLUMNS, **CATEGORICAL_COLUMNS}.items()}
     out = {k: out[k] for k in COLUMN_ORDER}
+    out.update(RESPONSE_COLUMNS)
     out.update({k: v[1] for k, v in POTENTIAL_COLUMNS.items()})
+    out.update(POTENTIAL_RESPONSE_COLUMNS)
     out.update(LATENT_COLUMNS)
     return out
 
@@ -100,10 +110,16 @@ class CohortArrays:
 
     floats : ndarray (N_FLOAT_OUT, n) float64 — rows indexed by ``_cohort_kernels.F_*``.
     ints : ndarray (N_INT_OUT, n) int8 — rows indexed by ``_cohort_kernels.I_*``.
+    response : ndarray (n,) int8, optional
+        Objective response (scenarios with a ``response`` block; else None).
+    potential_response : ndarray (2, n) int8, optional
+        Potential responses under control and treatment (with ``potential_outcomes``).
     """
 
     floats: np.ndarray
     ints: np.ndarray
+    response: np.ndarray | None = None
+    potential_response: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -306,7 +322,11 @@ def simulate_arrays(
             K._cohort_chunk(*gens, 0, n, *args)
         else:
             K._cohort(*chunk_streams(root, n), n, *args)
-    return CohortArrays(floats=floats, ints=ints)
+    if sc.response is None:
+        return CohortArrays(floats=floats, ints=ints)
+    intercepts = (calibration or calibrate(sc)).solved.response_intercepts
+    response, potential = draw_response(sc.response, intercepts, floats, ints, root)
+    return CohortArrays(floats, ints, response, potential if potential_outcomes else None)
 
 
 def to_frame(
@@ -322,9 +342,14 @@ def to_frame(
         codes = arr.ints[row] - np.int8(first) if first else arr.ints[row]
         cols[name] = pd.Categorical.from_codes(codes, categories=list(levels))
     df = pd.DataFrame({k: cols[k] for k in COLUMN_ORDER}, copy=False)
+    if arr.response is not None:
+        df.insert(COLUMN_ORDER.index("os_event") + 1, "response", arr.response)
     if potential_outcomes:
         for name, (row, _) in POTENTIAL_COLUMNS.items():
             df[name] = arr.floats[row]
+        if arr.potential_response is not None:
+            df["response_0"] = arr.potential_response[0]
+            df["response_1"] = arr.potential_response[1]
     if latent:
         df["frailty"] = arr.floats[K.F_FRAILTY]
         df["ecog_true"] = arr.ints[K.I_ECOG_TRUE]
@@ -352,7 +377,8 @@ def simulate(
     seed : int or numpy.random.SeedSequence
         Same (scenario, n, seed) gives a bit-identical cohort whatever the thread count.
     potential_outcomes : bool
-        Add ``pfs_months_0/1`` and ``os_months_0/1``: both uncensored potential outcomes.
+        Add ``pfs_months_0/1`` and ``os_months_0/1``: both uncensored potential outcomes
+        (and ``response_0/1`` in a scenario with a response).
     latent : bool
         Add ``frailty`` (the unmeasured confounder) and ``ecog_true``.
     threads : int, optional
@@ -364,7 +390,8 @@ def simulate(
     Returns
     -------
     DataFrame, shape (n, 21 + extras)
-        Columns documented by :func:`describe_columns`; times in months.
+        Columns documented by :func:`describe_columns`; times in months.  A scenario
+        with a ``response`` block adds ``response`` (0/1) after ``os_event``.
 
     Raises
     ------
