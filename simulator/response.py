@@ -44,7 +44,6 @@ RESPONSE_STREAM = 1_000
 """Stream index of the response uniforms in each chunk's spawn key (the kernel's are 0-2)."""
 
 POPULATIONS = ("ATE", "ATT", "ATC", "ATO", "ATM")
-MEASURES = ("risk_diff", "log_or")
 
 
 # ---- the model ---------------------------------------------------------------------------
