@@ -427,3 +427,22 @@ from .gcomp import AIPTW_MEASURES, aiptw, gcomp  # noqa: E402
 
 register_estimator("gcomp", gcomp, "ATE", frame=False, measures=KM_MEASURES)
 register_estimator("aiptw", aiptw, "ATE", frame=False, measures=AIPTW_MEASURES)
+
+from .binary import (  # noqa: E402
+    ADJUSTED_MEASURES,
+    PROPORTION_MEASURES,
+    adjusted_logistic,
+    iptw_binary,
+    matched_binary,
+    naive_binary,
+)
+
+# binary outcome (objective response): a simulation study pairs them with outcome "response"
+register_estimator("naive_binary", naive_binary, "crude", frame=False, measures=PROPORTION_MEASURES)
+register_estimator("iptw_binary", iptw_binary, "ATE", frame=False, measures=PROPORTION_MEASURES)
+register_estimator(
+    "matched_binary", matched_binary, "ATT", frame=False, measures=PROPORTION_MEASURES
+)
+register_estimator(
+    "adjusted_logistic", adjusted_logistic, "conditional", frame=False, measures=ADJUSTED_MEASURES
+)
