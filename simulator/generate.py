@@ -110,10 +110,8 @@ class CohortArrays:
 
     floats : ndarray (N_FLOAT_OUT, n) float64 — rows indexed by ``_cohort_kernels.F_*``.
     ints : ndarray (N_INT_OUT, n) int8 — rows indexed by ``_cohort_kernels.I_*``.
-    response : ndarray (n,) int8, optional
-        Objective response (scenarios with a ``response`` block; else None).
-    potential_response : ndarray (2, n) int8, optional
-        Potential responses under control and treatment (with ``potential_outcomes``).
+    response : ndarray (n,) int8 or None — objective response (scenarios with a ``response``).
+    potential_response : ndarray (2, n) int8 or None — responses under control, treatment.
     """
 
     floats: np.ndarray
