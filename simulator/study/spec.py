@@ -59,6 +59,10 @@ scored against the truth of the same outcome, population, measure and horizon.
 :meth:`Study.runs` is this expansion; a study without ``measures`` runs each estimator
 once with its own options, as before.
 
+Outcomes: ``pfs`` and ``os`` (the default) and, for scenarios with a ``response`` block,
+the binary ``response``; a fit runs on an outcome when its measure fits it
+(:func:`fits_outcome`: ``risk_diff`` / ``log_or`` on ``response``, the others on pfs / os).
+
 ``truth_censoring`` picks the marginal truths: ``"admin"`` (default, under administrative
 censoring; docs/design.md §3) or ``"study"`` (under the scenario's whole censoring process,
 which is what a consistent estimator converges to when the marginal hazards are not
