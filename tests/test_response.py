@@ -217,3 +217,19 @@ def test_exact_and_monte_carlo_response_truths_agree():
             assert ex.values[k] == mc.values[k]
             continue
         assert abs(ex.values[k] - mc.values[k]) < Z * err, k
+
+
+def test_show_json_has_the_response_truth_only_when_there_is_one():
+    import json
+
+    from typer.testing import CliRunner
+
+    from simulator.study.cli import app
+
+    for name, has in (("po25-rct", True), ("flatiron", False)):
+        res = CliRunner().invoke(app, ["show", name, "--json"])
+        assert res.exit_code == 0, res.output
+        doc = json.loads(res.stdout)
+        assert ("response" in doc["truth"]) is has
+        if has:
+            assert doc["truth"]["response"]["ate_risk_diff"] == pytest.approx(0.11, abs=1e-9)
