@@ -239,6 +239,10 @@ def test_study_pairs_binary_estimators_with_response(tmp_path):
             {"estimators": ("naive_cox", "naive_binary"), "outcomes": ("response",)},
             r"'naive_cox' reports \['log_hr'\] of a time to event.*add 'pfs' or 'os'",
         ),
+        (
+            {"outcomes": ("pfs", "response")},
+            r"outcomes: 'response' is not analysed by any of the study's estimators",
+        ),
         ({"outcomes": ("pfs", "responses")}, r"outcomes\[\]='responses' .* 'response'\]"),
     ],
 )

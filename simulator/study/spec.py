@@ -294,6 +294,19 @@ class Study:
                     )
                     + f" or remove {e!r}"
                 )
+        for o in self.outcomes:
+            if not any(fits_outcome(r.measure, o) for r in runs):
+                raise StudyError(
+                    f"outcomes: {o!r} is not analysed by any of the study's estimators "
+                    f"{list(self.estimators)}; add "
+                    + (
+                        "a binary-outcome estimator (naive_binary, iptw_binary, "
+                        "matched_binary, adjusted_logistic)"
+                        if o in BINARY_OUTCOMES
+                        else "a time-to-event estimator"
+                    )
+                    + f" or remove {o!r}"
+                )
 
     def _check_measures(self) -> None:
         """``measures`` / ``horizons``: known, positive, wanted, and run by some estimator."""
