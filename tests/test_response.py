@@ -41,7 +41,7 @@ def test_scenarios_without_response_keep_fingerprints_and_keys():
 def test_response_block_round_trips_and_enters_the_calibration_key():
     sc = PO25
     assert simulator.scenario.scenario_from_toml(sc.to_toml()) == sc
-    other = sc.replace(**{"response.probability_treated": 0.30})
+    other = sc.replace(**{"response.probability_treated": 0.30})  # keys only: no solve
     assert calibration_key(other) != calibration_key(sc)
     assert calibration_key(_no_response(sc)) != calibration_key(sc)
 
@@ -64,16 +64,24 @@ def test_bad_response_blocks_name_the_parameter(changes, match):
         PO25.replace(**changes)
 
 
-def test_raw_intercepts_are_used_as_given():
-    sc = _no_response(PO25).replace(**{"response.intercepts": [-1.2, -0.4]})
-    assert calibrate(sc).solved.response_intercepts == (-1.2, -0.4)
+FLATIRON = simulator.get_scenario("flatiron")
+ON = {"response.probability_treated": 0.4, "response.probability_control": 0.3}
+
+
+def test_raw_intercepts_are_used_as_given_and_steps_1_to_4_are_shared():
+    sc = FLATIRON.replace(**{"response.intercepts": [-1.2, -0.4]})
+    cal = calibrate(sc)
+    assert cal.solved.response_intercepts == (-1.2, -0.4)
+    # the response does not enter the rest of the solve: the same parameters as without it
+    base = calibrate(FLATIRON).to_json()["solved"]
+    assert {k: v for k, v in cal.to_json()["solved"].items() if k in base} == base
 
 
 # ---- draws ------------------------------------------------------------------------------
 def test_kernel_columns_do_not_change_when_response_is_on():
     # the response is drawn after the kernel from a stream of its own: same cohort otherwise
-    on = simulator.simulate(PO25, 3000, 11, potential_outcomes=True)
-    off = simulator.simulate(_no_response(PO25), 3000, 11, potential_outcomes=True)
+    on = simulator.simulate(FLATIRON.replace(**ON), 3000, 11, potential_outcomes=True)
+    off = simulator.simulate(FLATIRON, 3000, 11, potential_outcomes=True)
     assert "response" not in off and list(on.columns[:6]) == [*off.columns[:5], "response"]
     assert on.drop(columns=["response", "response_0", "response_1"]).equals(off)
 

@@ -102,12 +102,16 @@ def test_matched_uses_psms_pairs_and_paired_differences():
     df = simulator.simulate("po25-rct", 907, 4)
     covs = ["age", "ecog", "visceral", "bone_only"]
     shared = SharedInputs(df, "treated", covs)
-    E.psm(None, "pfs_months", "pfs_event", "treated", covs, shared=shared)
     r = E.matched_binary(None, None, "response", "treated", covs, shared=shared)
     m = r.diagnostics["matching"]
-    alone = E.psm(df, "pfs_months", "pfs_event", "treated", covs).diagnostics["matching"]
-    np.testing.assert_array_equal(m.treated, alone.treated)
-    np.testing.assert_array_equal(m.control, alone.control)
+    # psm's matching: greedy 1:1 on the logit PS, caliper 0.2 SD, random order, seed 0
+    ps = E.fit_propensity(df, "treated", covs)
+    want = E.match_pairs(ps.logit, df["treated"].to_numpy(), caliper=0.2, random_state=0)
+    np.testing.assert_array_equal(m.treated, want.treated)
+    np.testing.assert_array_equal(m.control, want.control)
+    # and psm's memo key: another call on the same shared inputs reuses the pairs
+    again = E.matched_binary(None, None, "response", "treated", covs, shared=shared)
+    assert again.diagnostics["matching"] is m
     d = df["response"].to_numpy()[m.treated] - df["response"].to_numpy()[m.control]
     assert r.estimate == pytest.approx(d.mean(), abs=1e-15)
     assert r.se == pytest.approx(d.std(ddof=1) / math.sqrt(d.size), rel=1e-12)
