@@ -19,7 +19,9 @@ Order of the solve (each step is a monotone one-dimensional root or a convex pro
    everyone; ATT: of the treated) under the scenario's administrative censoring, or for
    the treated median; then ``gamma_os`` likewise for OS;
 5. with a ``response`` block, the two response intercepts for the population response
-   probabilities (:func:`simulator.response.calibrate_intercepts`).
+   probabilities (:func:`simulator.response.calibrate_intercepts`), on the population of
+   steps 1-4, which are those of the scenario without the block (calibrated, or read
+   from the caches, as such).
 
 The population (covariate sample or super-population) is the same for every trial value,
 so each target is a smooth function of its parameter.  Unreachable targets raise
