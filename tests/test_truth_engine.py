@@ -31,6 +31,9 @@ NO_EFFECTS = {
     "outcomes.gamma_pfs": -0.5,
     "outcomes.gamma_os": -0.2,
     "treatment.fraction": 0.5,
+    # po25-rct's frailty (the response's link to progression) and response, off
+    "outcomes.progression.frailty_log_hr": 0.0,
+    "response": None,
 }
 
 
