@@ -124,7 +124,8 @@ def test_optional_columns_only_on_request(potential, latent):
 
 def test_describe_columns_documents_every_column():
     doc = simulator.describe_columns()
-    assert list(doc) == COLUMNS + POTENTIAL + LATENT
+    # response columns: only in scenarios with a response block (tests/test_response.py)
+    assert list(doc) == [*COLUMNS, "response", *POTENTIAL, "response_0", "response_1", *LATENT]
     assert all(isinstance(v, str) and v for v in doc.values())
     for col in ["pfs_months", "os_months", "entry_month", *POTENTIAL]:
         assert "months" in doc[col], col
