@@ -8,6 +8,7 @@ its inputs once; nothing here knows about the simulator.
 from . import _numba_cache  # noqa: F401  (first: sets numba's cache dir before numba loads)
 from .analysis import AnalysisResult, analyze
 from .balance import balance_table
+from .binary import adjusted_logistic, iptw_binary, matched_binary, naive_binary
 from .bootstrap import BootstrapResult, siptw_bootstrap
 from .checking import CheckReport, check_estimator
 from .cox import CoxPH, CoxResult, fit_cox_arrays
@@ -70,6 +71,7 @@ __all__ = [
     "SeparationWarning",
     "SharedInputs",
     "adjusted_cox",
+    "adjusted_logistic",
     "aiptw",
     "analyze",
     "available_estimators",
@@ -82,6 +84,7 @@ __all__ = [
     "gcomp",
     "get_estimator",
     "ipcw_switch",
+    "iptw_binary",
     "iptw_km",
     "iptw_weights",
     "itt_cox",
@@ -89,7 +92,9 @@ __all__ = [
     "kaplan_meier_by_arm",
     "km_difference",
     "match_pairs",
+    "matched_binary",
     "matched_km",
+    "naive_binary",
     "naive_cox",
     "natural_spline_basis",
     "outcome_arrays",

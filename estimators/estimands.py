@@ -30,7 +30,9 @@ Target populations (what an estimate is *for*):
 
 Effect measures (treated minus / over control): ``log_hr`` (log hazard ratio),
 ``rmst_diff`` (restricted mean survival time difference at a horizon, months),
-``surv_diff`` (survival probability difference at a horizon), ``median_diff`` (months).
+``surv_diff`` (survival probability difference at a horizon), ``median_diff`` (months);
+of a binary outcome (objective response, :data:`BINARY_MEASURES`): ``risk_diff``
+(difference of response probabilities) and ``log_or`` (log odds ratio).
 """
 
 from __future__ import annotations
@@ -39,8 +41,12 @@ ESTIMANDS: tuple[str, ...] = (
     "conditional", "ATE", "ATT", "ATC", "ATO", "ATM", "crude", "hypothetical", "treatment_policy"
 )  # fmt: skip
 SCORED_AGAINST: dict[str, str] = {"crude": "ATE", "hypothetical": "ATE"}
-MEASURES: tuple[str, ...] = ("log_hr", "rmst_diff", "surv_diff", "median_diff")
+MEASURES: tuple[str, ...] = (
+    "log_hr", "rmst_diff", "surv_diff", "median_diff", "risk_diff", "log_or"
+)  # fmt: skip
 MEASURES_WITH_HORIZON: frozenset[str] = frozenset({"rmst_diff", "surv_diff"})
+BINARY_MEASURES: frozenset[str] = frozenset({"risk_diff", "log_or"})
+"""Measures of a binary outcome; every other measure is of a time to event."""
 
 
 def scored_against(estimand: str) -> str:

@@ -436,3 +436,22 @@ register_estimator("itt_cox", itt_cox, "treatment_policy", frame=False)
 register_estimator("per_protocol_cox", per_protocol_cox, "hypothetical", frame=False)
 register_estimator("ipcw_switch", ipcw_switch, "hypothetical", frame=False)
 register_estimator("rpsftm", rpsftm_switch, "hypothetical", frame=False)
+
+from .binary import (  # noqa: E402
+    ADJUSTED_MEASURES,
+    PROPORTION_MEASURES,
+    adjusted_logistic,
+    iptw_binary,
+    matched_binary,
+    naive_binary,
+)
+
+# binary outcome (objective response): a simulation study pairs them with outcome "response"
+register_estimator("naive_binary", naive_binary, "crude", frame=False, measures=PROPORTION_MEASURES)
+register_estimator("iptw_binary", iptw_binary, "ATE", frame=False, measures=PROPORTION_MEASURES)
+register_estimator(
+    "matched_binary", matched_binary, "ATT", frame=False, measures=PROPORTION_MEASURES
+)
+register_estimator(
+    "adjusted_logistic", adjusted_logistic, "conditional", frame=False, measures=ADJUSTED_MEASURES
+)

@@ -17,7 +17,11 @@ Order of the solve (each step is a monotone one-dimensional root or a convex pro
    control OS median (medians of the control potential outcome over the population);
 4. ``gamma_pfs`` for the marginal rwPFS HR (ATE: Cox on both potential outcomes of
    everyone; ATT: of the treated) under the scenario's administrative censoring, or for
-   the treated median; then ``gamma_os`` likewise for OS.
+   the treated median; then ``gamma_os`` likewise for OS;
+5. with a ``response`` block, the two response intercepts for the population response
+   probabilities (:func:`simulator.response.calibrate_intercepts`), on the population of
+   steps 1-4, which are those of the scenario without the block (calibrated, or read
+   from the caches, as such).
 
 The population (covariate sample or super-population) is the same for every trial value,
 so each target is a smooth function of its parameter.  Unreachable targets raise
@@ -41,7 +45,7 @@ from scipy.optimize import brentq
 from scipy.special import expit, logit
 
 from . import _cohort_kernels as K
-from . import cache, exact
+from . import cache, exact, response
 from .exceptions import CalibrationError
 from .features import FEATURES, INDEX, N_FEATURES
 from .marginal import censor, marginal_log_hr
@@ -421,6 +425,10 @@ class Calibration:
             del s["shapes"]
         else:
             s["shapes"] = list(self.solved.shapes)
+        if self.solved.response_intercepts is None:  # no response: the layout as before
+            del s["response_intercepts"]
+        else:
+            s["response_intercepts"] = list(self.solved.response_intercepts)
         return {"key": self.key, "solved": s, "achieved": self.achieved}
 
     @classmethod
@@ -430,6 +438,8 @@ class Calibration:
         s["scales"] = tuple(s["scales"])
         if s.get("shapes") is not None:
             s["shapes"] = tuple(s["shapes"])
+        if s.get("response_intercepts") is not None:
+            s["response_intercepts"] = tuple(s["response_intercepts"])
         return cls(key=d["key"], solved=Solved(**s), achieved=d.get("achieved", {}))
 
 
@@ -451,6 +461,8 @@ def _calibration_key(sc: Scenario, method: str) -> str:
         "admin": [sc.censoring.accrual_months, sc.censoring.followup_months],
         "versions": [K.LAYOUT_VERSION, CALIBRATION_VERSION],
     }
+    if "response" in d:  # only then: scenarios without a response keep their keys
+        relevant["response"] = d["response"]
     if method == "montecarlo":
         relevant["population"] = [sc.calibration.population, sc.calibration.seed]
     else:
@@ -512,7 +524,11 @@ def calibrate(sc: Scenario, *, use_cache: bool = True, method: str = "exact") ->
     key = calibration_key(sc, method)
     cal = _read_cache(key) if use_cache else None
     if cal is None:
-        cal = _solve_exact(sc, key) if method == "exact" else _solve(sc, key)
+        if sc.response is not None:  # steps 1-4 are those of the scenario without it
+            base = calibrate(sc.replace(response=None), use_cache=use_cache, method=method)
+            cal = _solve_response(sc, key, base, method)
+        else:
+            cal = _solve_exact(sc, key) if method == "exact" else _solve(sc, key)
         cache.write("calibration", key, cal.to_json())
     _MEMORY[key] = cal
     return cal
@@ -887,6 +903,23 @@ class _ExactSolver:
         )
         self.achieved[key] = math.exp(gap(root) + goal)
         return root
+
+
+def _solve_response(sc: Scenario, key: str, base: Calibration, method: str) -> Calibration:
+    """Step 5: the response intercepts, on top of the calibration of the scenario without
+    its response block (the response does not enter steps 1-4, so a scenario and its
+    response variant share them; a built-in's shipped calibration serves both)."""
+    start = time.perf_counter()
+    if method == "exact":
+        pop = exact.sample_for(sc, base.solved)  # the points of steps 1-4
+    else:
+        c = sc.calibration
+        pop = draw_population(sc, base.solved, c.population, as_seed_sequence(c.seed))
+    intercepts, reached = response.calibrate_intercepts(sc.response, pop.feats, pop.frailty)
+    achieved = {**base.achieved, **reached}
+    achieved["seconds"] = round(base.achieved.get("seconds", 0.0) + time.perf_counter() - start, 3)
+    solved = replace(base.solved, response_intercepts=intercepts)
+    return Calibration(key=key, solved=solved, achieved=achieved)
 
 
 def _solve(sc: Scenario, key: str) -> Calibration:

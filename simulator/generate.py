@@ -18,6 +18,7 @@ from .catalog import get_scenario
 from .exceptions import ScenarioError
 from .features import AGE_GROUPS, ECOG_LEVELS, OS_REASONS, PFS_REASONS, RACES
 from .plan import Plan, build_plan
+from .response import draw_response
 from .scenario import Scenario
 from .streams import SeedLike, as_seed_sequence, chunk_generator, chunk_streams, n_chunks
 
@@ -75,6 +76,13 @@ CROSSOVER_INT_COLUMNS = {
         "end of OS follow-up); crossover scenarios only",
     ),
 }
+RESPONSE_COLUMNS = {
+    "response": "1 = objective (best) response; only in scenarios with a response block",
+}
+POTENTIAL_RESPONSE_COLUMNS = {
+    "response_0": "potential response under letrozole (0/1; with potential outcomes)",
+    "response_1": "potential response under P+L (0/1; with potential outcomes)",
+}
 LATENT_COLUMNS = {
     "frailty": "unmeasured confounder (standard normal); never seen by estimators",
     "ecog_true": "true ECOG category 0, 1, 2 (2 = 2+) behind the recorded one",
@@ -108,8 +116,10 @@ def describe_columns() -> dict[str, str]:
     """Column name -> description (units in months / years) of a simulated cohort."""
     out = {k: v[-1] for k, v in {**FLOAT_COLUMNS, **INT_COLUMNS, **CATEGORICAL_COLUMNS}.items()}
     out = {k: out[k] for k in COLUMN_ORDER}
+    out.update(RESPONSE_COLUMNS)
     out.update({k: v[-1] for k, v in {**CROSSOVER_INT_COLUMNS, **CROSSOVER_FLOAT_COLUMNS}.items()})
     out.update({k: v[1] for k, v in POTENTIAL_COLUMNS.items()})
+    out.update(POTENTIAL_RESPONSE_COLUMNS)
     out.update(LATENT_COLUMNS)
     return out
 
@@ -120,10 +130,14 @@ class CohortArrays:
 
     floats : ndarray (N_FLOAT_OUT, n) float64 — rows indexed by ``_cohort_kernels.F_*``.
     ints : ndarray (N_INT_OUT, n) int8 — rows indexed by ``_cohort_kernels.I_*``.
+    response : ndarray (n,) int8 or None — objective response (scenarios with a ``response``).
+    potential_response : ndarray (2, n) int8 or None — responses under control, treatment.
     """
 
     floats: np.ndarray
     ints: np.ndarray
+    response: np.ndarray | None = None
+    potential_response: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -329,7 +343,11 @@ def simulate_arrays(
         else:
             lists = chunk_streams(root, n, (0, 1, 2, x_stream))
             K._cohort(*lists[:3], n, *head, lists[3], *tail)
-    return CohortArrays(floats=floats, ints=ints)
+    if sc.response is None:
+        return CohortArrays(floats=floats, ints=ints)
+    intercepts = (calibration or calibrate(sc)).solved.response_intercepts
+    response, potential = draw_response(sc.response, intercepts, floats, ints, root)
+    return CohortArrays(floats, ints, response, potential if potential_outcomes else None)
 
 
 def to_frame(
@@ -350,6 +368,8 @@ def to_frame(
         codes = arr.ints[row] - np.int8(first) if first else arr.ints[row]
         cols[name] = pd.Categorical.from_codes(codes, categories=list(levels))
     df = pd.DataFrame({k: cols[k] for k in COLUMN_ORDER}, copy=False)
+    if arr.response is not None:
+        df.insert(COLUMN_ORDER.index("os_event") + 1, "response", arr.response)
     if crossover:
         for name, (row, _) in CROSSOVER_INT_COLUMNS.items():
             df[name] = arr.ints[row]
@@ -358,6 +378,9 @@ def to_frame(
     if potential_outcomes:
         for name, (row, _) in POTENTIAL_COLUMNS.items():
             df[name] = arr.floats[row]
+        if arr.potential_response is not None:
+            df["response_0"] = arr.potential_response[0]
+            df["response_1"] = arr.potential_response[1]
     if latent:
         df["frailty"] = arr.floats[K.F_FRAILTY]
         df["ecog_true"] = arr.ints[K.I_ECOG_TRUE]
@@ -386,7 +409,8 @@ def simulate(
         Same (scenario, n, seed) gives a bit-identical cohort whatever the thread count.
     potential_outcomes : bool
         Add ``pfs_months_0/1`` and ``os_months_0/1``: both uncensored potential outcomes
-        (without crossover: the treatments themselves, the hypothetical estimand's).
+        (without crossover: the treatments themselves, the hypothetical estimand's), and
+        ``response_0/1`` in a scenario with a response.
     latent : bool
         Add ``frailty`` (the unmeasured confounder) and ``ecog_true``.
     threads : int, optional
@@ -400,7 +424,9 @@ def simulate(
     DataFrame, shape (n, 21 + extras)
         Columns documented by :func:`describe_columns`; times in months.  A scenario
         with crossover adds ``crossover``, ``progression_months`` and
-        ``crossover_months``.
+        ``crossover_months``; a scenario
+
+        with a ``response`` block adds ``response`` (0/1) after ``os_event``.
 
     Raises
     ------

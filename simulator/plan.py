@@ -33,6 +33,9 @@ class Solved:
     shapes : (3,) float, optional
         Weibull shapes when calibration solved one (``outcomes.os_survival_control``);
         None means the scenario's.
+    response_intercepts : (2,) float, optional
+        Response log-odds intercepts (control, treated) when the scenario has a
+        ``response`` block (:mod:`simulator.response`); None without one.
     """
 
     treatment_coef: np.ndarray
@@ -42,6 +45,7 @@ class Solved:
     gamma_pfs: float
     gamma_os: float
     shapes: tuple[float, float, float] | None = None
+    response_intercepts: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)

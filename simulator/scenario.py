@@ -15,6 +15,8 @@ A scenario has five parts, mirroring docs/design.md §2 (times in months):
   and compute the truth;
 * ``crossover`` (optional, off when absent) — switching to the other arm's treatment at
   progression (:class:`Crossover`).
+* ``response`` (optional, off by default) — objective response, a binary outcome tied
+  to progression through the latent frailty (:class:`Response`).
 
 Every check raises :class:`~simulator.exceptions.ScenarioError` (a ``ValueError``) naming
 the parameter (dotted path), the value and what is allowed.  Scenarios round-trip through
@@ -539,6 +541,71 @@ class Censoring:
 
 
 @dataclass(frozen=True)
+class Response:
+    """Objective (best) response, a binary outcome per patient (off unless given).
+
+    Patient ``i`` under arm ``a`` responds with probability
+    ``expit(alpha_a + x_i . log_or + frailty_log_or * frailty_i)``: ``log_or`` maps
+    feature names to log odds ratios, ``frailty_log_or`` ties response to the latent
+    frailty (per SD) that also enters the transition hazards (``frailty_log_hr``), so
+    with ``frailty_log_or < 0`` and a positive progression ``frailty_log_hr`` responders
+    progress later.  The conditional log-OR of treatment is ``alpha_1 - alpha_0`` (no
+    effect modification).
+
+    Give the targets ``probability_treated`` and ``probability_control`` -- the response
+    probability of each potential outcome averaged over the whole population (for a
+    randomised scenario the per-arm objective response rates) -- and calibration solves
+    the intercepts, or raw ``intercepts`` = (alpha_0, alpha_1) (expert mode).
+    """
+
+    probability_treated: float | None = None
+    probability_control: float | None = None
+    log_or: dict[str, float] = field(default_factory=dict)
+    frailty_log_or: float = 0.0
+    intercepts: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        _canonical(self)
+        p = "response"
+        check_feature_names(self.log_or, f"{p}.log_or")
+        for k, v in self.log_or.items():
+            ck.number(v, f"{p}.log_or[{k!r}]")
+        ck.number(self.frailty_log_or, f"{p}.frailty_log_or")
+        probs = (self.probability_treated, self.probability_control)
+        if self.intercepts is not None:
+            given = [
+                f"{p}.{n}={v!r}"
+                for n, v in zip(("probability_treated", "probability_control"), probs, strict=True)
+                if v is not None
+            ]
+            if given:
+                raise ScenarioError(
+                    f"{p}: give either the targets probability_treated and "
+                    f"probability_control or raw intercepts, not both (got {', '.join(given)} "
+                    f"and {p}.intercepts={list(self.intercepts)!r})"
+                )
+            v = self.intercepts
+            if not isinstance(v, list | tuple) or len(v) != 2:
+                raise ScenarioError(
+                    f"{p}.intercepts={v!r} is not allowed; give [control, treated] log-odds"
+                )
+            _freeze(
+                self,
+                "intercepts",
+                tuple(ck.number(x, f"{p}.intercepts[{i}]") for i, x in enumerate(v)),
+            )
+            return
+        for name, v in zip(("probability_treated", "probability_control"), probs, strict=True):
+            if v is None:
+                raise ScenarioError(
+                    f"{p}.{name} is missing; give both probability_treated and "
+                    "probability_control (population response probabilities in (0, 1)) or "
+                    f"raw {p}.intercepts"
+                )
+            ck.probability(v, f"{p}.{name}", open_low=True, open_high=True)
+
+
+@dataclass(frozen=True)
 class CalibrationSettings:
     """Super-population used to solve targets (``population``) and compute the truth."""
 
@@ -618,6 +685,7 @@ class Scenario:
     censoring: Censoring = field(default_factory=Censoring)
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
     crossover: Crossover | None = None
+    response: Response | None = None
 
     def __post_init__(self) -> None:
         _canonical(self)
@@ -635,6 +703,9 @@ class Scenario:
         if self.crossover is not None and not isinstance(self.crossover, Crossover):
             got = type(self.crossover).__name__
             raise ScenarioError(f"crossover must be a Crossover or None (off), got {got}")
+        if self.response is not None and not isinstance(self.response, Response):
+            got = type(self.response).__name__
+            raise ScenarioError(f"response must be a Response (or None: no response), got {got}")
         from .covariates import bone_only_probability, check_arm_means
 
         bone_only_probability(self.covariates)

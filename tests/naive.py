@@ -1065,3 +1065,43 @@ def ipcw_km_naive(time, event, treatment, w, factor, tau, rmst):
         area += s * (tau - prev_t)
         out.append(area if rmst else s)
     return tuple(out)
+
+
+def iptw_binary_sandwich_naive(y, a, X, estimand: str, h: float = 1e-6):
+    """PS-weighted arm proportions (p1, p0) and their M-estimation covariance, the slow
+    obvious way: the stacked equations (logistic PS score, then one weighted-mean equation
+    per arm) written per patient, their Jacobian by central differences and the meat by
+    summing outer products.  Weights per patient by :func:`_ps_weight_naive` (no
+    stabilisation)."""
+    n, p = X.shape
+    beta = _logistic_ml_naive(X, a)
+
+    def psi(theta):
+        b, p1, p0 = theta[:p], theta[p], theta[p + 1]
+        rows = []
+        for i in range(n):
+            e = 1.0 / (1.0 + math.exp(-float(X[i] @ b)))
+            w = _ps_weight_naive(e, int(a[i]), estimand)
+            rows.append(
+                [
+                    *(X[i] * (a[i] - e)),
+                    a[i] * w * (y[i] - p1),
+                    (1 - a[i]) * w * (y[i] - p0),
+                ]
+            )
+        return np.array(rows)
+
+    e = 1.0 / (1.0 + np.exp(-(X @ beta)))
+    w = np.array([_ps_weight_naive(e[i], int(a[i]), estimand) for i in range(n)])
+    p1 = sum(w[i] * y[i] for i in range(n) if a[i]) / sum(w[i] for i in range(n) if a[i])
+    p0 = sum(w[i] * y[i] for i in range(n) if not a[i]) / sum(w[i] for i in range(n) if not a[i])
+    theta = np.array([*beta, p1, p0])
+    J = np.empty((p + 2, p + 2))
+    for k in range(p + 2):
+        d = np.zeros(p + 2)
+        d[k] = h
+        J[:, k] = (psi(theta + d).sum(axis=0) - psi(theta - d).sum(axis=0)) / (2 * h)
+    rows = psi(theta)
+    Jinv = np.linalg.inv(J)
+    V = Jinv @ (rows.T @ rows) @ Jinv.T
+    return p1, p0, V[p:, p:]

@@ -125,7 +125,17 @@ def test_optional_columns_only_on_request(potential, latent):
 
 def test_describe_columns_documents_every_column():
     doc = simulator.describe_columns()
-    assert list(doc) == COLUMNS + CROSSOVER + POTENTIAL + LATENT
+    # response columns: only with a response block (tests/test_response.py); crossover
+    # columns: only with crossover (tests/test_crossover.py)
+    assert list(doc) == [
+        *COLUMNS,
+        "response",
+        *CROSSOVER,
+        *POTENTIAL,
+        "response_0",
+        "response_1",
+        *LATENT,
+    ]
     assert all(isinstance(v, str) and v for v in doc.values())
     for col in ["pfs_months", "os_months", "entry_month", *POTENTIAL, *CROSSOVER[1:]]:
         assert "months" in doc[col], col

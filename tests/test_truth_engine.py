@@ -13,7 +13,7 @@ from scipy import integrate
 from scipy.optimize import brentq
 
 import simulator
-from estimators.estimands import ESTIMANDS, MEASURES, MEASURES_WITH_HORIZON
+from estimators.estimands import BINARY_MEASURES, ESTIMANDS, MEASURES, MEASURES_WITH_HORIZON
 from simulator import calibration as cal
 from simulator import exact
 from simulator.exceptions import CalibrationError, ScenarioError
@@ -207,6 +207,10 @@ def test_estimand_api_covers_every_estimand_and_measure():
     for outcome in ("pfs", "os"):
         for est in ESTIMANDS:
             for measure in MEASURES:
+                if measure in BINARY_MEASURES:  # the response's (tests/test_response.py)
+                    with pytest.raises(ScenarioError, match="not allowed for outcome"):
+                        tr.estimand(outcome, est, measure=measure)
+                    continue
                 horizons = (12.0, 24.0) if measure in MEASURES_WITH_HORIZON else (None,)
                 if est == "conditional" and measure != "log_hr":
                     with pytest.raises(ScenarioError, match="conditional"):

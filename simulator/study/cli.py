@@ -203,7 +203,7 @@ def show(
         doc = {
             "scenario": sc.name,
             "description": sc.description,
-            "truth": {"pfs": tr.pfs.to_dict(), "os": tr.os.to_dict()},
+            "truth": {o: tr[o].to_dict() for o in tr.outcomes},  # + response if any
             "truth_population": tr.population,
             "truth_method": tr.method,
             "calibration": cal.to_json(),
@@ -248,6 +248,13 @@ def _print_show(sc: Scenario, cal: calibration.Calibration, tr) -> None:
             _fmt(a.get(f"{outcome}_median_treated")),
         )
     t.add_row("treated fraction", _fmt(sc.treatment.fraction), _fmt(a.get("treated_fraction")))
+    if sc.response is not None:
+        for arm in ("control", "treated"):
+            t.add_row(
+                f"response probability {arm}",
+                _fmt(getattr(sc.response, f"probability_{arm}")),
+                _fmt(a.get(f"response_probability_{arm}")),
+            )
     out.print(t)
     what = "error bound" if tr.method == "exact" else "Monte Carlo SE"
     tt = Table(title=f"true estimands ({tr.method}, {tr.population:,} points; ± {what})", box=None)
@@ -259,6 +266,13 @@ def _print_show(sc: Scenario, cal: calibration.Calibration, tr) -> None:
             key, *(f"{tr[x].values[key]:.4f} ± {tr[x].bound(key):.2g}" for x in ("pfs", "os"))
         )
     out.print(tt)
+    if tr.response is not None:
+        tr_ = Table(title="objective response: true estimands (± error bound)", box=None)
+        tr_.add_column("estimand")
+        tr_.add_column("response")
+        for key, v in tr.response.values.items():
+            tr_.add_row(key, f"{v:.4f} ± {tr.response.bound(key):.2g}")
+        out.print(tr_)
 
 
 def _fmt(x) -> str:

@@ -54,6 +54,8 @@ EFFECT_LABELS = {  # axis label of an effect measure (docs/design.md §3)
     "rmst_diff": "RMST difference (months)",
     "surv_diff": "survival difference",
     "median_diff": "median difference (months)",
+    "risk_diff": "response risk difference",
+    "log_or": "response log-OR",
 }
 COVER_COLOUR, MISS_COLOUR = "#4477aa", "#cc3311"
 ESTIMATOR_COLOURS = ("#0072b2", "#e69f00", "#555555", "#009e73", "#cc79a7", "#56b4e9")

@@ -50,7 +50,7 @@ _ARROW = {
 COORDINATES: tuple[Column, ...] = (
     Column("condition", pa.int32(), "index of the design-grid cell (run.json conditions)"),
     Column("rep", pa.int32(), "replicate number within the condition, from 0"),
-    Column("outcome", pa.string(), "outcome analysed: pfs or os (spec.OUTCOMES)"),
+    Column("outcome", pa.string(), "outcome analysed: pfs, os or response (spec.OUTCOMES)"),
     Column("estimator", pa.string(), "registered estimator or study variant name"),
 )
 ESTIMATE: tuple[Column, ...] = tuple(

@@ -64,7 +64,7 @@ from ..generate import (
 from ..scenario import Scenario
 from . import record
 from .exceptions import StudyWarning
-from .spec import OUTCOMES, TREATMENT, EstimatorRun
+from .spec import OUTCOMES, TREATMENT, EstimatorRun, fits_outcome
 from .workers import FitTimeout, deadline, set_status
 
 PROJECT_WARNINGS = (SimulatorWarning, StudyWarning, EstimatorWarning)
@@ -203,6 +203,8 @@ def run_chunk(chunk: Chunk) -> pd.DataFrame:
             data = _Data(arrays, chunk, ests)
             for outcome in chunk.outcomes:
                 for e, run in fits:
+                    if not fits_outcome(run.measure if run else _measure_of(e), outcome):
+                        continue  # binary estimators on response, survival ones on pfs / os
                     rows.append(
                         _estimate(data.for_(e), chunk, rep, outcome, e, data, sim_warnings, run)
                     )
@@ -210,11 +212,18 @@ def run_chunk(chunk: Chunk) -> pd.DataFrame:
     return record.frame(rows)
 
 
+def _measure_of(est: Estimator) -> str:
+    """The measure of an estimator run with its own options (no ``Study.runs``)."""
+    return est.measures[0]
+
+
 def cohort_columns(arrays: CohortArrays, crossover: bool = False) -> dict[str, Any]:
     """The cohort's columns as arrays (categoricals :class:`Coded`), no DataFrame: what
     the estimators registered with ``frame=False`` read (same values as ``to_frame``;
     ``crossover``: with the crossover columns)."""
     cols: dict[str, Any] = {name: arrays.floats[row] for name, (row, _) in FLOAT_COLUMNS.items()}
+    if arrays.response is not None:
+        cols["response"] = arrays.response
     cols |= {name: arrays.ints[row] for name, (row, _) in INT_COLUMNS.items()}
     if crossover:
         cols |= {name: arrays.ints[row] for name, (row, _) in CROSSOVER_INT_COLUMNS.items()}

@@ -59,6 +59,10 @@ scored against the truth of the same outcome, population, measure and horizon.
 :meth:`Study.runs` is this expansion; a study without ``measures`` runs each estimator
 once with its own options, as before.
 
+Outcomes: ``pfs`` and ``os`` (the default) and, for scenarios with a ``response`` block,
+the binary ``response``; a fit runs on an outcome when its measure fits it
+(:func:`fits_outcome`: ``risk_diff`` / ``log_or`` on ``response``, the others on pfs / os).
+
 ``truth_censoring`` picks the marginal truths: ``"admin"`` (default, under administrative
 censoring; docs/design.md §3) or ``"study"`` (under the scenario's whole censoring process,
 which is what a consistent estimator converges to when the marginal hazards are not
@@ -76,7 +80,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from estimators.estimands import ESTIMANDS, MEASURES, MEASURES_WITH_HORIZON
+from estimators.estimands import BINARY_MEASURES, ESTIMANDS, MEASURES, MEASURES_WITH_HORIZON
 from estimators.exceptions import EstimatorInputError
 from estimators.registry import (
     accepted_options,
@@ -92,8 +96,14 @@ from ..generate import COLUMN_ORDER
 from ..scenario import Scenario
 from .exceptions import StudyError
 
-# outcome -> (time column, event column); display names
-OUTCOMES = {"pfs": ("pfs_months", "pfs_event"), "os": ("os_months", "os_event")}
+# outcome -> (time column, event column); display names.  ``response`` is binary: no time
+# column, its estimators (binary measures) take time=None and the 0/1 column as event
+OUTCOMES = {
+    "pfs": ("pfs_months", "pfs_event"),
+    "os": ("os_months", "os_event"),
+    "response": (None, "response"),
+}
+BINARY_OUTCOMES = frozenset({"response"})
 OUTCOME_NAMES = {"pfs": "rwPFS", "os": "OS"}
 TREATMENT = "treated"
 # cohort columns an estimator may adjust for: everything but treatment and outcomes
@@ -120,7 +130,16 @@ DEFAULT_COVARIATES = (
 # prognosis (unless its own ``covariates`` option says exactly what to adjust for).
 EXTRA_COVARIATES = {"adjusted_cox": ("lung_mets", "liver_mets")}
 DEFAULT_ESTIMATORS = ("siptw", "psm", "naive_cox", "adjusted_cox")
-DEFAULT_OUTCOMES = tuple(OUTCOMES)
+DEFAULT_OUTCOMES = ("pfs", "os")
+
+
+def fits_outcome(measure: str, outcome: str) -> bool:
+    """Whether a fit reporting ``measure`` runs on ``outcome``: binary measures
+    (``risk_diff``, ``log_or``) on the binary outcome ``response``, the others on the
+    times to event (pfs, os)."""
+    return (measure in BINARY_MEASURES) == (outcome in BINARY_OUTCOMES)
+
+
 DEFAULT_SAMPLE_SIZE = 1430  # the Flatiron cohort
 DEFAULT_REPS = 1000
 DEFAULT_SEED = 20_240_601
@@ -245,6 +264,49 @@ class Study:
         self._check_measures()
         conditions = self.conditions()  # validates scenarios and every grid change
         self._check_horizons_followed(conditions)
+        self._check_outcome_pairs(conditions)
+
+    def _check_outcome_pairs(self, conditions: list[Condition]) -> None:
+        """Binary estimators need the ``response`` outcome (and scenarios that have one);
+        survival estimators need pfs or os."""
+        if "response" in self.outcomes:
+            for c in conditions:
+                if c.scenario.response is None:
+                    raise StudyError(
+                        f"outcomes: 'response' is not allowed for condition {c.label!r}: its "
+                        "scenario has no response block; give the scenario a [response] "
+                        "table (e.g. set 'response.probability_treated' and "
+                        "'response.probability_control') or remove 'response' from outcomes"
+                    )
+        runs = self.runs()
+        for e in self.estimators:
+            measures = [r.measure for r in runs if r.estimator == e]
+            if not any(fits_outcome(m, o) for m in measures for o in self.outcomes):
+                binary = all(m in BINARY_MEASURES for m in measures)
+                raise StudyError(
+                    f"estimators: {e!r} reports {measures} of a "
+                    f"{'binary outcome' if binary else 'time to event'}, and the study's "
+                    f"outcomes {list(self.outcomes)} have none; "
+                    + (
+                        "add 'response' to outcomes (a scenario with a response block)"
+                        if binary
+                        else "add 'pfs' or 'os' to outcomes"
+                    )
+                    + f" or remove {e!r}"
+                )
+        for o in self.outcomes:
+            if not any(fits_outcome(r.measure, o) for r in runs):
+                raise StudyError(
+                    f"outcomes: {o!r} is not analysed by any of the study's estimators "
+                    f"{list(self.estimators)}; add "
+                    + (
+                        "a binary-outcome estimator (naive_binary, iptw_binary, "
+                        "matched_binary, adjusted_logistic)"
+                        if o in BINARY_OUTCOMES
+                        else "a time-to-event estimator"
+                    )
+                    + f" or remove {o!r}"
+                )
 
     def _check_measures(self) -> None:
         """``measures`` / ``horizons``: known, positive, wanted, and run by some estimator."""

@@ -29,6 +29,13 @@ potential outcomes of every patient are compared:
   treated-minus-control ``*_diff``, unprefixed for the whole population (ATE) and
   prefixed ``att_``, ``atc_``, ``ato_``, ``atm_`` for the others (exact engine).
 
+A scenario with a ``response`` block has a third outcome, ``response``
+(:func:`simulator.response.response_truth`): per population ``{pop}_risk_diff``,
+``{pop}_log_or`` and the two potential response probabilities, ``conditional_log_or``
+and ``generating_log_or``; exact averages of the known response probabilities (no
+Bernoulli noise), with the sampling error of the covariate sample (exact engine: the
+spread over its scramblings; Monte Carlo: batch means).
+
 Errors: ``mcse`` is the standard error of the engine's sampling (exact: covariate
 sampling over independent scramblings;
 Monte Carlo: batch means, the iid formula for RMST); the exact engine adds ``numerical``
@@ -48,7 +55,13 @@ from typing import Any
 import numpy as np
 
 from estimators import fit_cox_arrays
-from estimators.estimands import ESTIMANDS, MEASURES, MEASURES_WITH_HORIZON, scored_against
+from estimators.estimands import (
+    BINARY_MEASURES,
+    ESTIMANDS,
+    MEASURES,
+    MEASURES_WITH_HORIZON,
+    scored_against,
+)
 
 from .. import cache, crossover, exact
 from .. import calibration as cal
@@ -56,6 +69,7 @@ from ..catalog import get_scenario
 from ..exceptions import ScenarioError
 from ..marginal import censor, marginal_log_hr
 from ..plan import annual_to_monthly_rate, coef_vector, solved_outcome_matrix
+from ..response import response_truth
 from ..scenario import Scenario
 from ..streams import as_seed_sequence
 
@@ -131,11 +145,17 @@ class Truth:
     os: OutcomeTruth
     method: str = "montecarlo"
     crossover_without_tp: bool = False  # Monte Carlo truth of a crossover scenario
+    response: OutcomeTruth | None = None  # scenarios with a response block
 
     def __getitem__(self, outcome: str) -> OutcomeTruth:
-        if outcome not in ("pfs", "os"):
-            raise KeyError(f"outcome {outcome!r}; use 'pfs' or 'os'")
+        if outcome not in self.outcomes:
+            raise KeyError(f"outcome {outcome!r}; use one of {list(self.outcomes)}")
         return getattr(self, outcome)
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        """The outcomes this truth holds: pfs, os, and response when the scenario has one."""
+        return ("pfs", "os") if self.response is None else ("pfs", "os", "response")
 
     def estimand(
         self,
@@ -149,7 +169,9 @@ class Truth:
 
         Parameters
         ----------
-        outcome : {"pfs", "os"}
+        outcome : {"pfs", "os", "response"}
+            ``response`` (scenarios with one) takes the binary measures ``risk_diff``
+            and ``log_or`` (``conditional``: ``log_or`` only); pfs and os the others.
         estimand : one of estimators.estimands.ESTIMANDS
             ``crude`` has no truth of its own: it is scored against the ATE.
             ``treatment_policy`` (as randomised) is the ATE's truth except for OS in a
@@ -163,14 +185,32 @@ class Truth:
         horizon : float, months
             Required for ``rmst_diff`` and ``surv_diff`` (a horizon the truth holds).
         """
-        if outcome not in ("pfs", "os"):
-            raise ScenarioError(f"outcome={outcome!r} is not allowed; use 'pfs' or 'os'")
+        if outcome not in self.outcomes:
+            raise ScenarioError(
+                f"outcome={outcome!r} is not allowed; use one of {list(self.outcomes)}"
+                + (
+                    " (scenario has no response block)"
+                    if outcome == "response" and self.response is None
+                    else ""
+                )
+            )
         if estimand not in ESTIMANDS:
             raise ScenarioError(f"estimand={estimand!r} is not allowed; use one of {ESTIMANDS}")
         if censoring not in CENSORING:
             raise ScenarioError(f"censoring={censoring!r} is not allowed; use one of {CENSORING}")
         if measure not in MEASURES:
             raise ScenarioError(f"measure={measure!r} is not allowed; use one of {MEASURES}")
+        if (outcome == "response") != (measure in BINARY_MEASURES):
+            allowed = (
+                sorted(BINARY_MEASURES)
+                if outcome == "response"
+                else [m for m in MEASURES if m not in BINARY_MEASURES]
+            )
+            raise ScenarioError(
+                f"measure={measure!r} is not allowed for outcome={outcome!r}; use one of {allowed}"
+            )
+        if outcome == "response":
+            return self._response_estimand(estimand, measure, horizon)
         needs_h = measure in MEASURES_WITH_HORIZON
         if needs_h and horizon is None:
             raise ScenarioError(f"measure={measure!r} needs a horizon (months)")
@@ -211,6 +251,23 @@ class Truth:
             )
         return o.values[key], o.bound(key)
 
+    def _response_estimand(
+        self, estimand: str, measure: str, horizon: float | None
+    ) -> tuple[float, float]:
+        if horizon is not None:
+            raise ScenarioError(f"horizon={horizon!r} is not allowed with measure={measure!r}")
+        target = scored_against(estimand)
+        if target == "conditional" and measure != "log_or":
+            raise ScenarioError(
+                f"measure={measure!r} is not allowed with estimand='conditional'; the "
+                "conditional response estimand is a log odds ratio (measure='log_or')"
+            )
+        key = f"{target.lower()}_{measure}"
+        o = self.response
+        if key not in o.values:
+            raise ScenarioError(f"the {self.method} truth of {self.scenario!r} has no {key!r}")
+        return o.values[key], o.bound(key)
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON layout of ``rwesim show --json``."""
         out = {
@@ -222,6 +279,8 @@ class Truth:
         }
         if self.crossover_without_tp:
             out["crossover_without_tp"] = True
+        if self.response is not None:  # only then: other truths keep their layout
+            out["response"] = self.response.to_dict()
         return out
 
     @classmethod
@@ -234,6 +293,7 @@ class Truth:
             OutcomeTruth.from_dict(d["os"]),
             d.get("method", "montecarlo"),
             bool(d.get("crossover_without_tp", False)),
+            OutcomeTruth.from_dict(d["response"]) if "response" in d else None,
         )
 
 
@@ -339,7 +399,20 @@ def compute_exact_truth(
         error = {k: numerical[k] + 2.0 * mcse[k] for k in values}
         out[outcome] = OutcomeTruth(values, mcse, numerical, error)
     key = key or truth_key(sc, "exact", rmst_horizons, survival_horizons)
-    return Truth(sc.name, key, mt.n, out["pfs"], out["os"], method="exact")
+    resp = None
+    if sc.response is not None:
+        values, mcse = response_truth(
+            sc.response,
+            solved.response_intercepts,
+            sample.feats,
+            sample.frailty,
+            sample.ps,
+            sample.group_spans(),
+        )
+        resp = OutcomeTruth(
+            values, mcse, dict.fromkeys(values, 0.0), {k: 2.0 * mcse[k] for k in values}
+        )
+    return Truth(sc.name, key, mt.n, out["pfs"], out["os"], method="exact", response=resp)
 
 
 # ---- the Monte Carlo engine ----------------------------------------------------------------
@@ -359,6 +432,14 @@ def compute_truth(sc: Scenario, key: str | None = None) -> Truth:
         censorings = {"": pop.c_admin, "_uncensored": None, "_study_censoring": study_c[name]}
         out[name] = _outcome_truth(t0[which], t1[which], pop, X, c.truth_batches, gamma, censorings)
     key = key or truth_key(sc, "montecarlo")
+    resp = None
+    if sc.response is not None:
+        spans = [(s.start, s.stop) for s in _batches(pop.n, c.truth_batches)]
+        ps = cal.propensity(sc, solved, pop)
+        values, mcse = response_truth(
+            sc.response, solved.response_intercepts, pop.feats, pop.frailty, ps, spans
+        )
+        resp = OutcomeTruth(values=values, mcse=mcse)
     return Truth(
         sc.name,
         key,
@@ -367,6 +448,7 @@ def compute_truth(sc: Scenario, key: str | None = None) -> Truth:
         out["os"],
         method="montecarlo",
         crossover_without_tp=sc.crossover is not None,
+        response=resp,
     )
 
 
