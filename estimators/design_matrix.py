@@ -48,7 +48,7 @@ class Design:
         """``(min, max)`` of the columns of ``[c | X]`` for a first column ``c`` with
         range ``[lo, hi]`` (an intercept, a 0/1 treatment)."""
         mn, mx, _ = self.ranges
-        return np.r_[lo, mn], np.r_[hi, mx]
+        return np.concatenate(([lo], mn)), np.concatenate(([hi], mx))
 
     def select(self, covariates: Sequence[str]) -> Design:
         """The columns of ``covariates``, in their order: equal to the design built from

@@ -107,7 +107,9 @@ class Matching:
     @property
     def set_treated(self) -> np.ndarray:
         """Treated row of each matched set, shape (n_sets,)."""
-        first = np.r_[True, self.set_id[1:] != self.set_id[:-1]]
+        first = np.empty(self.set_id.size, dtype=bool)
+        first[:1] = True
+        np.not_equal(self.set_id[1:], self.set_id[:-1], out=first[1:])
         return self.treated[first]
 
     @property
@@ -230,7 +232,9 @@ def _match(
     c_sort = np.argsort(logit[control_rows], kind="stable")
     c_rows = control_rows[c_sort]
     c_logit = logit[c_rows]
-    new_block = np.r_[True, c_logit[1:] != c_logit[:-1]]
+    new_block = np.empty(c_logit.size, dtype=bool)  # first of a run of equal logits
+    new_block[:1] = True
+    np.not_equal(c_logit[1:], c_logit[:-1], out=new_block[1:])
     idx = np.arange(c_logit.size)
     block_start = np.maximum.accumulate(np.where(new_block, idx, 0))
     if replace:
