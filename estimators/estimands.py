@@ -20,6 +20,10 @@ Target populations (what an estimate is *for*):
     hypothetical strategy for the intercurrent event "treatment switching"), e.g. by
     RPSFTM (:func:`estimators.rpsftm`).  The simulator has no switching, so there it
     equals the marginal effect of the assigned treatment: scored against the ATE.
+``strategy``
+    The contrast of two sustained treatment strategies in the whole population, e.g.
+    "switch within a grace period" versus "never switch" (clone-censor-weight,
+    :func:`estimators.switching.ccw`), with its own truth.
 
 Effect measures (treated minus / over control): ``log_hr`` (log hazard ratio),
 ``rmst_diff`` (restricted mean survival time difference at a horizon, months),
@@ -29,7 +33,7 @@ Effect measures (treated minus / over control): ``log_hr`` (log hazard ratio),
 from __future__ import annotations
 
 ESTIMANDS: tuple[str, ...] = (
-    "conditional", "ATE", "ATT", "ATC", "ATO", "ATM", "crude", "hypothetical"
+    "conditional", "ATE", "ATT", "ATC", "ATO", "ATM", "crude", "hypothetical", "strategy"
 )  # fmt: skip
 SCORED_AGAINST: dict[str, str] = {"crude": "ATE", "hypothetical": "ATE"}
 MEASURES: tuple[str, ...] = ("log_hr", "rmst_diff", "surv_diff", "median_diff")
