@@ -427,3 +427,12 @@ from .gcomp import AIPTW_MEASURES, aiptw, gcomp  # noqa: E402
 
 register_estimator("gcomp", gcomp, "ATE", frame=False, measures=KM_MEASURES)
 register_estimator("aiptw", aiptw, "ATE", frame=False, measures=AIPTW_MEASURES)
+
+# time-varying treatment: ``treatment`` names the switch-time column (the switching
+# scenario kind; simulator.study.kinds), not a 0/1 arm
+from .switching import CCW_MEASURES, ccw, ever_switched_cox, landmark_cox, td_cox  # noqa: E402
+
+register_estimator("ever_switched_cox", ever_switched_cox, "conditional")
+register_estimator("td_cox", td_cox, "conditional")
+register_estimator("landmark_cox", landmark_cox, "conditional")
+register_estimator("ccw", ccw, "strategy", measures=CCW_MEASURES)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,7 +40,7 @@ import pandas as pd
 from ._switching_kernels import _tv_at_risk
 from .cox import CoxResult, fit_cox_arrays
 from .design_matrix import design_matrix
-from .exceptions import EstimatorInputError
+from .exceptions import EstimatorInputError, EstimatorWarning
 from .propensity import fit_logistic
 from .result import EffectEstimate
 from .survival import breslow_cumhaz
@@ -55,6 +56,8 @@ from .validation import (
 )
 
 CCW_MEASURES: tuple[str, ...] = ("surv_diff", "rmst_diff")
+SWITCH_ESTIMATORS: tuple[str, ...] = ("ever_switched_cox", "td_cox", "landmark_cox", "ccw")
+"""Registry names of this module's estimators (:mod:`estimators.registry`)."""
 """Effect measures :func:`ccw` reports (strategy "switch within grace" minus "never")."""
 
 
@@ -471,7 +474,9 @@ def ccw(
     EffectEstimate
         ``estimand="strategy"``; ``diagnostics["curves"]`` holds the :class:`CcwCurves`,
         ``diagnostics["se"]`` the bootstrap SE of both measures (same resamples),
-        ``diagnostics["n_failed_boot"]`` the resamples whose models failed.
+        ``diagnostics["n_failed_boot"]`` the resamples whose models failed (left out),
+        ``diagnostics["n_warned_boot"]`` those whose weight models warned (e.g.
+        separation in the grace arm's logistic model; kept, not printed).
 
     Raises
     ------
@@ -487,17 +492,24 @@ def ccw(
     n_boot = check_n_boot(n_boot)
     rng = check_random_state(random_state)
     sd = switch_data(df, time, event, treatment, covariates)
-    try:
-        curves = ccw_curves(sd, g, tau, step)
-    except FloatingPointError as exc:
-        return EffectEstimate.failed("ccw", "strategy", str(exc), measure=measure, horizon=tau)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EstimatorWarning)
+        try:
+            curves = ccw_curves(sd, g, tau, step)
+        except FloatingPointError as exc:
+            return EffectEstimate.failed("ccw", "strategy", str(exc), measure=measure, horizon=tau)
+    warned = tuple(dict.fromkeys(str(w.message) for w in caught))
     n = sd.time.size
     boots = np.full((n_boot, 2), np.nan)  # both measures from one set of resamples
+    n_warned = 0
     for b in range(n_boot):
-        try:
-            cb = ccw_curves(sd.take(rng.integers(0, n, n)), g, tau, step)
-        except (FloatingPointError, EstimatorInputError):
-            continue
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", EstimatorWarning)
+            try:
+                cb = ccw_curves(sd.take(rng.integers(0, n, n)), g, tau, step)
+            except (FloatingPointError, EstimatorInputError):
+                continue
+        n_warned += bool(caught)
         boots[b] = cb.surv_diff, cb.rmst_diff
     ok = boots[np.isfinite(boots).all(axis=1)]
     ses = np.std(ok, axis=0, ddof=1) if len(ok) >= 2 else np.full(2, np.nan)
@@ -512,5 +524,11 @@ def ccw(
         measure=measure,
         horizon=tau,
         alpha=alpha,
-        diagnostics={"curves": curves, "se": se, "n_failed_boot": int(n_boot - len(ok))},
+        warnings=warned,
+        diagnostics={
+            "curves": curves,
+            "se": se,
+            "n_failed_boot": int(n_boot - len(ok)),
+            "n_warned_boot": n_warned,
+        },
     )

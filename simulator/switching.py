@@ -524,28 +524,35 @@ class SwitchingTruth:
         self,
         outcome: str = "os",
         estimand: str = "conditional",
-        censoring: str = "none",
+        censoring: str = "admin",
         measure: str = "log_hr",
         horizon: float | None = None,
-    ) -> float:
-        """The true value of one estimand (the study runner's truth interface).
+    ) -> tuple[float, float]:
+        """(true value, its Monte Carlo SE) of one estimand: the study runner's truth
+        interface (as :meth:`simulator.study.truth.Truth.estimand`).
 
-        ``conditional`` / ``log_hr``: the switch log-HR; ``strategy`` / ``surv_diff`` or
-        ``rmst_diff`` at this truth's horizon.  ``censoring`` is accepted for the
-        interface: none of these truths depends on the censoring.
+        ``("conditional", "log_hr")``: the switch log-HR (exact, MCSE 0);
+        ``("strategy", "surv_diff" | "rmst_diff")`` at this truth's horizon.
+        ``censoring`` is accepted for the interface: none of these truths depends on it.
+
+        Raises
+        ------
+        ScenarioError
+            (a ValueError) for an outcome, estimand, measure or horizon this truth does
+            not hold.
         """
         if outcome != "os":
             raise ScenarioError(
                 f"outcome={outcome!r} is not allowed; the switching scenario has 'os'"
             )
-        if horizon is not None and not math.isclose(float(horizon), self.horizon):
-            raise ScenarioError(
-                f"horizon={horizon!r} is not allowed; this truth is at {self.horizon} months"
-            )
         if estimand == "conditional" and measure == "log_hr":
-            return self.log_hr_switch
+            return self.log_hr_switch, 0.0
         if estimand == "strategy" and measure in ("surv_diff", "rmst_diff"):
-            return getattr(self, measure)
+            if horizon is None or not math.isclose(float(horizon), self.horizon):
+                raise ScenarioError(
+                    f"horizon={horizon!r} is not allowed; this truth is at {self.horizon:g} months"
+                )
+            return float(getattr(self, measure)), self.mcse(measure)
         raise ScenarioError(
             f"(estimand={estimand!r}, measure={measure!r}) is not allowed; the switching "
             "scenario has ('conditional', 'log_hr'), ('strategy', 'surv_diff'), "
@@ -611,12 +618,12 @@ def switching_truth(
         log_hr_switch=sc.log_hr_switch,
         grace=sc.grace,
         horizon=tau,
-        surv_never=sums[1] / done,
-        surv_grace=sums[0] / done,
-        rmst_never=rm[1] / done,
-        rmst_grace=rm[0] / done,
-        surv_diff=sums[2] / done,
-        rmst_diff=sums[4] / done,
+        surv_never=float(sums[1] / done),
+        surv_grace=float(sums[0] / done),
+        rmst_never=float(rm[1] / done),
+        rmst_grace=float(rm[0] / done),
+        surv_diff=float(sums[2] / done),
+        rmst_diff=float(sums[4] / done),
         surv_diff_mcse=mcse(sums[2], sums[3]),
         rmst_diff_mcse=mcse(sums[4], sums[5]),
         n=done,
