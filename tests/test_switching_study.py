@@ -1,0 +1,100 @@
+"""The switching scenario kind in the study runner (simulator.study.kinds, the generic path)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from estimators.switching import ccw, td_cox
+from simulator.study.cli import _study_from_args
+from simulator.study.exceptions import StudyError
+from simulator.study.kinds import SwitchingKind, get_kind, is_kind
+from simulator.study.replicate import replicate_seed
+from simulator.study.runner import run_study
+from simulator.study.spec import Study
+from simulator.study.store import Store
+from simulator.switching import COVARIATES, switching_scenario
+
+QUIET = {"progress": False, "log": lambda msg: None}
+
+
+def kind_study(**changes) -> Study:
+    base = dict(
+        name="sw",
+        scenarios=("switching",),
+        reps=3,
+        chunk_reps=2,
+        sample_sizes=(600,),
+        seed=5,
+        estimators=("ever_switched_cox", "td_cox", "ccw"),
+        outcomes=("os",),
+        covariates=COVARIATES,
+        estimator_options={"ccw": {"n_boot": 4}},
+    )
+    return Study(**{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sw")
+    report = run_study(kind_study(), out, workers=1, **QUIET)
+    assert report.complete
+    return out
+
+
+def test_kind_rows_equal_direct_calls_bit_for_bit(run):
+    rows = Store(Path(run)).read_results()
+    assert len(rows) == 3 * 3 and rows["error"].eq("").all()
+    kind = SwitchingKind()
+    df = kind.simulate(600, replicate_seed(5, 0, 2))
+    args = ("os_months", "os_event", "switch_months", list(COVARIATES))
+    got = rows.set_index(["rep", "estimator"])
+    assert got.loc[(2, "td_cox"), "estimate"] == td_cox(df, *args).estimate
+    c = ccw(df, *args, n_boot=4)
+    assert got.loc[(2, "ccw"), "estimate"] == c.estimate
+    assert got.loc[(2, "ccw"), "se"] == c.se
+    assert got.loc[(2, "ccw"), "estimand"] == "strategy"
+
+
+def test_kind_truths_in_run_json(run):
+    meta = json.loads((Path(run) / "run.json").read_text())
+    (cond,) = meta["conditions"]
+    assert cond["scenario"] == "switching"
+    assert cond["fingerprint"] == switching_scenario().fingerprint()
+    truths = {(t["estimand"], t["measure"], t["horizon"]): t["theta"] for t in cond["truth"]}
+    tr = SwitchingKind().truth()
+    assert truths[("conditional", "log_hr", None)] == tr.log_hr_switch
+    assert truths[("strategy", "surv_diff", 36.0)] == tr.surv_diff
+    assert truths[("strategy", "rmst_diff", 36.0)] == tr.rmst_diff
+
+
+def test_command_line_study_of_the_kind():
+    study = _study_from_args("switching", 5, None, None, None, None)
+    assert study.estimators == ("ever_switched_cox", "td_cox", "landmark_cox", "ccw")
+    assert study.outcomes == ("os",) and tuple(study.covariates) == COVARIATES
+    assert study.estimator_options["ccw"] == {"grace": 6.0}
+    assert study.estimator_options["landmark_cox"] == {"landmark": 6.0}
+    one = _study_from_args("switching", 5, [800], None, ["td_cox"], None)
+    assert one.estimators == ("td_cox",) and one.sample_sizes == (800,)
+    assert "ccw" not in one.estimator_options
+
+
+def test_kind_errors_are_named():
+    with pytest.raises(StudyError, match=r"'switching' is a scenario kind; it takes no study set"):
+        kind_study(vary={"treatment.strength": [1.0]})
+    with pytest.raises(ValueError, match=r"outcomes\[\]='pfs' is not allowed; use one of \['os'\]"):
+        kind_study(outcomes=("pfs",))
+    with pytest.raises(StudyError, match="'race' is not a covariate column"):
+        kind_study(covariates=("age", "race"))
+    with pytest.raises(ValueError, match=r"outcomes\[\]='pfs' is not allowed; use one of \['os'\]"):
+        Study(scenarios=("flatiron", "switching"), outcomes=("pfs",), covariates=("age",))
+
+
+def test_kind_dispatch():
+    assert get_kind("switching") is not None and get_kind("flatiron") is None
+    assert is_kind(SwitchingKind())
+    from simulator import get_scenario
+
+    assert not is_kind(get_scenario("flatiron"))
