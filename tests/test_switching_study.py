@@ -98,3 +98,22 @@ def test_kind_dispatch():
     from simulator import get_scenario
 
     assert not is_kind(get_scenario("flatiron"))
+
+
+def test_rwesim_run_switching_on_the_command_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from simulator.study.cli import app
+
+    out = tmp_path / "run"
+    args = ["run", "switching", "-o", str(out), "--reps", "2", "-n", "400", "-w", "1"]
+    res = CliRunner().invoke(app, [*args, "-e", "td_cox", "-e", "ever_switched_cox"])
+    assert res.exit_code == 0, res.output
+    assert "td_cox" in res.output and "conditional" in res.output
+    rows = Store(out).read_results()
+    assert set(rows["estimator"]) == {"td_cox", "ever_switched_cox"} and len(rows) == 4
+    assert rows["error"].eq("").all()
+    bad = CliRunner().invoke(
+        app, ["run", "switching", "-o", str(tmp_path / "b"), "--outcome", "pfs"]
+    )
+    assert bad.exit_code != 0 and "outcomes[]='pfs' is not allowed" in bad.output
