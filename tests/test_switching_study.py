@@ -117,3 +117,5 @@ def test_rwesim_run_switching_on_the_command_line(tmp_path):
         app, ["run", "switching", "-o", str(tmp_path / "b"), "--outcome", "pfs"]
     )
     assert bad.exit_code != 0 and "outcomes[]='pfs' is not allowed" in bad.output
+    listed = CliRunner().invoke(app, ["scenarios"])
+    assert listed.exit_code == 0 and "switching" in listed.output

@@ -35,7 +35,7 @@ from ..generate import simulate as simulate_cohort
 from ..scenario import Scenario
 from ..streams import as_seed_sequence
 from .exceptions import StudyError
-from .kinds import get_kind
+from .kinds import KINDS, get_kind
 from .report import summary_markdown, summary_rich, summary_table
 from .runner import parse_shard, run_study
 from .spec import Study, load_study, study_from_dict
@@ -178,6 +178,8 @@ def scenarios() -> None:
     table.add_column("description", overflow="fold")
     for name in BUILTIN:
         table.add_row(name, get_scenario(name).description)
+    for name in KINDS:
+        table.add_row(name, KINDS[name]().description)
     out.print(table)
 
 

@@ -53,6 +53,8 @@ class ScenarioKind(Protocol):
     ----------
     name : str
         The scenario's name (run.json, labels).
+    description : str
+        One line for ``rwesim scenarios``.
     outcomes : mapping of str to (str, str)
         Outcome name -> (time column, event column) of :meth:`simulate`'s frame.
     treatment : str
@@ -68,6 +70,7 @@ class ScenarioKind(Protocol):
     """
 
     name: str
+    description: str
     outcomes: Mapping[str, tuple[str, str]]
     treatment: str
     columns: tuple[str, ...]
@@ -122,6 +125,13 @@ class SwitchingKind:
     @property
     def name(self) -> str:
         return self.scenario.name
+
+    @property
+    def description(self) -> str:
+        return (
+            "scenario kind: switching from one aromatase inhibitor to another during "
+            "follow-up (time-varying treatment, immortal time); OS"
+        )
 
     @property
     def options(self) -> dict[str, dict[str, Any]]:
