@@ -347,3 +347,14 @@ def test_scenario_is_picklable_and_its_dict_round_trips():
     d = sc.to_dict()
     assert d["kind"] == "switching" and d["grace"] == 3.0
     assert isinstance(sc, SwitchingScenario)
+
+
+def test_unidentifiable_fits_are_failed_records_not_crashes(fixed):
+    # nobody followed beyond a 1e-3-month grace period switched within it: no weights
+    r = ccw(fixed, *ARGS, grace=1e-3, n_boot=2)
+    assert not r.converged and "switched within it" in r.error and r.estimand == "strategy"
+    # nobody switched by the landmark: no contrast
+    late = fixed.copy()
+    late.loc[late["switch_months"] <= 6.0, "switch_months"] = np.nan
+    r = landmark_cox(late, *ARGS, landmark=6.0)
+    assert not r.converged and "all or none of the patients switched by 6.0" in r.error
