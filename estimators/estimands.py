@@ -18,8 +18,8 @@ Target populations (what an estimate is *for*):
 ``hypothetical``
     The effect in the randomised population had no one switched treatment (ICH E9(R1)'s
     hypothetical strategy for the intercurrent event "treatment switching"), e.g. by
-    RPSFTM (:func:`estimators.rpsftm`).  The simulator has no switching, so there it
-    equals the marginal effect of the assigned treatment: scored against the ATE.
+    RPSFTM (:func:`estimators.rpsftm`).  The MBC scenarios have no crossover, so there
+    it equals the marginal effect of the assigned treatment: scored against the ATE.
 ``strategy``
     The contrast of two sustained treatment strategies in the whole population, e.g.
     "switch within a grace period" versus "never switch" (clone-censor-weight,
