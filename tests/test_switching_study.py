@@ -12,7 +12,7 @@ from simulator.study.cli import _study_from_args
 from simulator.study.exceptions import StudyError
 from simulator.study.kinds import SwitchingKind, get_kind, is_kind
 from simulator.study.replicate import replicate_seed
-from simulator.study.runner import run_study
+from simulator.study.runner import condition_meta, plan_chunks, run_study
 from simulator.study.spec import Study
 from simulator.study.store import Store
 from simulator.switching import COVARIATES, switching_scenario
@@ -74,16 +74,41 @@ def test_command_line_study_of_the_kind():
     study = _study_from_args("switching", 5, None, None, None, None)
     assert study.estimators == ("ever_switched_cox", "td_cox", "landmark_cox", "ccw")
     assert study.outcomes == ("os",) and tuple(study.covariates) == COVARIATES
-    assert study.estimator_options["ccw"] == {"grace": 6.0}
-    assert study.estimator_options["landmark_cox"] == {"landmark": 6.0}
+    assert study.estimator_options == {}
     one = _study_from_args("switching", 5, [800], None, ["td_cox"], None)
     assert one.estimators == ("td_cox",) and one.sample_sizes == (800,)
-    assert "ccw" not in one.estimator_options
+
+
+def test_set_and_vary_change_the_kind_and_its_estimators_options():
+    study = kind_study(
+        estimators=("ccw", "landmark_cox", "lm_pp"),
+        variants={"lm_pp": {"base": "landmark_cox", "censor_later_switch": True}},
+        set={"log_hr_switch": -0.5},
+        vary={"grace": [3.0, 6.0]},
+    )
+    conds = study.conditions()
+    assert [c.label for c in conds] == [
+        "switching, n=600, grace=3.0",
+        "switching, n=600, grace=6.0",
+    ]
+    assert [c.scenario.scenario.grace for c in conds] == [3.0, 6.0]
+    assert {c.scenario.scenario.log_hr_switch for c in conds} == {-0.5}
+    chunks = plan_chunks(study, conds)
+    by_cond = {ch.condition: ch.options for ch in chunks}
+    assert by_cond[0]["ccw"] == {"grace": 3.0, "n_boot": 4}  # the study's own options kept
+    assert by_cond[1]["ccw"]["grace"] == 6.0
+    assert by_cond[0]["lm_pp"] == {"landmark": 6.0, "censor_later_switch": True}
+    metas = [condition_meta(c) for c in conds]
+    diffs = [next(t["theta"] for t in m["truth"] if t["measure"] == "surv_diff") for m in metas]
+    assert diffs[0] != diffs[1]  # each condition scored against its own strategy truth
+    assert metas[0]["truth"][0]["theta"] == -0.5
 
 
 def test_kind_errors_are_named():
-    with pytest.raises(StudyError, match=r"'switching' is a scenario kind; it takes no study set"):
+    with pytest.raises(ValueError, match=r"'treatment.strength' is not a parameter of the switc"):
         kind_study(vary={"treatment.strength": [1.0]})
+    with pytest.raises(ValueError, match=r"grace=0.0 is not allowed"):
+        kind_study(set={"grace": 0.0})
     with pytest.raises(ValueError, match=r"outcomes\[\]='pfs' is not allowed; use one of \['os'\]"):
         kind_study(outcomes=("pfs",))
     with pytest.raises(StudyError, match="'race' is not a covariate column"):

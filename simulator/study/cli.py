@@ -384,7 +384,6 @@ def _study_from_args(
                 "estimators": chosen,
                 "outcomes": tuple(outcomes) if outcomes else tuple(kind.outcomes),
                 "covariates": kind.covariates,
-                "estimator_options": {e: o for e, o in kind.options.items() if e in chosen},
                 **({"truth_censoring": truth_censoring} if truth_censoring else {}),
                 **effects,
             }

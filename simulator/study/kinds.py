@@ -16,12 +16,13 @@ Built-in kinds: ``"switching"`` (:class:`SwitchingKind`, time-varying treatment)
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
+from ..exceptions import ScenarioError
 from ..scenario import Scenario
 from ..switching import (
     COLUMNS,
@@ -66,7 +67,12 @@ class ScenarioKind(Protocol):
     estimators : tuple of str
         Default estimators (registered names).
     options : mapping of str to dict
-        Default estimator options that come from the scenario (e.g. a grace period).
+        Estimator options that come from the scenario (e.g. a grace period), keyed by
+        registered estimator name: the runner gives them to each condition's estimators
+        (and to variants of them) under the study's own options.
+
+    Optional: ``replace(**changes)`` returning the kind with changed parameters (a
+    study's ``set`` and ``vary``); a kind without it takes neither.
     """
 
     name: str
@@ -151,6 +157,17 @@ class SwitchingKind:
 
     def truth(self) -> SwitchingTruth:
         return _switching_truth(self.scenario)
+
+    def replace(self, **changes: Any) -> SwitchingKind:
+        """The kind with changed scenario parameters (a study's ``set`` / ``vary``: e.g.
+        ``grace``, ``log_hr_switch``, ``adverse_event_share``), validated."""
+        allowed = [f.name for f in fields(SwitchingScenario)]
+        for key in changes:
+            if key not in allowed:
+                raise ScenarioError(
+                    f"{key!r} is not a parameter of the switching scenario; use one of {allowed}"
+                )
+        return replace(self, scenario=replace(self.scenario, **changes))
 
 
 KINDS: dict[str, Callable[[], ScenarioKind]] = {"switching": SwitchingKind}

@@ -166,6 +166,15 @@ def _kind_effects(cond: Condition) -> tuple[tuple[str, float | None], ...]:
     return () if h is None else (("rmst_diff", float(h)), ("surv_diff", float(h)))
 
 
+def _kind_options(
+    study: Study, cond: Condition, opts: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """A scenario kind's condition-specific options (``kind.options``, keyed by the base
+    estimator) under the study's own, for each of the study's estimators."""
+    own = cond.scenario.options
+    return {e: {**own.get(study.base_of(e), {}), **opts[e]} for e in study.estimators}
+
+
 def plan_chunks(
     study: Study, conditions: list[Condition], segments: list[list[int]] | None = None
 ) -> list[Chunk]:
@@ -186,6 +195,7 @@ def plan_chunks(
     for cond in conditions:
         cal = None if is_kind(cond.scenario) else calibration.calibrate(cond.scenario)
         covs = {e: study.covariates_for(e, cond.scenario) for e in study.estimators}
+        cond_opts = _kind_options(study, cond, opts) if is_kind(cond.scenario) else opts
         k = 0
         for first, last in segments:
             for start in range(first, last, study.chunk_reps):
@@ -202,7 +212,7 @@ def plan_chunks(
                         tuple(study.estimators),
                         tuple(study.outcomes),
                         covs,
-                        opts,
+                        cond_opts,
                         study.fit_timeout,
                         {e: study.base_of(e) for e in study.estimators if e in study.variants},
                         {e: study.estimand_of(e) for e in study.estimators},
