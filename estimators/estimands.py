@@ -27,6 +27,10 @@ Target populations (what an estimate is *for*):
     treatment-policy strategy), e.g. by the intention-to-treat Cox model.  It has a
     truth of its own when a scenario has crossover (OS); without switching it equals the
     ATE's.
+``strategy``
+    The contrast of two sustained treatment strategies in the whole population, e.g.
+    "switch within a grace period" versus "never switch" (clone-censor-weight,
+    :func:`estimators.switching.ccw`), with its own truth.
 
 Effect measures (treated minus / over control): ``log_hr`` (log hazard ratio),
 ``rmst_diff`` (restricted mean survival time difference at a horizon, months),
@@ -38,7 +42,8 @@ of a binary outcome (objective response, :data:`BINARY_MEASURES`): ``risk_diff``
 from __future__ import annotations
 
 ESTIMANDS: tuple[str, ...] = (
-    "conditional", "ATE", "ATT", "ATC", "ATO", "ATM", "crude", "hypothetical", "treatment_policy"
+    "conditional", "ATE", "ATT", "ATC", "ATO", "ATM", "crude", "hypothetical", "treatment_policy",
+    "strategy",
 )  # fmt: skip
 SCORED_AGAINST: dict[str, str] = {"crude": "ATE", "hypothetical": "ATE"}
 MEASURES: tuple[str, ...] = (

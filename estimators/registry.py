@@ -455,3 +455,12 @@ register_estimator(
 register_estimator(
     "adjusted_logistic", adjusted_logistic, "conditional", frame=False, measures=ADJUSTED_MEASURES
 )
+
+# time-varying treatment: ``treatment`` names the switch-time column (the switching
+# scenario kind; simulator.study.kinds), not a 0/1 arm
+from .switching import CCW_MEASURES, ccw, ever_switched_cox, landmark_cox, td_cox  # noqa: E402
+
+register_estimator("ever_switched_cox", ever_switched_cox, "conditional")
+register_estimator("td_cox", td_cox, "conditional")
+register_estimator("landmark_cox", landmark_cox, "conditional")
+register_estimator("ccw", ccw, "strategy", measures=CCW_MEASURES)

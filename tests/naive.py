@@ -1105,3 +1105,37 @@ def iptw_binary_sandwich_naive(y, a, X, estimand: str, h: float = 1e-6):
     Jinv = np.linalg.inv(J)
     V = Jinv @ (rows.T @ rows) @ Jinv.T
     return p1, p0, V[p:, p:]
+
+
+def tv_weighted_km_naive(stop, event, weight, horizon: float):
+    """Kaplan-Meier with time-varying weights, by brute force.
+
+    ``weight(i, t)`` is row ``i``'s weight at time ``t``.  At every distinct event time
+    ``t <= horizon``: ``Y = sum_{stop_i >= t} weight(i, t)``, ``D = sum_{stop_i = t, event_i}
+    weight(i, t)``, ``S *= 1 - D / Y``.  Returns (times, survival) as lists.
+    """
+    times = sorted({float(stop[i]) for i in range(len(stop)) if event[i] and stop[i] <= horizon})
+    s, out = 1.0, []
+    for t in times:
+        y = sum(weight(i, t) for i in range(len(stop)) if stop[i] >= t)
+        d = sum(weight(i, t) for i in range(len(stop)) if stop[i] == t and event[i])
+        s *= 1.0 - d / y
+        out.append(s)
+    return times, out
+
+
+def switch_death_time_naive(scale, shape, lp, gamma, switch, e, t_max=1e4):
+    """Death time whose cumulative hazard ``int_0^T (k/lam)(u/lam)^(k-1) e^(lp + gamma
+    1{u >= switch}) du`` equals ``e``, found by bisection on the closed-form integral."""
+
+    def cumhaz(t):
+        h = (min(t, switch) / scale) ** shape * math.exp(lp)
+        if t > switch:
+            h += ((t / scale) ** shape - (switch / scale) ** shape) * math.exp(lp + gamma)
+        return h
+
+    lo, hi = 0.0, t_max
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if cumhaz(mid) < e else (lo, mid)
+    return 0.5 * (lo + hi)

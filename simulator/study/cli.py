@@ -35,6 +35,7 @@ from ..generate import simulate as simulate_cohort
 from ..scenario import Scenario
 from ..streams import as_seed_sequence
 from .exceptions import StudyError
+from .kinds import KINDS, get_kind
 from .report import summary_markdown, summary_rich, summary_table
 from .runner import parse_shard, run_study
 from .spec import Study, load_study, study_from_dict
@@ -177,6 +178,8 @@ def scenarios() -> None:
     table.add_column("description", overflow="fold")
     for name in BUILTIN:
         table.add_row(name, get_scenario(name).description)
+    for name in KINDS:
+        table.add_row(name, KINDS[name]().description)
     out.print(table)
 
 
@@ -382,6 +385,23 @@ def _study_from_args(
             changes["outcomes"] = tuple(outcomes)
         changes |= effects
         return study_from_dict({**study.to_dict(), **changes}) if changes else study
+    kind = get_kind(target)
+    if kind is not None:  # a scenario kind: its own estimators, outcomes and covariates
+        chosen = tuple(estimators) if estimators else kind.estimators
+        return study_from_dict(
+            {
+                "name": target,
+                "scenarios": (target,),
+                "sample_sizes": tuple(n) if n else (1500,),
+                "reps": 1000 if reps is None else reps,
+                "seed": 20_240_601 if seed is None else seed,
+                "estimators": chosen,
+                "outcomes": tuple(outcomes) if outcomes else tuple(kind.outcomes),
+                "covariates": kind.covariates,
+                **({"truth_censoring": truth_censoring} if truth_censoring else {}),
+                **effects,
+            }
+        )
     resolve_scenario(target)  # a clear error for an unknown name or a bad file
     return study_from_dict(
         {

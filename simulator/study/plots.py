@@ -45,7 +45,7 @@ TRUTH_ESTIMANDS = tuple(e for e in ESTIMANDS if e not in SCORED_AGAINST)  # with
 ESTIMAND_COLOURS = dict(
     zip(
         TRUTH_ESTIMANDS,
-        ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#e6ab02"),
+        ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#e6ab02", "#666666"),
         strict=True,
     )
 )

@@ -64,6 +64,7 @@ from ..generate import (
 from ..scenario import Scenario
 from . import record
 from .exceptions import StudyWarning
+from .kinds import ScenarioKind, is_kind
 from .spec import OUTCOMES, TREATMENT, EstimatorRun, fits_outcome
 from .workers import FitTimeout, deadline, set_status
 
@@ -77,8 +78,8 @@ class Chunk:
     condition: int
     chunk: int
     reps: tuple[int, int]  # [start, stop)
-    scenario: Scenario
-    calibration: calibration.Calibration
+    scenario: Scenario | ScenarioKind  # a kind: the generic path (_run_kind_chunk)
+    calibration: calibration.Calibration | None  # None for a scenario kind
     n: int
     seed: int
     estimators: tuple[str, ...]
@@ -193,6 +194,11 @@ def run_chunk(chunk: Chunk) -> pd.DataFrame:
     fits: list[tuple[Estimator, EstimatorRun | None]] = (
         [(by_name[r.estimator], r) for r in chunk.runs] if chunk.runs else [(e, None) for e in ests]
     )
+    if is_kind(chunk.scenario):
+        with _recording_project_warnings():
+            _run_kind_chunk(chunk, fits, rows)
+        set_status("idle\t\t\t\t")
+        return record.frame(rows)
     with _recording_project_warnings():
         for rep in range(*chunk.reps):
             seed = replicate_seed(chunk.seed, chunk.condition, rep)
@@ -215,6 +221,31 @@ def run_chunk(chunk: Chunk) -> pd.DataFrame:
 def _measure_of(est: Estimator) -> str:
     """The measure of an estimator run with its own options (no ``Study.runs``)."""
     return est.measures[0]
+
+
+def _run_kind_chunk(chunk: Chunk, fits, rows: list[dict[str, Any]]) -> None:
+    """The generic path: each replicate is the kind's DataFrame, every estimator gets it
+    with the kind's outcome and treatment columns; no shared inputs."""
+    kind = chunk.scenario
+    for rep in range(*chunk.reps):
+        seed = replicate_seed(chunk.seed, chunk.condition, rep)
+        set_status(f"simulating\t\t{chunk.condition}\t{rep}\t")
+        _caught().clear()
+        df = kind.simulate(chunk.n, seed)
+        sim_warnings = tuple(_caught())
+        data = _FrameData(df)
+        for outcome in chunk.outcomes:
+            for e, run in fits:
+                rows.append(_estimate(df, chunk, rep, outcome, e, data, sim_warnings, run))
+
+
+class _FrameData:
+    """One replicate of a scenario kind: its DataFrame, nothing shared."""
+
+    shared = None
+
+    def __init__(self, df: pd.DataFrame) -> None:
+        self.frame = df
 
 
 def cohort_columns(arrays: CohortArrays, crossover: bool = False) -> dict[str, Any]:
@@ -265,6 +296,8 @@ def _shared_inputs(data: _Data, est: Estimator, covariates: list[str], outcome: 
     kwargs: dict[str, Any] = {}
     if "balance" in est.accepts:
         kwargs["balance"] = False
+    if data.shared is None:  # a scenario kind's replicate: nothing is shared
+        return kwargs
     if "shared" in est.accepts:
         kwargs["shared"] = data.shared
         return kwargs
@@ -291,7 +324,13 @@ def _estimate(
     sim_warnings=(),
     run: EstimatorRun | None = None,
 ) -> dict[str, Any]:
-    time_col, event_col = OUTCOMES[outcome]
+    if is_kind(chunk.scenario):
+        (time_col, event_col), treatment = (
+            chunk.scenario.outcomes[outcome],
+            chunk.scenario.treatment,
+        )
+    else:
+        (time_col, event_col), treatment = OUTCOMES[outcome], TREATMENT
     name = est.name
     shared = _shared_inputs(data, est, chunk.covariates[name], outcome)
     opts = {**shared, **chunk.options.get(name, {}), **(run.options if run else {})}
@@ -301,10 +340,10 @@ def _estimate(
     start = time.perf_counter()
     try:
         if chunk.fit_timeout is None:
-            r = est(df, time_col, event_col, TREATMENT, chunk.covariates[name], **opts)
+            r = est(df, time_col, event_col, treatment, chunk.covariates[name], **opts)
         else:
             with deadline(chunk.fit_timeout, f"estimator {name!r}"):
-                r = est(df, time_col, event_col, TREATMENT, chunk.covariates[name], **opts)
+                r = est(df, time_col, event_col, treatment, chunk.covariates[name], **opts)
         seconds = time.perf_counter() - start
         _check_result(name, r)
         extra = tuple(dict.fromkeys(w for w in (*sim_warnings, *_caught()) if w not in r.warnings))

@@ -65,6 +65,7 @@ from .. import calibration
 from ..exact import RMST_HORIZONS, SURVIVAL_HORIZONS
 from . import workers as W
 from .exceptions import StudyError
+from .kinds import is_kind
 from .replicate import Chunk, run_chunk
 from .spec import OUTCOMES, Condition, Study
 from .store import Store, open_store
@@ -113,7 +114,12 @@ def condition_meta(
     """
     rmst = {h for m, h in effects if m == "rmst_diff"}
     surv = {h for m, h in effects if m == "surv_diff"}
-    if rmst <= set(RMST_HORIZONS) and surv <= set(SURVIVAL_HORIZONS):
+    outcomes: tuple[str, ...] = tuple(OUTCOMES)
+    if is_kind(cond.scenario):  # a scenario kind computes its own truths
+        tr = cond.scenario.truth()
+        outcomes = tuple(cond.scenario.outcomes)
+        effects = tuple(dict.fromkeys((*effects, *_kind_effects(cond))))
+    elif rmst <= set(RMST_HORIZONS) and surv <= set(SURVIVAL_HORIZONS):
         tr = truth(cond.scenario)
     else:
         tr = truth(
@@ -122,7 +128,7 @@ def condition_meta(
             survival_horizons=tuple(sorted(surv | set(SURVIVAL_HORIZONS))),
         )
     truths = []
-    for outcome in OUTCOMES:
+    for outcome in outcomes:
         for estimand in ESTIMANDS:
             if estimand in SCORED_AGAINST:
                 continue
@@ -153,6 +159,22 @@ def condition_meta(
     }
 
 
+def _kind_effects(cond: Condition) -> tuple[tuple[str, float | None], ...]:
+    """The (measure, horizon) pairs of a scenario kind's own horizon (``horizon`` in its
+    parameters), so that estimators run with their defaults find their truth."""
+    h = cond.scenario.to_dict().get("horizon")
+    return () if h is None else (("rmst_diff", float(h)), ("surv_diff", float(h)))
+
+
+def _kind_options(
+    study: Study, cond: Condition, opts: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """A scenario kind's condition-specific options (``kind.options``, keyed by the base
+    estimator) under the study's own, for each of the study's estimators."""
+    own = cond.scenario.options
+    return {e: {**own.get(study.base_of(e), {}), **opts[e]} for e in study.estimators}
+
+
 def plan_chunks(
     study: Study, conditions: list[Condition], segments: list[list[int]] | None = None
 ) -> list[Chunk]:
@@ -171,8 +193,9 @@ def plan_chunks(
     runs = study.runs()
     chunks = []
     for cond in conditions:
-        cal = calibration.calibrate(cond.scenario)
+        cal = None if is_kind(cond.scenario) else calibration.calibrate(cond.scenario)
         covs = {e: study.covariates_for(e, cond.scenario) for e in study.estimators}
+        cond_opts = _kind_options(study, cond, opts) if is_kind(cond.scenario) else opts
         k = 0
         for first, last in segments:
             for start in range(first, last, study.chunk_reps):
@@ -189,7 +212,7 @@ def plan_chunks(
                         tuple(study.estimators),
                         tuple(study.outcomes),
                         covs,
-                        opts,
+                        cond_opts,
                         study.fit_timeout,
                         {e: study.base_of(e) for e in study.estimators if e in study.variants},
                         {e: study.estimand_of(e) for e in study.estimators},

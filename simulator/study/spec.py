@@ -95,6 +95,7 @@ from ..catalog import resolve_scenario
 from ..generate import COLUMN_ORDER
 from ..scenario import Scenario
 from .exceptions import StudyError
+from .kinds import ScenarioKind, get_kind, is_kind
 
 # outcome -> (time column, event column); display names.  ``response`` is binary: no time
 # column, its estimators (binary measures) take time=None and the 0/1 column as event
@@ -150,7 +151,7 @@ class Condition:
     """One cell of the design grid."""
 
     index: int
-    scenario: Scenario
+    scenario: Scenario | ScenarioKind  # a kind runs on the generic path (kinds.py)
     n: int
     label: str
     factors: dict[str, Any] = field(default_factory=dict)
@@ -235,8 +236,9 @@ class Study:
                     f"estimators: unknown estimator {e!r}; available: {list(known)}, or an "
                     "import path 'package.module:function'"
                 )
+        outcomes, columns = scenario_columns(self.scenarios)
         for o in _nonempty(self.outcomes, "outcomes"):
-            ck.choice(o, "outcomes[]", tuple(OUTCOMES))
+            ck.choice(o, "outcomes[]", outcomes)
         for e in self.estimator_options:
             if e in self.variants:
                 raise StudyError(
@@ -248,7 +250,7 @@ class Study:
                     f"estimator_options[{e!r}]: {e!r} is not among the study's estimators "
                     f"{list(self.estimators)}"
                 )
-        _check_covariates(self.covariates, "covariates")
+        _check_covariates(self.covariates, "covariates", columns)
         for e in self.estimators:
             opts = self.estimator_options.get(e, {})
             if not isinstance(opts, dict):
@@ -257,7 +259,7 @@ class Study:
                 check_options(e, opts)
             for key, value in self.options_for(e).items():  # covariates, ps_covariates, ...
                 if key == "covariates" or key.endswith("_covariates"):
-                    _check_covariates(value, f"{e}.{key}")
+                    _check_covariates(value, f"{e}.{key}", columns)
         for key, values in self.vary.items():
             if not isinstance(values, list | tuple) or not values:
                 raise StudyError(f"vary[{key!r}]={values!r} is not allowed; give a non-empty list")
@@ -376,6 +378,8 @@ class Study:
         """A horizon after a condition's data cutoff: no one is followed that long."""
         for h in self.horizons:
             for c in conditions:
+                if is_kind(c.scenario):  # no accrual model: its truth says what it holds
+                    continue
                 cutoff = c.scenario.censoring.cutoff_months
                 if h > cutoff:
                     raise StudyError(
@@ -488,7 +492,9 @@ class Study:
             return estimator
         return spec["path"] if "path" in spec else spec["base"]
 
-    def covariates_for(self, estimator: str, scenario: Scenario | None = None) -> list[str]:
+    def covariates_for(
+        self, estimator: str, scenario: Scenario | ScenarioKind | None = None
+    ) -> list[str]:
         """Covariate columns passed to an estimator: its ``covariates`` option, else the
         study's ``covariates`` (plus :data:`EXTRA_COVARIATES` for adjusted Cox).
 
@@ -502,7 +508,7 @@ class Study:
         else:
             extra = EXTRA_COVARIATES.get(self.base_of(estimator), ())
             covs = [*self.covariates, *(c for c in extra if c not in self.covariates)]
-        if scenario is None:
+        if scenario is None or is_kind(scenario):
             return covs
         constant = constant_columns(scenario)
         return [c for c in covs if c not in constant]
@@ -513,6 +519,24 @@ class Study:
         combos = list(itertools.product(*(self.vary[k] for k in keys))) or [()]
         out: list[Condition] = []
         for name in self.scenarios:
+            kind = get_kind(name)
+            if kind is not None:  # a scenario kind: set / vary through its replace()
+                if (self.set or self.vary) and not hasattr(kind, "replace"):
+                    raise StudyError(
+                        f"scenarios: {name!r} is a scenario kind without replace(); it "
+                        "takes no study set / vary changes"
+                    )
+                if self.set:
+                    kind = kind.replace(**self.set)
+                for combo in combos:
+                    factors = dict(zip(keys, combo, strict=True))
+                    k = kind.replace(**factors) if factors else kind
+                    for n in self.sample_sizes:
+                        label = ", ".join(
+                            [k.name, f"n={n}", *(f"{a}={v}" for a, v in factors.items())]
+                        )
+                        out.append(Condition(len(out), k, int(n), label, factors))
+                continue
             base = resolve_scenario(name)
             if self.set:
                 base = base.replace(**self.set)
@@ -647,15 +671,39 @@ def _check_path_variant(name: str, spec: dict[str, Any], where: str) -> None:
     check_options(path, options, where)
 
 
-def _check_covariates(covariates: Any, param: str) -> None:
+def _check_covariates(
+    covariates: Any, param: str, columns: Sequence[str] = COVARIATE_COLUMNS
+) -> None:
     if isinstance(covariates, str) or not isinstance(covariates, Sequence):
         raise StudyError(f"{param}={covariates!r} is not allowed; give a list of column names")
     for c in covariates:
-        if c not in COVARIATE_COLUMNS:
+        if c not in columns:
             raise StudyError(
                 f"{param}: {c!r} is not a covariate column of the simulated cohort; "
-                f"use some of {list(COVARIATE_COLUMNS)}"
+                f"use some of {list(columns)}"
             )
+
+
+def scenario_columns(scenarios: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(outcomes, covariate columns) every one of ``scenarios`` has: :data:`OUTCOMES` and
+    :data:`COVARIATE_COLUMNS` for MBC scenarios, a kind's own for a scenario kind."""
+    outcomes, columns = tuple(OUTCOMES), COVARIATE_COLUMNS
+    if not isinstance(scenarios, Sequence) or isinstance(scenarios, str):
+        return outcomes, columns  # _nonempty reports it
+    kinds = [k for k in map(get_kind, scenarios) if k is not None]
+    if not kinds:
+        return outcomes, columns
+    if len(kinds) < len(scenarios):
+        outcomes_of, columns_of = [tuple(OUTCOMES)], [COVARIATE_COLUMNS]
+    else:
+        outcomes_of, columns_of = [], []
+    for k in kinds:
+        taken = {k.treatment, *(c for pair in k.outcomes.values() for c in pair)}
+        outcomes_of.append(tuple(k.outcomes))
+        columns_of.append(tuple(c for c in k.columns if c not in taken))
+    outcomes = tuple(o for o in outcomes_of[0] if all(o in x for x in outcomes_of))
+    columns = tuple(c for c in columns_of[0] if all(c in x for x in columns_of))
+    return outcomes, columns
 
 
 # binary cohort columns and the feature holding their population share

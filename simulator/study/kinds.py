@@ -1,0 +1,186 @@
+"""Scenario kinds: data-generating models the study runner runs besides the MBC cohort.
+
+The runner has a fast path for the HR+/HER2- MBC :class:`~simulator.Scenario` (cohort
+arrays, shared inputs, the exact truth engine).  Any other data-generating model plugs in
+as a *scenario kind*: an object following :class:`ScenarioKind`, registered by name in
+:data:`KINDS`.  A study condition whose scenario is a kind is run by the generic path
+(:func:`simulator.study.replicate.run_chunk`): each replicate is
+``kind.simulate(n, seed)`` (a DataFrame), every estimator is called on it with the
+kind's outcome columns and treatment column, and its rows are scored against
+``kind.truth().estimand(outcome, estimand, censoring, measure, horizon)``.  Nothing
+else in the runner, the store or the reports depends on the kind (docs/design.md §6).
+
+Built-in kinds: ``"switching"`` (:class:`SwitchingKind`, time-varying treatment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import ScenarioError
+from ..scenario import Scenario
+from ..switching import (
+    COLUMNS,
+    COVARIATES,
+    SwitchingScenario,
+    SwitchingTruth,
+    simulate_switching,
+    switching_scenario,
+    switching_truth,
+)
+
+
+class KindTruth(Protocol):
+    """The truths of a scenario kind."""
+
+    def estimand(
+        self, outcome: str, estimand: str, censoring: str, measure: str, horizon: float | None
+    ) -> tuple[float, float]:
+        """(true value, Monte Carlo SE); a ValueError for one it does not hold."""
+        ...
+
+
+@runtime_checkable
+class ScenarioKind(Protocol):
+    """What the study runner needs of a data-generating model (picklable: it travels to
+    the workers inside each chunk).
+
+    Attributes
+    ----------
+    name : str
+        The scenario's name (run.json, labels).
+    description : str
+        One line for ``rwesim scenarios``.
+    outcomes : mapping of str to (str, str)
+        Outcome name -> (time column, event column) of :meth:`simulate`'s frame.
+    treatment : str
+        The column passed to estimators as ``treatment``.
+    columns : tuple of str
+        Every column of :meth:`simulate`'s frame (a study's covariates must be among them).
+    covariates : tuple of str
+        Default adjustment set (a one-scenario study from the command line uses it).
+    estimators : tuple of str
+        Default estimators (registered names).
+    options : mapping of str to dict
+        Estimator options that come from the scenario (e.g. a grace period), keyed by
+        registered estimator name: the runner gives them to each condition's estimators
+        (and to variants of them) under the study's own options.
+
+    Optional: ``replace(**changes)`` returning the kind with changed parameters (a
+    study's ``set`` and ``vary``); a kind without it takes neither.
+    """
+
+    name: str
+    description: str
+    outcomes: Mapping[str, tuple[str, str]]
+    treatment: str
+    columns: tuple[str, ...]
+    covariates: tuple[str, ...]
+    estimators: tuple[str, ...]
+    options: Mapping[str, dict[str, Any]]
+
+    def fingerprint(self) -> str:
+        """Hash of the parameters: same parameters, same fingerprint."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready parameters (run.json's ``parameters``)."""
+        ...
+
+    def simulate(self, n: int, seed: np.random.SeedSequence) -> pd.DataFrame:
+        """One replicate's data, bit-identical for the same (n, seed)."""
+        ...
+
+    def truth(self) -> KindTruth:
+        """The truths its estimators are scored against."""
+        ...
+
+
+_TRUTHS: dict[str, SwitchingTruth] = {}  # fingerprint -> truth (about 1 s to compute)
+
+
+def _switching_truth(sc: SwitchingScenario) -> SwitchingTruth:
+    key = sc.fingerprint()
+    if key not in _TRUTHS:
+        _TRUTHS[key] = switching_truth(sc)
+    return _TRUTHS[key]
+
+
+def _switching_default() -> SwitchingScenario:
+    return switching_scenario()
+
+
+@dataclass(frozen=True, eq=False)
+class SwitchingKind:
+    """The ``switching`` scenario (:mod:`simulator.switching`) as a scenario kind."""
+
+    scenario: SwitchingScenario = field(default_factory=_switching_default)
+    outcomes: Mapping[str, tuple[str, str]] = field(
+        default_factory=lambda: {"os": ("os_months", "os_event")}
+    )
+    treatment: str = "switch_months"
+    columns: tuple[str, ...] = tuple(COLUMNS)
+    covariates: tuple[str, ...] = COVARIATES
+    estimators: tuple[str, ...] = ("ever_switched_cox", "td_cox", "landmark_cox", "ccw")
+
+    @property
+    def name(self) -> str:
+        return self.scenario.name
+
+    @property
+    def description(self) -> str:
+        return (
+            "scenario kind: switching from one aromatase inhibitor to another during "
+            "follow-up (time-varying treatment, immortal time); OS"
+        )
+
+    @property
+    def options(self) -> dict[str, dict[str, Any]]:
+        return {
+            "landmark_cox": {"landmark": self.scenario.landmark},
+            "ccw": {"grace": self.scenario.grace},
+        }
+
+    def fingerprint(self) -> str:
+        return self.scenario.fingerprint()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.scenario.to_dict()
+
+    def simulate(self, n: int, seed: np.random.SeedSequence) -> pd.DataFrame:
+        return simulate_switching(self.scenario, n, seed)
+
+    def truth(self) -> SwitchingTruth:
+        return _switching_truth(self.scenario)
+
+    def replace(self, **changes: Any) -> SwitchingKind:
+        """The kind with changed scenario parameters (a study's ``set`` / ``vary``: e.g.
+        ``grace``, ``log_hr_switch``, ``adverse_event_share``), validated."""
+        allowed = [f.name for f in fields(SwitchingScenario)]
+        for key in changes:
+            if key not in allowed:
+                raise ScenarioError(
+                    f"{key!r} is not a parameter of the switching scenario; use one of {allowed}"
+                )
+        return replace(self, scenario=replace(self.scenario, **changes))
+
+
+KINDS: dict[str, Callable[[], ScenarioKind]] = {"switching": SwitchingKind}
+"""Built-in scenario kinds by name (a study's ``scenarios`` entry)."""
+
+
+def get_kind(name: object) -> ScenarioKind | None:
+    """The scenario kind registered under ``name``; None for an MBC scenario name/file."""
+    make = KINDS.get(name) if isinstance(name, str) else None
+    return None if make is None else make()
+
+
+def is_kind(scenario: object) -> bool:
+    """True for a scenario kind (the generic path), False for an MBC Scenario (the fast
+    path)."""
+    return not isinstance(scenario, Scenario)
