@@ -8,7 +8,9 @@ import pytest
 
 import simulator
 from estimators import SharedInputs, psm, siptw
-from simulator.study.spec import DEFAULT_COVARIATES, OUTCOMES
+from simulator.study.spec import DEFAULT_COVARIATES, DEFAULT_OUTCOMES, OUTCOMES
+
+SURVIVAL = [OUTCOMES[o] for o in DEFAULT_OUTCOMES]  # rwPFS and OS (not the response)
 
 COVS = list(DEFAULT_COVARIATES)
 
@@ -25,14 +27,14 @@ def same(a, b) -> bool:
 @pytest.mark.parametrize("estimator", [siptw, psm])
 def test_shared_results_equal_separate_calls_for_every_outcome(df, estimator):
     shared = SharedInputs(df, "treated", COVS)
-    for time, event in OUTCOMES.values():
+    for time, event in SURVIVAL:
         alone = estimator(df, time, event, "treated", COVS)
         assert same(estimator(df, time, event, "treated", COVS, shared=shared), alone)
 
 
 def test_weights_and_pairs_are_computed_once_per_data_set(df):
     shared = SharedInputs(df, "treated", COVS)
-    (t1, e1), (t2, e2) = OUTCOMES.values()
+    (t1, e1), (t2, e2) = SURVIVAL
     w1 = siptw(df, t1, e1, "treated", COVS, shared=shared).diagnostics["analysis_weights"]
     w2 = siptw(df, t2, e2, "treated", COVS, shared=shared).diagnostics["analysis_weights"]
     assert w1 is w2
@@ -48,7 +50,7 @@ def test_weights_and_pairs_are_computed_once_per_data_set(df):
 def test_a_generator_is_consumed_each_call_not_reused(df):
     shared = SharedInputs(df, "treated", COVS)
     rng = np.random.default_rng(5)
-    (t1, e1), (t2, e2) = OUTCOMES.values()
+    (t1, e1), (t2, e2) = SURVIVAL
     m1 = psm(df, t1, e1, "treated", COVS, shared=shared, random_state=rng)
     m2 = psm(df, t2, e2, "treated", COVS, shared=shared, random_state=rng)
     assert m1.diagnostics["matching"] is not m2.diagnostics["matching"]

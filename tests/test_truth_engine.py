@@ -212,6 +212,10 @@ def test_estimand_api_covers_every_estimand_and_measure():
                         tr.estimand(outcome, est, measure=measure)
                     continue
                 horizons = (12.0, 24.0) if measure in MEASURES_WITH_HORIZON else (None,)
+                if est == "strategy":  # sustained strategies: the switching kind's truths
+                    with pytest.raises(ScenarioError, match="no 'strategy_"):
+                        tr.estimand(outcome, est, measure=measure, horizon=horizons[0])
+                    continue
                 if est == "conditional" and measure != "log_hr":
                     with pytest.raises(ScenarioError, match="conditional"):
                         tr.estimand(outcome, est, measure=measure, horizon=horizons[0])
