@@ -22,6 +22,7 @@ from .design_matrix import Design, design_matrix
 from .propensity import PropensityModel, _fit_propensity
 from .validation import (
     Data,
+    check_columns,
     check_covariates,
     check_events,
     check_frame,
@@ -60,13 +61,23 @@ def _treatment(df: Data, treatment: str) -> np.ndarray:
 
 
 def outcome_arrays(
-    df: Data, time: str, event: str, treatment: str, a: np.ndarray | None = None
+    df: Data,
+    time: str,
+    event: str,
+    treatment: str,
+    a: np.ndarray | None = None,
+    frame_checked: bool = False,
 ) -> Outcome:
     """Validate the time, event and treatment columns of ``df`` once.
 
-    ``a`` is the already validated treatment (int8), if known.
+    ``a`` is the already validated treatment (int8), if known; ``frame_checked``: ``df``
+    itself was checked (:func:`check_frame`: data, equal column lengths), so only the
+    named columns' presence is.
     """
-    check_frame(df, time=time, event=event, treatment=treatment)
+    if frame_checked:
+        check_columns(df, time=time, event=event, treatment=treatment)
+    else:
+        check_frame(df, time=time, event=event, treatment=treatment)
     t = check_times(float_column(df, time, "time"), "time")
     e = check_events(float_column(df, event, "event"), "event")
     if a is None:
@@ -123,7 +134,9 @@ class SharedInputs:
         """Validated arrays and time order of one outcome."""
         return self._get(
             ("outcome", time, event),
-            lambda: outcome_arrays(self.df, time, event, self.treatment_column, self.treatment()),
+            lambda: outcome_arrays(
+                self.df, time, event, self.treatment_column, self.treatment(), frame_checked=True
+            ),
         )
 
     def design(self, covariates: Sequence[str]) -> Design:

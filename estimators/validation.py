@@ -95,6 +95,12 @@ def check_frame(df: object, **columns: str | Sequence[str] | None) -> None:
         )
     if n_rows(df) == 0:
         raise EstimatorInputError("df has no rows; at least one patient per arm is required")
+    check_columns(df, **columns)
+
+
+def check_columns(df: Data, **columns: str | Sequence[str] | None) -> None:
+    """Every named column is in ``df`` (checked by :func:`check_frame` already)."""
+    names = df.columns if isinstance(df, pd.DataFrame) else df.keys()
     for param, cols in columns.items():
         if cols is None:
             continue
