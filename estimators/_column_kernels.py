@@ -70,3 +70,18 @@ def _transposed_dot(Z: np.ndarray, c: np.ndarray) -> np.ndarray:
             s += zj[i] * c[i]
         out[j] = s
     return out
+
+
+@njit(cache=True, error_model="numpy")
+def _columns_times(Z: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """``X @ beta`` (n,) from the transposed rows ``Z`` (p, n), column by column: each
+    element summed in the order of a row dot product (no reassociation), vectorised
+    along the patients."""
+    p, n = Z.shape
+    eta = np.zeros(n)
+    for j in range(p):
+        b = beta[j]
+        zj = Z[j]
+        for i in range(n):
+            eta[i] += zj[i] * b
+    return eta

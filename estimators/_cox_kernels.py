@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._column_kernels import _transposed_dot, _weighted_gram
+from ._column_kernels import _columns_times, _transposed_dot, _weighted_gram
 from ._vexp import _exp_into
 
 CHOL_TOL = 1.8189894035458617e-12  # eps ** 0.75, R survival's toler.chol
@@ -243,12 +243,7 @@ def _gram_pass(X, Z, w, event, starts, newstrat, beta, efron, u, imat):
     """
     n, p = X.shape
     ng = starts.shape[0] - 1
-    eta = np.zeros(n)
-    for j in range(p):
-        b = beta[j]
-        zj = Z[j]
-        for i in range(n):
-            eta[i] += zj[i] * b
+    eta = _columns_times(Z, beta)
     top = -np.inf
     for i in range(n):
         top = max(top, eta[i])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._column_kernels import _transposed_dot, _weighted_gram
+from ._column_kernels import _columns_times, _transposed_dot, _weighted_gram
 
 CONVERGED, MAX_ITER, SINGULAR = 0, 1, 2
 LOG_BLOCK = 256  # patients per log() in the log-likelihood (see _evaluate)
@@ -34,13 +34,8 @@ def _evaluate_t(
     :data:`LOG_BLOCK` patients (a product of at most 2^LOG_BLOCK: no overflow; relative
     error about LOG_BLOCK x 1e-16 per block).
     """
-    p, n = Z.shape
-    eta = np.zeros(n)
-    for j in range(p):
-        b = beta[j]
-        zj = Z[j]
-        for i in range(n):
-            eta[i] += zj[i] * b
+    n = Z.shape[1]
+    eta = _columns_times(Z, beta)
     prob = np.empty(n)
     resid = np.empty(n)
     wt = np.empty(n)

@@ -41,7 +41,7 @@ from .exceptions import EstimatorInputError, EstimatorWarning
 from .matching import Matching, _match
 from .propensity import INTERCEPT, PropensityModel, _fit_logistic
 from .result import EffectEstimate
-from .shared import SharedInputs
+from .shared import SharedInputs, resolve_shared
 from .validation import (
     Data,
     check_binary,
@@ -84,16 +84,7 @@ def _inputs(
             f"time={time!r} is not allowed for a binary outcome; pass time=None and the 0/1 "
             "outcome column as event (e.g. event='response')"
         )
-    if shared is None:
-        if df is None:
-            raise EstimatorInputError("df is None; pass the data (or shared=SharedInputs)")
-        shared = SharedInputs(df, treatment)
-    elif not isinstance(shared, SharedInputs):
-        raise EstimatorInputError(f"shared must be a SharedInputs, got {type(shared).__name__}")
-    elif shared.treatment_column != treatment:
-        raise EstimatorInputError(
-            f"shared was built for treatment={shared.treatment_column!r}, not {treatment!r}"
-        )
+    shared = resolve_shared(df, treatment, shared)
     if not isinstance(event, str):
         raise EstimatorInputError(f"event={event!r} is not allowed; name the 0/1 outcome column")
 

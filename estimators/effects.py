@@ -52,7 +52,7 @@ from .matched_cox import austin_cafri_cov, matched_set_bootstrap
 from .matching import Matching, _match
 from .propensity import PropensityModel
 from .result import EffectEstimate
-from .shared import Outcome, SharedInputs
+from .shared import Outcome, SharedInputs, resolve_shared
 from .validation import (
     Data,
     check_boot_ci,
@@ -84,16 +84,7 @@ def _inputs(
     df: Data | None, time: str, event: str, treatment: str, shared: SharedInputs | None
 ) -> tuple[SharedInputs, Outcome]:
     """Shared inputs (built here when not given) and the validated outcome arrays."""
-    if shared is None:
-        if df is None:
-            raise EstimatorInputError("df is None; pass the data (or shared=SharedInputs)")
-        shared = SharedInputs(df, treatment)
-    elif not isinstance(shared, SharedInputs):
-        raise EstimatorInputError(f"shared must be a SharedInputs, got {type(shared).__name__}")
-    elif shared.treatment_column != treatment:
-        raise EstimatorInputError(
-            f"shared was built for treatment={shared.treatment_column!r}, not {treatment!r}"
-        )
+    shared = resolve_shared(df, treatment, shared)
     return shared, shared.outcome(time, event)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from .cox import _sort_order
 from .design_matrix import Design, design_matrix
+from .exceptions import EstimatorInputError
 from .propensity import PropensityModel, _fit_propensity
 from .validation import (
     Data,
@@ -165,3 +166,19 @@ class SharedInputs:
             ("propensity", covs, method, pool_rare),
             lambda: _fit_propensity(self.design(covs), self.treatment(), covs, method, pool_rare),
         )
+
+
+def resolve_shared(df: Data | None, treatment: str, shared: SharedInputs | None) -> SharedInputs:
+    """The :class:`SharedInputs` an estimator works from: ``shared`` when given (checked to
+    be one, built for ``treatment``), else built from ``df``."""
+    if shared is None:
+        if df is None:
+            raise EstimatorInputError("df is None; pass the data (or shared=SharedInputs)")
+        shared = SharedInputs(df, treatment)
+    elif not isinstance(shared, SharedInputs):
+        raise EstimatorInputError(f"shared must be a SharedInputs, got {type(shared).__name__}")
+    elif shared.treatment_column != treatment:
+        raise EstimatorInputError(
+            f"shared was built for treatment={shared.treatment_column!r}, not {treatment!r}"
+        )
+    return shared
