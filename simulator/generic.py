@@ -35,6 +35,7 @@ administrative censoring and under the whole censoring, and S(t) and RMST differ
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import tomllib
@@ -65,8 +66,14 @@ SHARE_N = 1 << 18
 Coef = Mapping[str, float | Sequence[float]]
 
 
-def _num(x: object, param: str, lo: float = -math.inf, hi: float = math.inf,
-         open_lo: bool = False, open_hi: bool = False) -> float:  # fmt: skip
+def _num(
+    x: object,
+    param: str,
+    lo: float = -math.inf,
+    hi: float = math.inf,
+    open_lo: bool = False,
+    open_hi: bool = False,
+) -> float:
     """A finite float in [lo, hi] (open ends on request) or a ScenarioError."""
     ok = isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool)
     v = float(x) if ok else math.nan  # type: ignore[arg-type]
@@ -622,7 +629,9 @@ def resolve(sc: GenericScenario) -> Resolved:
         goal = math.log(o.target_hr)  # type: ignore[arg-type]
         cens = o.target_censoring
 
-        def gap(b: float, o: Outcome = o, cens: str = cens, goal: float = goal) -> float:
+        def gap(
+            b: float, o: Outcome = o, cens: str = cens, goal: float = goal, pop: _Population = pop
+        ) -> float:
             return pop.marginal(o, b, o.target_estimand, cens)[0] - goal
 
         lo, hi = gap(-10.0), gap(10.0)
@@ -650,8 +659,13 @@ def propensity(
     return expit(intercept + linear(sc, t.coef, x))
 
 
-def censoring_times(sc: GenericScenario, x: Mapping[str, np.ndarray], rng: np.random.Generator,
-                    admin: bool = True, random: bool = True) -> np.ndarray | None:  # fmt: skip
+def censoring_times(
+    sc: GenericScenario,
+    x: Mapping[str, np.ndarray],
+    rng: np.random.Generator,
+    admin: bool = True,
+    random: bool = True,
+) -> np.ndarray | None:
     """Censoring times (n,) under the administrative and / or random censoring (None:
     no censoring of that kind)."""
     c = sc.censoring
@@ -703,8 +717,14 @@ def simulate_generic(sc: GenericScenario, n: int, seed: SeedLike) -> pd.DataFram
 
 
 # -- truths ----------------------------------------------------------------------------
-def weighted_log_hr(time: np.ndarray, event: np.ndarray, arm: np.ndarray, w: np.ndarray,
-                    tol: float = 1e-10, max_iter: int = 50) -> float:  # fmt: skip
+def weighted_log_hr(
+    time: np.ndarray,
+    event: np.ndarray,
+    arm: np.ndarray,
+    w: np.ndarray,
+    tol: float = 1e-10,
+    max_iter: int = 50,
+) -> float:
     """Weighted treatment-only Cox log-HR (Breslow; continuous times have no ties).
 
     ``time``, ``event``, ``arm`` (1 treated), ``w`` (case weights > 0): arrays (m,).
@@ -715,8 +735,9 @@ def weighted_log_hr(time: np.ndarray, event: np.ndarray, arm: np.ndarray, w: np.
     )
 
 
-def _sorted_log_hr(ev: np.ndarray, ar: np.ndarray, ww: np.ndarray, tol: float = 1e-10,
-                   max_iter: int = 50) -> float:  # fmt: skip
+def _sorted_log_hr(
+    ev: np.ndarray, ar: np.ndarray, ww: np.ndarray, tol: float = 1e-10, max_iter: int = 50
+) -> float:
     """:func:`weighted_log_hr` on arrays sorted by descending time (cumulative sums are
     the weights at risk)."""
     r1 = np.cumsum(np.where(ar, ww, 0.0))[ev]
@@ -736,17 +757,21 @@ class _Population:
     """A potential-outcome population with common random numbers (one unit exponential
     per patient and outcome, shared by both arms; one censoring time per patient)."""
 
-    def __init__(self, sc: GenericScenario, intercept: float | None, n: int, seed: int,
-                 batches: int = 10) -> None:  # fmt: skip
+    def __init__(
+        self, sc: GenericScenario, intercept: float | None, n: int, seed: int, batches: int = 10
+    ) -> None:
         ss = np.random.SeedSequence(seed)
         s_cov, s_cens, *s_out = ss.spawn(2 + len(sc.outcomes))
         self.sc, self.n, self.batches = sc, n, batches
         self.x = covariate_values(sc, n, np.random.default_rng(s_cov))
         e = propensity(sc, self.x, intercept)
         self.weights = {
-            "ATE": np.ones(n), "ATT": e, "ATC": 1 - e, "ATO": e * (1 - e),
+            "ATE": np.ones(n),
+            "ATT": e,
+            "ATC": 1 - e,
+            "ATO": e * (1 - e),
             "ATM": np.minimum(e, 1 - e),
-        }  # fmt: skip
+        }
         self.cens = {
             "none": None,
             "admin": censoring_times(sc, self.x, np.random.default_rng(s_cens), random=False),
@@ -763,13 +788,15 @@ class _Population:
         e1 = self.e1[o.name]
         return o.inverse(e1 * np.exp(-lp)), o.inverse(e1 * np.exp(-lp - b))
 
-    def marginal(self, o: Outcome, b: float, estimand: str, censoring: str,
-                 batches: bool = False) -> tuple[float, float]:  # fmt: skip
+    def marginal(
+        self, o: Outcome, b: float, estimand: str, censoring: str, batches: bool = False
+    ) -> tuple[float, float]:
         """(marginal log-HR, MCSE from batches (0 without ``batches``))."""
         return self.marginals(o, b, (estimand,), censoring, batches)[estimand]
 
-    def marginals(self, o: Outcome, b: float, estimands: Sequence[str], censoring: str,
-                  batches: bool = False) -> dict[str, tuple[float, float]]:  # fmt: skip
+    def marginals(
+        self, o: Outcome, b: float, estimands: Sequence[str], censoring: str, batches: bool = False
+    ) -> dict[str, tuple[float, float]]:
         """:meth:`marginal` of several estimands (one sort of the stacked times each)."""
         t0, t1 = self.times(o, b)
         c = self.cens[censoring]
@@ -799,13 +826,14 @@ class _Population:
 
     def _slices(self) -> list[slice]:
         edges = np.linspace(0, self.n, self.batches + 1).astype(int)
-        return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        return [slice(a, b) for a, b in itertools.pairwise(edges)]
 
     def _mcse(self, values: list[float]) -> float:
         return float(np.std(values, ddof=1) / math.sqrt(len(values)))
 
-    def absolute(self, o: Outcome, b: float, estimands: Sequence[str], horizon: float
-                 ) -> dict[tuple[str, str], tuple[float, float]]:  # fmt: skip
+    def absolute(
+        self, o: Outcome, b: float, estimands: Sequence[str], horizon: float
+    ) -> dict[tuple[str, str], tuple[float, float]]:
         """S(horizon) and RMST(horizon) differences (treated minus control) of the
         uncensored potential outcomes, exact given the covariates (Gauss-Legendre RMST)."""
         lp = self.lp[o.name]
@@ -908,8 +936,9 @@ class GenericTruth:
 _TRUTHS: dict[tuple[str, int, int], GenericTruth] = {}
 
 
-def generic_truth(sc: GenericScenario, n: int = 1_000_000, seed: int = TRUTH_SEED,
-                  batches: int = 10) -> GenericTruth:  # fmt: skip
+def generic_truth(
+    sc: GenericScenario, n: int = 1_000_000, seed: int = TRUTH_SEED, batches: int = 10
+) -> GenericTruth:
     """Truths of ``sc`` on a potential-outcome population of ``n`` (cached).
 
     Marginal log-HRs: the weighted treatment-only Cox fit of the stacked potential
@@ -987,7 +1016,7 @@ def austin_vignette() -> GenericScenario:
                 "X5": -_LN(2.4),
                 "X7": _LN(2),
                 "X8": -_LN(1.5),
-            },  # fmt: skip
+            },
         ),
         outcomes=(
             Outcome(
@@ -1002,7 +1031,7 @@ def austin_vignette() -> GenericScenario:
                     "X4": _LN(1.5),
                     "X5": _LN(2.4),
                     "X6": _LN(1.5),
-                },  # fmt: skip
+                },
                 log_hr=_LN(2.4),
             ),
         ),
