@@ -40,7 +40,7 @@ import json
 import math
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -234,7 +234,8 @@ class Outcome:
     coef : mapping of str to float (list for a categorical covariate)
         Covariate log-HRs.
     log_hr : float, optional
-        Conditional treatment log-HR; None when ``target_hr`` is given (calibrated).
+        Conditional treatment log-HR (0 when neither it nor ``target_hr`` is given);
+        None when ``target_hr`` is given (calibrated).
     target_hr : float, optional
         Marginal HR target of ``target_estimand`` (ATE or ATT) under
         ``target_censoring`` ("none" or "admin").
@@ -245,7 +246,7 @@ class Outcome:
     rate: float = 1.0
     shape: float = 1.0
     coef: Mapping[str, Any] = field(default_factory=dict)
-    log_hr: float | None = 0.0
+    log_hr: float | None = None
     target_hr: float | None = None
     target_estimand: str = "ATE"
     target_censoring: str = "none"
@@ -261,11 +262,13 @@ class Outcome:
                 f"{p}.shape={self.shape!r} is not allowed for an exponential baseline; leave "
                 "it at 1 (or use baseline='weibull')"
             )
-        if (self.log_hr is None) == (self.target_hr is None):
+        if self.log_hr is not None and self.target_hr is not None:
             raise ScenarioError(
-                f"{p}: log_hr={self.log_hr!r}, target_hr={self.target_hr!r}; give exactly one "
+                f"{p}: log_hr={self.log_hr!r}, target_hr={self.target_hr!r}; give one of them "
                 "(the conditional log-HR, or a marginal HR target to calibrate it to)"
             )
+        if self.log_hr is None and self.target_hr is None:
+            object.__setattr__(self, "log_hr", 0.0)
         if self.log_hr is not None:
             _num(self.log_hr, f"{p}.log_hr", -10.0, 10.0)
         if self.target_hr is not None:
@@ -441,16 +444,18 @@ class GenericScenario:
         """JSON/TOML-ready parameters (``kind = "generic"``); :func:`generic_from_dict`
         reads them back to an equal scenario."""
 
-        def plain(obj: Any) -> dict[str, Any]:
+        def plain(obj: Any) -> dict[str, Any]:  # the fields that differ from the defaults
             out: dict[str, Any] = {}
-            for k, v in obj.__dict__.items():
-                if v is None:
+            for f in fields(obj):
+                v = getattr(obj, f.name)
+                default = f.default_factory() if f.default_factory is not MISSING else f.default
+                if v is None or (f.name != "name" and v == default):
                     continue
                 if isinstance(v, dict):
                     v = {a: list(b) if isinstance(b, tuple) else b for a, b in v.items()}
                 elif isinstance(v, tuple):
                     v = list(v)
-                out[k] = v
+                out[f.name] = v
             return out
 
         d: dict[str, Any] = {"kind": "generic", "name": self.name}
