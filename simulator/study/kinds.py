@@ -241,8 +241,16 @@ class GenericKind:
         a table, validated."""
         from ..generic import generic_from_dict
 
-        allowed = ["name", "description", "horizon", "correlation", "covariates",
-                   "treatment", "outcomes", "censoring"]  # fmt: skip
+        allowed = [
+            "name",
+            "description",
+            "horizon",
+            "correlation",
+            "covariates",
+            "treatment",
+            "outcomes",
+            "censoring",
+        ]
         for key in changes:
             if key not in allowed:
                 raise ScenarioError(
