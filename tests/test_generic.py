@@ -392,3 +392,34 @@ def test_thousand_replicates_siptw_ate_and_psm_att_are_unbiased(tmp_path):
         bias, mcse = x.mean() - theta, x.std(ddof=1) / math.sqrt(x.size)
         print(est, estimand, theta, bias, mcse)
         assert abs(bias) < 2 * mcse, (est, bias, mcse)
+
+
+def test_cli_show_and_simulate_a_generic_scenario(tmp_path, vignette_truth):
+    from typer.testing import CliRunner
+
+    from simulator.study.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["show", "austin-vignette", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    got = {(r["estimand"], r["censoring"], r["measure"]): r["theta"] for r in doc["truth"]}
+    assert got[("ATT", "admin", "log_hr")] == vignette_truth.estimand("event", "ATT", "admin")[0]
+    assert got[("conditional", "any", "log_hr")] == math.log(2.4)
+    res = runner.invoke(app, ["show", str(SCENARIOS / "austin-vignette.toml"), "--toml"])
+    assert res.exit_code == 0 and generic_from_toml(res.stdout) == austin_vignette()
+    out = tmp_path / "av.parquet"
+    res = runner.invoke(
+        app, ["simulate", "austin-vignette", "-n", "300", "--seed", "4", "-o", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    import pandas as pd
+
+    df = pd.read_parquet(out)
+    expected = simulate_generic(austin_vignette(), 300, np.random.SeedSequence(4))
+    assert list(df.columns) == list(expected.columns)
+    assert np.array_equal(df["event_time"].to_numpy(), expected["event_time"].to_numpy())
+    res = runner.invoke(
+        app, ["simulate", "austin-vignette", "--latent", "-o", str(tmp_path / "x.csv")]
+    )
+    assert res.exit_code == 2 and "not allowed for a generic scenario" in res.output
