@@ -367,7 +367,12 @@ class GenericScenario:
     description: str = ""
 
     def __post_init__(self) -> None:
-        _name(self.name.replace("-", "_") if isinstance(self.name, str) else self.name, "name")
+        if not isinstance(self.name, str) or not self.name or self.name.split() != [self.name]:
+            raise ScenarioError(
+                f"name={self.name!r} is not allowed; give a non-empty name without spaces"
+            )
+        if not isinstance(self.description, str):
+            raise ScenarioError(f"description={self.description!r} is not allowed; give text")
         covs = tuple(self.covariates)
         outs = tuple(self.outcomes)
         object.__setattr__(self, "covariates", covs)

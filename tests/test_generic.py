@@ -103,6 +103,7 @@ def small(**changes) -> GenericScenario:
             r"not positive semi-definite",
         ),
         (lambda: small(horizon=-1.0), r"horizon=-1\.0"),
+        (lambda: small(name="my design"), r"name='my design' is not allowed"),
         (lambda: small(outcomes=()), r"at least one outcome"),
         (lambda: generic_from_dict({**small().to_dict(), "seed": 3}), r"'seed' is not a parameter"),
         (
@@ -426,3 +427,29 @@ def test_cli_show_and_simulate_a_generic_scenario(tmp_path, vignette_truth):
         app, ["simulate", "austin-vignette", "--latent", "-o", str(tmp_path / "x.csv")]
     )
     assert res.exit_code == 2 and "not allowed for a generic scenario" in res.output
+
+
+def test_study_censoring_truth_with_covariate_dependent_censoring_agrees_with_an_independent_fit():
+    """Weibull outcome, administrative censoring at 12 plus exponential censoring whose
+    hazard depends on ``a``: the ``study`` ATE truth against the model written out."""
+    sc = small(censoring=Censoring(admin=12.0, random="exponential", rate=0.05, coef={"a": 0.7}))
+    df = simulate_generic(sc, 2000, 1)
+    assert 0 < df["y_event"].mean() < 1 and df["y_time"].max() <= 12.0
+    tr = generic_truth(sc, n=200_000)
+    theta, mcse = tr.estimand("y", "ATE", "study")
+    assert theta != tr.estimand("y", "ATE", "admin")[0]
+    rng = np.random.default_rng(99)
+    n = 200_000
+    a = rng.standard_normal(n)
+    b = (rng.random(n) < 0.3).astype(float)
+    lp = 0.3 * a - 0.4 * b
+    t = np.concatenate(
+        [(rng.exponential(1.0, n) / (0.1 * np.exp(lp + arm * -0.5))) ** (1 / 1.2) for arm in (0, 1)]
+    )
+    c = np.minimum(rng.exponential(1.0, n) / (0.05 * np.exp(0.7 * a)), 12.0)
+    c = np.concatenate([c, c])
+    fit = fit_cox_arrays(
+        np.minimum(t, c), (t <= c).astype(float), np.repeat([0.0, 1.0], n)[:, None]
+    )
+    est, se = float(fit.params[0]), float(fit.se[0])
+    assert abs(est - theta) < 4 * math.hypot(se, mcse), (est, theta, se, mcse)
