@@ -327,6 +327,21 @@ def test_generic_kind_attributes_and_replace():
     with pytest.raises(ScenarioError, match="'seed' is not a parameter"):
         kind.replace(seed=3)
     assert replace(small(), name="other") != small()
+    path = str(SCENARIOS / "austin-vignette.toml")
+    study = Study(
+        name="f",
+        scenarios=(path,),
+        reps=2,
+        sample_sizes=(500,),
+        estimators=("siptw",),
+        outcomes=("event",),
+        covariates=kind.covariates,
+        set={"censoring": {"admin": 300.0}},
+    )
+    (cond,) = study.conditions()
+    assert (
+        isinstance(cond.scenario, GenericKind) and cond.scenario.scenario.censoring.admin == 300.0
+    )
 
 
 def test_four_replicate_study_on_the_vignette(tmp_path):
