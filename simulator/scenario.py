@@ -854,6 +854,9 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
 def scenario_from_toml(text: str, source: str = "<string>") -> Scenario:
     """Parse TOML text into a validated scenario (malformed TOML -> ScenarioError).
 
+    A document with ``kind = "generic"`` is a generic scenario
+    (:class:`simulator.generic.GenericScenario`, :func:`simulator.generic.generic_from_dict`).
+
     An empty document is refused (it would silently be the default scenario).
     """
     if not isinstance(text, str):
@@ -871,6 +874,10 @@ def scenario_from_toml(text: str, source: str = "<string>") -> Scenario:
             f"scenario file {source} is empty; give at least a name or one section "
             "(`rwesim show flatiron --toml` prints a complete scenario)"
         )
+    if data.get("kind") == "generic":  # a generic scenario (simulator.generic)
+        from .generic import generic_from_dict
+
+        return generic_from_dict(data)  # type: ignore[return-value]
     return scenario_from_dict(data)
 
 

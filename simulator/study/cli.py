@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import functools
 import json
+import math
 import os
 import sys
 import tomllib
@@ -35,7 +36,7 @@ from ..generate import simulate as simulate_cohort
 from ..scenario import Scenario
 from ..streams import as_seed_sequence
 from .exceptions import StudyError
-from .kinds import KINDS, get_kind
+from .kinds import KINDS, GenericKind, get_kind
 from .report import summary_markdown, summary_rich, summary_table
 from .runner import parse_shard, run_study
 from .spec import Study, load_study, study_from_dict
@@ -193,6 +194,10 @@ def show(
     """Show a scenario's parameters, its calibration and its computed true estimands."""
     if as_json and toml:
         raise UserError("--json and --toml are not allowed together; pick one")
+    kind = get_kind(scenario)
+    if isinstance(kind, GenericKind):  # a generic scenario: parameters and its truths
+        _show_generic(kind, as_json, toml)
+        return
     sc = resolve_scenario(scenario)
     if toml:
         sys.stdout.write(sc.to_toml())
@@ -215,6 +220,68 @@ def show(
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
     _print_show(sc, cal, tr)
+
+
+def _show_generic(kind: GenericKind, as_json: bool, toml: bool) -> None:
+    """``show`` of a generic scenario: TOML, or its truths (per outcome by name)."""
+    from ..generic import generic_to_toml
+
+    if toml:
+        sys.stdout.write(generic_to_toml(kind.scenario))
+        return
+    with err.status(f"true estimands of {kind.name!r} (computed once per process)"):
+        tr = kind.truth()
+    rows = [
+        {
+            "outcome": k[0],
+            "estimand": k[1],
+            "censoring": k[2],
+            "measure": k[3],
+            "horizon": k[4],
+            "theta": v[0],
+            "mcse": v[1],
+        }
+        for k, v in tr.values.items()
+    ]
+    rows[:0] = [
+        {
+            "outcome": o,
+            "estimand": "conditional",
+            "censoring": "any",
+            "measure": "log_hr",
+            "horizon": None,
+            "theta": b,
+            "mcse": 0.0,
+        }
+        for o, b in tr.log_hr.items()
+    ]
+    if as_json:
+        doc = {
+            "scenario": kind.name,
+            "description": kind.description,
+            "truth": rows,
+            "truth_population": tr.n,
+            "parameters": kind.to_dict(),
+        }
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    out.print(f"[bold]{kind.name}[/]: {kind.description}", highlight=False)
+    t = Table(title=f"true estimands (potential-outcome population of {tr.n:,})", box=None)
+    for col in ("outcome", "estimand", "censoring", "measure", "value", "HR", "MCSE"):
+        t.add_column(col)
+    for r in rows:
+        m = r["measure"] + ("" if r["horizon"] is None else f" @ {r['horizon']:g}")
+        hr = f"{math.exp(r['theta']):.4f}" if r["measure"] == "log_hr" else ""
+        t.add_row(
+            r["outcome"],
+            r["estimand"],
+            r["censoring"],
+            m,
+            f"{r['theta']:.4f}",
+            hr,
+            f"{r['mcse']:.5f}",
+        )
+    out.print(t)
 
 
 def _calibrated(sc: Scenario, *, force: bool = False) -> calibration.Calibration:
@@ -300,13 +367,35 @@ def simulate(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Simulate a cohort and write it to Parquet (or CSV)."""
+    kind = get_kind(scenario)
+    if isinstance(kind, GenericKind):  # a generic scenario: its own columns
+        if potential_outcomes or latent:
+            raise UserError(
+                "--potential-outcomes / --latent are not allowed for a generic scenario; "
+                "its frame has the declared covariates, treatment and outcomes"
+            )
+        check_size(n)
+        as_seed_sequence(seed)
+        _check_output_file(output, force)
+        df = kind.simulate(n, as_seed_sequence(seed))
+        _write_frame(df, output)
+        treated = int(df[kind.treatment].sum())
+        err.print(f"wrote {n:,} patients ({treated:,} treated) of {kind.name!r} to {output}")
+        return
     sc = resolve_scenario(scenario)
     check_size(n, potential_outcomes=potential_outcomes, latent=latent)
     as_seed_sequence(seed)
     _check_output_file(output, force)
     _calibrated(sc)
     df = simulate_cohort(sc, n, seed, potential_outcomes=potential_outcomes, latent=latent)
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")  # no half-written file
+    _write_frame(df, output)
+    treated = int(df["treated"].sum())
+    err.print(f"wrote {len(df):,} patients ({treated:,} treated) of {sc.name!r} to {output}")
+
+
+def _write_frame(df, output: Path) -> None:
+    """Write ``df`` to ``output`` (.csv or .parquet) atomically (no half-written file)."""
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
         if output.suffix == ".csv":
             df.to_csv(tmp, index=False)
@@ -315,8 +404,6 @@ def simulate(
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)
-    treated = int(df["treated"].sum())
-    err.print(f"wrote {len(df):,} patients ({treated:,} treated) of {sc.name!r} to {output}")
 
 
 def _check_output_file(output: Path, force: bool) -> None:

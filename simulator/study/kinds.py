@@ -10,20 +10,32 @@ kind's outcome columns and treatment column, and its rows are scored against
 ``kind.truth().estimand(outcome, estimand, censoring, measure, horizon)``.  Nothing
 else in the runner, the store or the reports depends on the kind (docs/design.md §6).
 
-Built-in kinds: ``"switching"`` (:class:`SwitchingKind`, time-varying treatment).
+Built-in kinds: ``"switching"`` (:class:`SwitchingKind`, time-varying treatment) and
+the generic scenarios ``"austin-vignette"`` and ``"austin-2013"`` (:class:`GenericKind`,
+:mod:`simulator.generic`); a scenario TOML file with ``kind = "generic"`` is a
+:class:`GenericKind` too (:func:`get_kind`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
 from ..exceptions import ScenarioError
-from ..scenario import Scenario
+from ..generic import (
+    BUILTIN_GENERIC,
+    TREATMENT,
+    GenericScenario,
+    GenericTruth,
+    generic_truth,
+    simulate_generic,
+)
+from ..scenario import Scenario, load_scenario
 from ..switching import (
     COLUMNS,
     COVARIATES,
@@ -170,14 +182,115 @@ class SwitchingKind:
         return replace(self, scenario=replace(self.scenario, **changes))
 
 
-KINDS: dict[str, Callable[[], ScenarioKind]] = {"switching": SwitchingKind}
+@dataclass(frozen=True, eq=False)
+class GenericKind:
+    """A generic scenario (:mod:`simulator.generic`) as a scenario kind: outcomes by their
+    declared names, treatment column ``treatment``, every covariate as adjustment set."""
+
+    scenario: GenericScenario
+
+    @property
+    def name(self) -> str:
+        return self.scenario.name
+
+    @property
+    def description(self) -> str:
+        return self.scenario.description or "scenario kind: a generic scenario"
+
+    @property
+    def outcomes(self) -> dict[str, tuple[str, str]]:
+        return {o.name: (f"{o.name}_time", f"{o.name}_event") for o in self.scenario.outcomes}
+
+    @property
+    def treatment(self) -> str:
+        return TREATMENT
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.scenario.columns
+
+    @property
+    def covariates(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.scenario.covariates)
+
+    @property
+    def estimators(self) -> tuple[str, ...]:
+        return ("naive_cox", "adjusted_cox", "siptw", "psm")
+
+    @property
+    def options(self) -> dict[str, dict[str, Any]]:
+        """The scenario's ``horizon`` for the estimators of S(t) / RMST differences."""
+        h = self.scenario.horizon
+        return {} if h is None else {e: {"horizon": h} for e in ("iptw_km", "gcomp", "aiptw")}
+
+    def fingerprint(self) -> str:
+        return self.scenario.fingerprint()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.scenario.to_dict()
+
+    def simulate(self, n: int, seed: np.random.SeedSequence) -> pd.DataFrame:
+        return simulate_generic(self.scenario, n, seed)
+
+    def truth(self) -> GenericTruth:
+        return generic_truth(self.scenario)
+
+    def replace(self, **changes: Any) -> GenericKind:
+        """The kind with changed top-level parameters (``horizon``, ``name``,
+        ``description``) or a whole section (``treatment``, ``censoring``, ...) given as
+        a table, validated."""
+        from ..generic import generic_from_dict
+
+        allowed = [
+            "name",
+            "description",
+            "horizon",
+            "correlation",
+            "covariates",
+            "treatment",
+            "outcomes",
+            "censoring",
+        ]
+        for key in changes:
+            if key not in allowed:
+                raise ScenarioError(
+                    f"{key!r} is not a parameter of a generic scenario; use one of {allowed}"
+                )
+        return GenericKind(generic_from_dict({**self.scenario.to_dict(), **changes}))
+
+
+def _generic(name: str) -> Callable[[], GenericKind]:
+    return lambda: GenericKind(BUILTIN_GENERIC[name]())
+
+
+KINDS: dict[str, Callable[[], ScenarioKind]] = {
+    "switching": SwitchingKind,
+    **{name: _generic(name) for name in BUILTIN_GENERIC},
+}
 """Built-in scenario kinds by name (a study's ``scenarios`` entry)."""
 
 
 def get_kind(name: object) -> ScenarioKind | None:
-    """The scenario kind registered under ``name``; None for an MBC scenario name/file."""
+    """The scenario kind registered under ``name``, or of a ``kind = "generic"`` scenario
+    TOML file; None for an MBC scenario name / file."""
     make = KINDS.get(name) if isinstance(name, str) else None
-    return None if make is None else make()
+    if make is not None:
+        return make()
+    if isinstance(name, str) and name.endswith(".toml") and Path(name).is_file():
+        if _is_generic_file(name):
+            sc = load_scenario(name)
+            assert isinstance(sc, GenericScenario)
+            return GenericKind(sc)
+    return None
+
+
+def _is_generic_file(path: str) -> bool:
+    import tomllib
+
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8")).get("kind") == "generic"
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False  # load_scenario reports it
 
 
 def is_kind(scenario: object) -> bool:

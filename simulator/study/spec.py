@@ -506,7 +506,11 @@ class Study:
         if "covariates" in opts:
             covs = list(opts["covariates"])
         else:
-            extra = EXTRA_COVARIATES.get(self.base_of(estimator), ())
+            extra = (
+                ()  # the MBC extras are not columns of a scenario kind's frame
+                if scenario is not None and is_kind(scenario)
+                else EXTRA_COVARIATES.get(self.base_of(estimator), ())
+            )
             covs = [*self.covariates, *(c for c in extra if c not in self.covariates)]
         if scenario is None or is_kind(scenario):
             return covs
