@@ -101,12 +101,14 @@ def test_available_memory_is_plausible():
 
 # ---- numba's cache directory (simulator/_numba_cache.py) --------------------------------
 def _chosen(env: dict[str, str], tmp: Path | None = None) -> str:
-    """NUMBA_CACHE_DIR after the module runs in a fresh interpreter with ``env``."""
+    """NUMBA_CACHE_DIR after the module runs in a fresh interpreter with ``env``, without
+    its last part, the source key (checked here to be the module's)."""
     code = (
         "import os, runpy, sys, tempfile\n"
         "if len(sys.argv) > 2: tempfile.tempdir = sys.argv[2]\n"
-        "runpy.run_path(sys.argv[1])\n"
+        "ns = runpy.run_path(sys.argv[1])\n"
         "print(os.environ.get('NUMBA_CACHE_DIR', '<none>'))\n"
+        "print(ns['source_key']())\n"
     )
     base = {
         k: v
@@ -121,7 +123,11 @@ def _chosen(env: dict[str, str], tmp: Path | None = None) -> str:
         text=True,
         check=True,
     )
-    return res.stdout.strip()
+    chosen, key = res.stdout.split()
+    if chosen == "<none>" or env.get("NUMBA_CACHE_DIR"):
+        return chosen
+    assert Path(chosen).name == key and len(key) == 16
+    return str(Path(chosen).parent)
 
 
 def test_numba_cache_dir_order_of_preference(tmp_path):

@@ -202,7 +202,7 @@ def test_cli_runs_from_a_read_only_install_without_a_writable_home(scratch, read
     assert (out / "c.parquet").stat().st_size > 0
     assert list(Path(cache).rglob("*.nbi")), "the kernels were not cached in the temp dir"
     assert not list(target.rglob("*.nbi"))
-    private = Path(cache).parent
+    private = Path(cache).parent.parent  # <temp>/rwesim-<uid>; then numba/<source key>
     assert stat.S_IMODE(private.stat().st_mode) == 0o700
 
 
