@@ -256,10 +256,10 @@ def _check_base(
         )
     ev = base_df[event]
     vals = set(pd.unique(ev.dropna()).tolist())
-    if ev.isna().any() or not vals <= {0, 1, True, False}:
+    if ev.isna().any() or not vals <= {0, 1}:
         raise ScenarioError(
-            f"event: column {event!r} must be 0/1 (1 = event); it has values {sorted(vals, key=str)}"
-            + (" and missing values" if ev.isna().any() else "")
+            f"event: column {event!r} must be 0/1 (1 = event); it has values "
+            f"{sorted(vals, key=str)}" + (" and missing values" if ev.isna().any() else "")
         )
     d = ev.to_numpy(dtype=float)
     if d.sum() < 5:
@@ -275,7 +275,7 @@ def _check_base(
             )
         a = (tr == treated_value).to_numpy(dtype=float)
     else:
-        if tr.isna().any() or not set(tvals) <= {0, 1, True, False} or len(tvals) != 2:
+        if tr.isna().any() or not set(tvals) <= {0, 1} or len(tvals) != 2:
             raise ScenarioError(
                 f"treatment: column {treatment!r} must be binary 0/1 with both values present; "
                 f"it has values {tvals}"
@@ -586,6 +586,14 @@ def plasmode(
     hz = fu / 2 if horizon is None else _check_number(horizon, "horizon", 1e-9, fu)
     names, levels = design_columns(base, covs)
     X = design(base, covs, levels)
+    if ps_coef is not None:
+        for k_, v in ps_coef.items():
+            if k_ != "intercept" and k_ not in names:
+                raise ScenarioError(
+                    f"ps_coef[{k_!r}] is not allowed; name 'intercept' or design columns "
+                    f"{list(names)}"
+                )
+            _check_number(v, f"ps_coef[{k_!r}]", -50.0, 50.0)
     k, b0, beta = fit_weibull_ph(t, d, np.column_stack([a, X]))
     out_model = WeibullPH(k, b0, dict(zip(names, map(float, beta[1:]), strict=True)))
     kc, c0, gc = fit_weibull_ph(t, 1.0 - d, X)
@@ -594,11 +602,7 @@ def plasmode(
         b = fit_logistic(a, X)
         ps = {"intercept": float(b[0]), **dict(zip(names, map(float, b[1:]), strict=True))}
     else:
-        ps = (
-            {str(k_): float(v) for k_, v in ps_coef.items()}
-            if all(isinstance(v, int | float) and not isinstance(v, bool) for v in ps_coef.values())
-            else dict(ps_coef)
-        )
+        ps = dict(ps_coef)
     base[_OBSERVED] = a.astype(np.int8)
     sc = PlasmodeScenario(
         name=name, base=base, covariates=covs, treatment=treatment, time=time, event=event,
