@@ -10,7 +10,9 @@ kind's outcome columns and treatment column, and its rows are scored against
 ``kind.truth().estimand(outcome, estimand, censoring, measure, horizon)``.  Nothing
 else in the runner, the store or the reports depends on the kind (docs/design.md §6).
 
-Built-in kinds: ``"switching"`` (:class:`SwitchingKind`, time-varying treatment).
+Built-in kinds: ``"switching"`` (:class:`SwitchingKind`, time-varying treatment).  A
+user-made kind: a plasmode scenario file (:mod:`simulator.plasmode`; ``plasmode.toml``
+next to the Parquet file of its base rows), given by its path.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import ScenarioError
+from ..plasmode import is_plasmode_file, load_plasmode
 from ..scenario import Scenario
 from ..switching import (
     COLUMNS,
@@ -175,8 +178,12 @@ KINDS: dict[str, Callable[[], ScenarioKind]] = {"switching": SwitchingKind}
 
 
 def get_kind(name: object) -> ScenarioKind | None:
-    """The scenario kind registered under ``name``; None for an MBC scenario name/file."""
+    """The scenario kind registered under ``name``, or the plasmode scenario a plasmode
+    file holds (:func:`simulator.plasmode.save_plasmode`); None for an MBC scenario
+    name/file."""
     make = KINDS.get(name) if isinstance(name, str) else None
+    if make is None and is_plasmode_file(name):  # a user's plasmode scenario file
+        return load_plasmode(name)
     return None if make is None else make()
 
 

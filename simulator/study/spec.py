@@ -507,6 +507,8 @@ class Study:
             covs = list(opts["covariates"])
         else:
             extra = EXTRA_COVARIATES.get(self.base_of(estimator), ())
+            if scenario is not None and is_kind(scenario):  # MBC columns; a kind has its own
+                extra = ()
             covs = [*self.covariates, *(c for c in extra if c not in self.covariates)]
         if scenario is None or is_kind(scenario):
             return covs
