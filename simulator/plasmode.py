@@ -252,7 +252,7 @@ def _check_base(
         i = int(np.flatnonzero(bad)[0])
         raise ScenarioError(
             f"time: column {time!r} has {int(bad.sum())} values that are not finite and > 0 "
-            f"(first: {t[i]!r} at row {i}); times must be positive"
+            f"(first: {float(t[i])!r} at row {i}); times must be positive"
         )
     ev = base_df[event]
     vals = set(pd.unique(ev.dropna()).tolist())
@@ -758,11 +758,18 @@ def _weights(sc: PlasmodeScenario) -> dict[str, np.ndarray]:
 
 
 def _curves(
-    sc: PlasmodeScenario, gamma: float, w: np.ndarray, censored: bool, grid: int
+    sc: PlasmodeScenario,
+    gamma: float,
+    w: np.ndarray,
+    censored: bool,
+    grid: int,
+    w1: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ...]:
     """At-risk and event densities of both arms on a midpoint grid of the baseline
     cumulative hazard ``s = t^k exp(b0)`` over (0, H0(followup)]: (Y0, Y1, dN0, dN1),
-    each shape (grid,)."""
+    each shape (grid,).  Row weights ``w`` (N,) for both arms, or ``w`` for the control
+    arm and ``w1`` for the treated arm."""
+    ws = (w, w if w1 is None else w1)
     m = sc.outcome_model
     X = sc._design()
     names = sc.design_names
@@ -783,8 +790,8 @@ def _curves(
         for arm in (0, 1):
             r = np.exp(eta[sl] + gamma * arm)
             S = np.exp(-r[:, None] * s[None, :]) * G
-            Y[arm] += w[sl] @ S
-            dN[arm] += (w[sl] * r) @ S * ds
+            Y[arm] += ws[arm][sl] @ S
+            dN[arm] += (ws[arm][sl] * r) @ S * ds
     return Y[0], Y[1], dN[0], dN[1]
 
 
@@ -808,6 +815,31 @@ def marginal_log_hr(
     w = _weights(sc)[estimand]
     g = sc.log_hr if gamma is None else gamma
     return _marginal_log_hr(_curves(sc, g, w, censoring == "study", grid))
+
+
+def iptw_limit(sc: PlasmodeScenario, censoring: str = "study", grid: int = TRUTH_GRID) -> float:
+    """What sIPTW (ATE) with a main-terms logistic propensity model converges to as the
+    replicate size grows: the marginal Cox log-HR of the resampling population with the
+    treated rows weighted by ``1 / e_hat`` and the control rows by ``1 / (1 - e_hat)``,
+    ``e_hat`` the logistic fit of the exposure on the covariates *in that population*.
+
+    Under ``exposure="simulate"`` the exposure model is that logistic model, so this is
+    the ATE truth itself; under ``exposure="observed"`` every base row keeps its own
+    exposure, the population's propensity is 0 or 1 per row, and the difference from the
+    ATE truth is the design's artefact (``docs/guide/plasmode.md``).
+    """
+    if censoring not in ("admin", "study"):
+        raise ScenarioError(f"censoring={censoring!r} is not allowed; use 'admin' or 'study'")
+    cens = censoring == "study" and sc.censoring == "fitted"
+    if sc.exposure == "simulate":
+        w = np.ones(len(sc.base))
+        return _marginal_log_hr(_curves(sc, sc.log_hr, w, cens, grid))
+    a = sc.base[_OBSERVED].to_numpy(dtype=float)
+    b = fit_logistic(a, sc._design())
+    e = special.expit(b[0] + sc._design() @ b[1:])
+    w1 = a / e * a.mean()  # stabilised; the scale does not move the Cox root
+    w0 = (1 - a) / (1 - e) * (1 - a.mean())
+    return _marginal_log_hr(_curves(sc, sc.log_hr, w0, cens, grid, w1=w1))
 
 
 def _rmst(m: WeibullPH, lp: np.ndarray, tau: float) -> np.ndarray:
@@ -895,7 +927,7 @@ def is_plasmode_file(name: object) -> bool:
         return False
 
 
-_LOADED: dict[tuple[str, float], PlasmodeScenario] = {}
+_LOADED: dict[tuple, PlasmodeScenario] = {}
 
 
 def load_plasmode(path: str | Path) -> PlasmodeScenario:
@@ -909,15 +941,16 @@ def load_plasmode(path: str | Path) -> PlasmodeScenario:
     p = Path(path).resolve()
     if not p.is_file():
         raise ScenarioError(f"plasmode file {str(path)!r} does not exist")
-    key = (str(p), p.stat().st_mtime)
-    if key in _LOADED:
-        return _LOADED[key]
     doc = tomllib.loads(p.read_text()).get("plasmode")
     if not isinstance(doc, dict):
         raise ScenarioError(f"{str(path)!r} has no [plasmode] table")
     data = p.parent / doc.get("data", "")
     if not data.is_file():
         raise ScenarioError(f"{str(path)!r}: its base rows {str(data)!r} do not exist")
+    st, sd = p.stat(), data.stat()
+    key = (str(p), st.st_mtime_ns, st.st_size, sd.st_mtime_ns, sd.st_size)
+    if key in _LOADED:
+        return _LOADED[key]
     base = pd.read_parquet(data)
     covs = tuple(doc["covariates"])
     levels = {k: [type_of(base[k], v) for v in lv] for k, lv in doc.get("levels", {}).items()}
