@@ -430,6 +430,13 @@ class PlasmodeScenario:
     def options(self) -> dict[str, dict[str, Any]]:
         return {}
 
+    @property
+    def truth_censoring(self) -> str:
+        """The truth censoring a study of this scenario should use (``rwesim run`` takes
+        it by default): ``"study"`` under fitted censoring, which applies to both
+        potential outcomes alike and moves the marginal log-HR; ``"admin"`` otherwise."""
+        return "study" if self.censoring == "fitted" else "admin"
+
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-ready parameters (the base rows by their hash)."""
         h = hashlib.sha256(pd.util.hash_pandas_object(self.base, index=False).to_numpy())

@@ -4,6 +4,7 @@ scenario file and the study runner; a slow GBSG2 study of both exposure designs.
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 
@@ -268,8 +269,6 @@ def test_save_load_roundtrip(sc, tmp_path):
 
 
 def test_run_study_on_a_plasmode_file(sc, tmp_path):
-    import json
-
     from estimators import siptw
     from simulator.study.kinds import get_kind, is_kind
     from simulator.study.replicate import replicate_seed
@@ -358,3 +357,5 @@ def test_cli_writes_a_scenario_rwesim_runs(base, sc, tmp_path):
               "-o", str(tmp_path / "out")],
     )  # fmt: skip
     assert run.exit_code == 0, run.output
+    meta = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert meta["study"]["truth_censoring"] == "study"  # the kind's choice under fitted censoring

@@ -388,6 +388,8 @@ def _study_from_args(
     kind = get_kind(target)
     if kind is not None:  # a scenario kind: its own estimators, outcomes and covariates
         chosen = tuple(estimators) if estimators else kind.estimators
+        # a kind may say under which censoring its marginal truths are to be scored
+        tc = truth_censoring or getattr(kind, "truth_censoring", None)
         return study_from_dict(
             {
                 "name": target,
@@ -398,7 +400,7 @@ def _study_from_args(
                 "estimators": chosen,
                 "outcomes": tuple(outcomes) if outcomes else tuple(kind.outcomes),
                 "covariates": kind.covariates,
-                **({"truth_censoring": truth_censoring} if truth_censoring else {}),
+                **({"truth_censoring": tc} if tc else {}),
                 **effects,
             }
         )
