@@ -475,6 +475,8 @@ def _study_from_args(
     kind = get_kind(target)
     if kind is not None:  # a scenario kind: its own estimators, outcomes and covariates
         chosen = tuple(estimators) if estimators else kind.estimators
+        # a kind may say under which censoring its marginal truths are to be scored
+        tc = truth_censoring or getattr(kind, "truth_censoring", None)
         return study_from_dict(
             {
                 "name": target,
@@ -485,7 +487,7 @@ def _study_from_args(
                 "estimators": chosen,
                 "outcomes": tuple(outcomes) if outcomes else tuple(kind.outcomes),
                 "covariates": kind.covariates,
-                **({"truth_censoring": truth_censoring} if truth_censoring else {}),
+                **({"truth_censoring": tc} if tc else {}),
                 **effects,
             }
         )
@@ -768,6 +770,67 @@ def analyze(
     err.print(
         f"{info['n']:,} patients ({info['treated_n']:,} treated, {info['events']:,} events); "
         f"wrote {folder}/ (estimates.csv, balance.csv, patients.csv, km.csv, figures)"
+    )
+
+
+@app.command(name="plasmode")
+@user_errors
+def plasmode_cmd(
+    cohort: Annotated[Path, typer.Argument(help="The base cohort: a .csv or .parquet file.")],
+    covariates: Annotated[
+        str, typer.Option("--covariates", help="Comma-separated columns to resample.")
+    ],
+    treatment: Annotated[str, typer.Option("--treatment", help="Exposure column (two values).")],
+    time: Annotated[str, typer.Option("--time", help="Follow-up column (> 0).")],
+    event: Annotated[str, typer.Option("--event", help="Event column (1 = event, 0 = censored).")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Scenario file (.toml; the rows go next to it).")
+    ] = Path("plasmode.toml"),
+    treated: Annotated[
+        str | None,
+        typer.Option("--treated", help="The treated value, when the exposure is not 0/1."),
+    ] = None,
+    exposure: Annotated[
+        str, typer.Option("--exposure", help="simulate (default, sound) or observed.")
+    ] = "simulate",
+    log_hr: Annotated[
+        float | None, typer.Option("--log-hr", help="Conditional log-HR (default: fitted).")
+    ] = None,
+    marginal: Annotated[
+        float | None,
+        typer.Option("--marginal-log-hr", help="Calibrate to this marginal ATE log-HR instead."),
+    ] = None,
+    censoring: Annotated[
+        str, typer.Option("--censoring", help="fitted (default) or administrative.")
+    ] = "fitted",
+    horizon: Annotated[
+        float | None, typer.Option("--horizon", help="RMST / survival horizon (time units).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Fit a plasmode scenario to a cohort; `rwesim run` runs the file it writes."""
+    from ..plasmode import plasmode, save_plasmode
+
+    if output.suffix != ".toml":
+        raise UserError(f"--output={output} is not allowed; give a .toml file name")
+    for f in (output, output.with_suffix(".parquet")):
+        if f.exists() and not force:
+            raise UserError(f"--output: {f} exists; pass --force to overwrite it")
+    if not output.parent.is_dir():
+        raise UserError(f"--output={output}: directory {output.parent} does not exist")
+    if not cohort.is_file():
+        raise UserError(f"{cohort}: no such file")
+    df = _read_cohort(cohort)
+    sc = plasmode(
+        df, _names(covariates, "--covariates"), treatment, time, event, exposure=exposure,
+        log_hr=log_hr, marginal_target=marginal, censoring=censoring, horizon=horizon,
+        treated_value=treated, name=output.stem,
+    )  # fmt: skip
+    save_plasmode(sc, output)
+    err.print(
+        f"wrote {output} ({len(sc.base):,} base rows in {output.with_suffix('.parquet').name}; "
+        f"exposure {sc.exposure}, conditional log-HR {sc.log_hr:+.4f}, fitted "
+        f"{sc.fitted_log_hr:+.4f}); run it with `rwesim run {output}`"
     )
 
 

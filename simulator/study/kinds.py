@@ -14,6 +14,8 @@ Built-in kinds: ``"switching"`` (:class:`SwitchingKind`, time-varying treatment)
 the generic scenarios ``"austin-vignette"`` and ``"austin-2013"`` (:class:`GenericKind`,
 :mod:`simulator.generic`); a scenario TOML file with ``kind = "generic"`` is a
 :class:`GenericKind` too (:func:`get_kind`).
+A user-made kind: a plasmode scenario file (:mod:`simulator.plasmode`; ``plasmode.toml``
+next to the Parquet file of its base rows), given by its path.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ..generic import (
     generic_truth,
     simulate_generic,
 )
+from ..plasmode import is_plasmode_file, load_plasmode
 from ..scenario import Scenario, load_scenario
 from ..switching import (
     COLUMNS,
@@ -271,11 +274,14 @@ KINDS: dict[str, Callable[[], ScenarioKind]] = {
 
 
 def get_kind(name: object) -> ScenarioKind | None:
-    """The scenario kind registered under ``name``, or of a ``kind = "generic"`` scenario
-    TOML file; None for an MBC scenario name / file."""
+    """The scenario kind registered under ``name``, of a ``kind = "generic"`` scenario
+    TOML file, or the plasmode scenario a plasmode file holds
+    (:func:`simulator.plasmode.save_plasmode`); None for an MBC scenario name / file."""
     make = KINDS.get(name) if isinstance(name, str) else None
     if make is not None:
         return make()
+    if is_plasmode_file(name):  # a user's plasmode scenario file
+        return load_plasmode(name)
     if isinstance(name, str) and name.endswith(".toml") and Path(name).is_file():
         if _is_generic_file(name):
             sc = load_scenario(name)
