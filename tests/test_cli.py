@@ -2,6 +2,7 @@
 
 import errno
 import json
+import math
 import subprocess
 import sys
 import tomllib
@@ -504,3 +505,32 @@ def test_plot_and_summarize_a_run_without_results_yet(tmp_path):
         part.unlink()  # as if every chunk were still running
     _one_line_error(runner.invoke(app, ["plot", str(out)]), "no finished replicates")
     _one_line_error(runner.invoke(app, ["summarize", str(out)]), "no finished replicates")
+
+
+# ---- scenario kinds on the scenario commands ---------------------------------------------
+def test_calibrate_refuses_a_scenario_kind_in_one_line(tmp_path):
+    toml = Path(__file__).parents[1] / "simulator" / "scenarios" / "austin-vignette.toml"
+    for target in ("switching", "austin-vignette", str(toml)):
+        res = runner.invoke(app, ["calibrate", target])
+        assert res.exit_code == 2, (target, res.output)
+        assert "calibrate is for the MBC scenarios" in res.output
+        assert "Traceback" not in res.output
+
+
+def test_simulate_and_show_take_the_switching_kind(tmp_path):
+    out = tmp_path / "s.parquet"
+    res = runner.invoke(app, ["simulate", "switching", "-n", "50", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet(out)
+    assert len(df) == 50 and {"switch_months", "os_months", "os_event"} <= set(df.columns)
+    assert "treated)" not in res.output  # a switch time, not a 0/1 arm: no count of treated
+    res = runner.invoke(app, ["simulate", "switching", "-n", "5", "-o", str(out), "--latent"])
+    assert res.exit_code == 2 and "not allowed for the scenario kind 'switching'" in res.output
+    res = runner.invoke(app, ["show", "switching", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["treatment"] == "switch_months" and "td_cox" in doc["estimators"]
+    truths = {(r["estimand"], r["measure"], r["censoring"]): r["theta"] for r in doc["truth"]}
+    assert truths[("conditional", "log_hr", "admin")] == pytest.approx(math.log(0.8))
+    assert ("strategy", "surv_diff", "admin") in truths
+    assert runner.invoke(app, ["show", "switching", "--toml"]).exit_code == 2

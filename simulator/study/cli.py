@@ -198,6 +198,11 @@ def show(
     if isinstance(kind, GenericKind):  # a generic scenario: parameters and its truths
         _show_generic(kind, as_json, toml)
         return
+    if kind is not None:  # another scenario kind: what the runner knows of it
+        if toml:
+            raise UserError(f"--toml is not allowed for the scenario kind {kind.name!r}")
+        _show_kind(kind, as_json)
+        return
     sc = resolve_scenario(scenario)
     if toml:
         sys.stdout.write(sc.to_toml())
@@ -220,6 +225,64 @@ def show(
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
     _print_show(sc, cal, tr)
+
+
+def _kind_truths(kind) -> list[dict]:
+    """Every (outcome, estimand, measure, horizon, censoring) the kind's truth holds, asked
+    through the runner's interface (``truth().estimand``); horizons: the truth's own."""
+    from estimators.estimands import ESTIMANDS, MEASURES, MEASURES_WITH_HORIZON
+
+    from .truth import CENSORING
+
+    with err.status(f"true estimands of {kind.name!r}"):
+        tr = kind.truth()
+    horizon = getattr(tr, "horizon", None)
+    rows = []
+    for outcome in kind.outcomes:
+        for estimand in ESTIMANDS:
+            for measure in MEASURES:
+                h = horizon if measure in MEASURES_WITH_HORIZON else None
+                if measure in MEASURES_WITH_HORIZON and h is None:
+                    continue
+                for cens in CENSORING:
+                    try:
+                        theta, mcse = tr.estimand(outcome, estimand, cens, measure, h)
+                    except ValueError:  # one this truth does not hold
+                        continue
+                    rows.append(
+                        {"outcome": outcome, "estimand": estimand, "measure": measure,
+                         "horizon": h, "censoring": cens, "theta": theta, "mcse": mcse}
+                    )  # fmt: skip
+    return rows
+
+
+def _show_kind(kind, as_json: bool) -> None:
+    """``show`` of a scenario kind (switching, a plasmode file): its description, columns,
+    defaults and truths."""
+    rows = _kind_truths(kind)
+    if as_json:
+        doc = {
+            "scenario": kind.name,
+            "description": kind.description,
+            "outcomes": {k: list(v) for k, v in kind.outcomes.items()},
+            "treatment": kind.treatment,
+            "columns": list(kind.columns),
+            "covariates": list(kind.covariates),
+            "estimators": list(kind.estimators),
+            "truth": rows,
+        }
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    out.print(f"[bold]{escape(kind.name)}[/bold]: {escape(kind.description)}")
+    out.print(f"treatment column: {kind.treatment}; outcomes: {dict(kind.outcomes)}")
+    out.print(f"default covariates: {', '.join(kind.covariates)}")
+    out.print(f"default estimators: {', '.join(kind.estimators)}")
+    table = Table("outcome", "estimand", "measure", "horizon", "censoring", "truth", "MCSE")
+    for r in rows:
+        h = "" if r["horizon"] is None else f"{r['horizon']:g}"
+        table.add_row(r["outcome"], r["estimand"], r["measure"], h, r["censoring"],
+                      f"{r['theta']:.4f}", f"{r['mcse']:.2g}")  # fmt: skip
+    out.print(table)
 
 
 def _show_generic(kind: GenericKind, as_json: bool, toml: bool) -> None:
@@ -368,19 +431,20 @@ def simulate(
 ) -> None:
     """Simulate a cohort and write it to Parquet (or CSV)."""
     kind = get_kind(scenario)
-    if isinstance(kind, GenericKind):  # a generic scenario: its own columns
+    if kind is not None:  # a scenario kind (generic, switching, plasmode): its own columns
         if potential_outcomes or latent:
             raise UserError(
-                "--potential-outcomes / --latent are not allowed for a generic scenario; "
-                "its frame has the declared covariates, treatment and outcomes"
+                f"--potential-outcomes / --latent are not allowed for the scenario kind "
+                f"{kind.name!r}; its frame has its own columns ({', '.join(kind.columns)})"
             )
         check_size(n)
         as_seed_sequence(seed)
         _check_output_file(output, force)
         df = kind.simulate(n, as_seed_sequence(seed))
         _write_frame(df, output)
-        treated = int(df[kind.treatment].sum())
-        err.print(f"wrote {n:,} patients ({treated:,} treated) of {kind.name!r} to {output}")
+        arm = df[kind.treatment]
+        treated = f" ({int(arm.sum()):,} treated)" if arm.isin([0, 1]).all() else ""
+        err.print(f"wrote {n:,} patients{treated} of {kind.name!r} to {output}")
         return
     sc = resolve_scenario(scenario)
     check_size(n, potential_outcomes=potential_outcomes, latent=latent)
@@ -432,6 +496,13 @@ def calibrate_cmd(
     force: Annotated[bool, typer.Option("--force", help="Recompute, ignoring caches.")] = False,
 ) -> None:
     """Solve a scenario's targets (cached) and print the solved parameters as JSON."""
+    kind = get_kind(scenario)
+    if kind is not None:
+        raise UserError(
+            f"calibrate is for the MBC scenarios; {kind.name!r} is a scenario kind, whose "
+            f"targets (if any) are solved when it is loaded: `rwesim show {scenario}` prints "
+            "its truths"
+        )
     sc = resolve_scenario(scenario)
     cal = _calibrated(sc, force=force)
     sys.stdout.write(json.dumps(cal.to_json(), indent=2) + "\n")
