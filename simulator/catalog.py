@@ -474,7 +474,9 @@ def get_scenario(name: str) -> Scenario:
     """A built-in scenario by name (validated, frozen)."""
     if not isinstance(name, str) or name not in BUILTIN:
         raise ScenarioError(
-            f"scenario={name!r} is unknown; built-in scenarios are {scenario_names()}"
+            f"scenario={name!r} is unknown; built-in scenarios are {scenario_names()} (a "
+            "scenario kind such as 'switching' or 'austin-vignette' is run by the study "
+            "runner: simulator.study.kinds.get_kind(name), rwesim run / show / simulate)"
         )
     if name not in _CACHE:
         _CACHE[name] = BUILTIN[name]()
