@@ -21,7 +21,7 @@ def _evaluate(
 
 @njit(cache=True, error_model="numpy")
 def _evaluate_t(
-    Z: np.ndarray, y: np.ndarray, beta: np.ndarray
+    Z: np.ndarray, y: np.ndarray, beta: np.ndarray, information: bool = True
 ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Log-likelihood, eta = X beta (n,), probabilities (n,), score (p,), information (p, p).
 
@@ -32,7 +32,8 @@ def _evaluate_t(
     written to avoid overflow for any eta; the ``log(1 + a)`` terms (``a = exp(-|eta|)``
     in (0, 1]) are summed as the log of their product, one ``log`` per
     :data:`LOG_BLOCK` patients (a product of at most 2^LOG_BLOCK: no overflow; relative
-    error about LOG_BLOCK x 1e-16 per block).
+    error about LOG_BLOCK x 1e-16 per block).  ``information=False`` skips the
+    information (returned empty): its Gram sum is most of the cost.
     """
     n = Z.shape[1]
     eta = _columns_times(Z, beta)
@@ -58,7 +59,8 @@ def _evaluate_t(
         resid[i] = y[i] - pr
         wt[i] = a / ((1.0 + a) * (1.0 + a))  # p (1 - p) without cancellation
     ll -= np.log(prod)
-    return ll, eta, prob, _transposed_dot(Z, resid), _weighted_gram(Z, wt, n)
+    info = _weighted_gram(Z, wt, n) if information else np.empty((0, 0))
+    return ll, eta, prob, _transposed_dot(Z, resid), info
 
 
 @njit(cache=True)
@@ -110,10 +112,12 @@ def _newton_logistic(
     """Newton-Raphson with step halving from ``beta = 0``.
 
     Returns ``(beta, n_iter, status, loglik, eta, prob, information)``, the last four
-    evaluated at the returned ``beta``.  ``status`` is ``CONVERGED`` (last step below
-    ``tol * max(1, max|beta|)`` in every coordinate), ``MAX_ITER`` or ``SINGULAR``
-    (information not positive definite: collinear columns at iteration 0, separation
-    later).
+    evaluated at the returned ``beta``, except the information after a last step below
+    ``tol``: that evaluation only confirms convergence, so the information of the step
+    before is kept (it differs by a relative ``tol``) instead of another Gram sum.
+    ``status`` is ``CONVERGED`` (last step below ``tol * max(1, max|beta|)`` in every
+    coordinate), ``MAX_ITER`` or ``SINGULAR`` (information not positive definite:
+    collinear columns at iteration 0, separation later).
     """
     p = X.shape[1]
     Z = np.ascontiguousarray(X.T)
@@ -122,8 +126,14 @@ def _newton_logistic(
     ll_old = -np.inf
     n_iter = 0
     halvings = 0
+    H = np.empty((0, 0))
     while True:
-        ll, eta, prob, g, H = _evaluate_t(Z, y, beta)
+        # the convergence test below does not depend on this evaluation: when it will
+        # pass, the information (a Gram sum) is not needed
+        last = n_iter > 0 and np.max(np.abs(step)) <= tol * max(1.0, np.max(np.abs(beta)))
+        ll, eta, prob, g, Hn = _evaluate_t(Z, y, beta, not last)
+        if not last:
+            H = Hn
         if not ll >= ll_old - 1e-12 * abs(ll_old) and halvings < 40:
             step *= 0.5  # step halving: never accept a lower log-likelihood
             beta = beta - step

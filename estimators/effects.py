@@ -375,9 +375,12 @@ def siptw(
 
     if propensity is None:  # the shared model: its weights are the same for every outcome
         key = ("siptw-weights", covs, ps_method, pool_rare, estimand, bounds)
-        w = shared._memo(key if limits is None else (*key, limits), weights)
+        wkey = key if limits is None else (*key, limits)
+        w = shared._memo(wkey, weights)
+        ess = shared._memo((*wkey, "ess"), lambda: (ess_by_arm(w, a), kish_ess(w)))
     else:
         w = weights()
+        ess = (ess_by_arm(w, a), kish_ess(w))
     if limits is None:
         keep, t, e, x, wk, order = None, oc.time, oc.event, a, w, oc.order
     else:
@@ -450,7 +453,7 @@ def siptw(
     if balance:
         diagnostics["balance"] = balance_table(model.design.X, a, model.names, w)
         diagnostics["weights"] = weight_summary(w if keep is None else wk)
-    diagnostics |= {"ess_by_arm": ess_by_arm(w, a), "analysis_weights": w, "propensity": model}
+    diagnostics |= {"ess_by_arm": dict(ess[0]), "analysis_weights": w, "propensity": model}
     diagnostics["variance"] = variance
     if keep is not None:
         diagnostics["trimmed"] = int(a.size - wk.size)
@@ -458,7 +461,7 @@ def siptw(
         "siptw",
         estimand,
         fit,
-        ess=kish_ess(w),
+        ess=ess[1],
         extra_warnings=_no_covariates("siptw", estimand, covs) + model.warnings,
         converged=model.converged,
         diagnostics=diagnostics,
