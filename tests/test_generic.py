@@ -441,7 +441,8 @@ def test_cli_show_and_simulate_a_generic_scenario(tmp_path, vignette_truth):
     res = runner.invoke(
         app, ["simulate", "austin-vignette", "--latent", "-o", str(tmp_path / "x.csv")]
     )
-    assert res.exit_code == 2 and "not allowed for a generic scenario" in res.output
+    assert res.exit_code == 2
+    assert "not allowed for the scenario kind 'austin-vignette'" in res.output
 
 
 def test_study_censoring_truth_with_covariate_dependent_censoring_agrees_with_an_independent_fit():
