@@ -38,7 +38,8 @@ class Design:
     @cached_property
     def ranges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per column: min (p,), max (p,) of the finite values and whether all are
-        finite, computed once (the design checks and every fit's rescaling read them)."""
+        finite, computed once (the design checks and every fit's rescaling read them;
+        :func:`design_matrix` and :meth:`select` fill them as they build)."""
         if self.X.shape[0] == 0:
             p = self.X.shape[1]
             return np.full(p, np.inf), np.full(p, -np.inf), np.ones(p, dtype=bool)
@@ -62,11 +63,23 @@ class Design:
                 f"(built from {list(dict.fromkeys(self.sources))})"
             )
         idx = [j for c in covariates for j, s in enumerate(self.sources) if s == c]
-        return Design(
-            np.ascontiguousarray(self.X[:, idx]),
+        k = len(idx)
+        take = slice(0, k) if idx == list(range(k)) else idx  # a leading block: no gather
+        out = Design(
+            np.ascontiguousarray(self.X[:, take]),
             tuple(self.names[j] for j in idx),
             tuple(self.sources[j] for j in idx),
         )
+        known = self.__dict__.get("ranges")
+        if known is not None:
+            _set_ranges(out, tuple(r[take] for r in known))
+        return out
+
+
+def _set_ranges(design: Design, ranges: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Design:
+    """Store the column ranges already known for ``design`` (see :attr:`Design.ranges`)."""
+    design.__dict__["ranges"] = ranges  # the cached_property's slot (frozen dataclass)
+    return design
 
 
 def _codes(s: object, col: str) -> tuple[np.ndarray, Sequence[str]]:
@@ -119,8 +132,8 @@ def design_matrix(df: Data, covariates: Sequence[str]) -> Design:
             codes, present, c_names = _levels_present(s, c)
             parts.append((codes, present))
         else:
-            x = _raw_float(df, c, "covariates")
-            if not np.isfinite(x).all():
+            x = _raw_numeric(df, c)
+            if x.dtype.kind == "f" and not np.isfinite(x).all():
                 raise EstimatorInputError(
                     f"covariate {c!r} contains NaN or inf; all covariate values must be finite"
                 )
@@ -128,14 +141,30 @@ def design_matrix(df: Data, covariates: Sequence[str]) -> Design:
             c_names = [c]
         names += c_names
         sources += [c] * len(c_names)
-    Xt = np.empty((len(names), n_rows(df)))  # filled row by row (contiguous), transposed once
+    p = len(names)
+    Xt = np.empty((p, n_rows(df)))  # filled row by row (contiguous), transposed once
+    lo, hi = np.zeros(p), np.ones(p)  # an indicator of a level present: 0 and 1 both occur
     j = 0
     for values, present in parts:
         if present is None:
             Xt[j] = values
+            if values.size:
+                lo[j], hi[j] = values.min(), values.max()
             j += 1
         else:
             for k in present:
                 np.equal(values, k, out=Xt[j], casting="unsafe")
                 j += 1
-    return Design(np.ascontiguousarray(Xt.T), tuple(names), tuple(sources))
+    design = Design(np.ascontiguousarray(Xt.T), tuple(names), tuple(sources))
+    if Xt.shape[1] == 0:
+        return design
+    return _set_ranges(design, (lo, hi, np.ones(p, dtype=bool)))
+
+
+def _raw_numeric(df: Data, col: str) -> np.ndarray:
+    """A numeric covariate's values: integer and boolean columns as they are (no float
+    copy, nothing to check for finiteness), others as float64."""
+    s = df[col]
+    if isinstance(s, np.ndarray) and s.ndim == 1 and s.dtype.kind in "biu":
+        return s
+    return _raw_float(df, col, "covariates")

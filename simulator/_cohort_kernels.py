@@ -384,10 +384,26 @@ def _store_covariates(cov, out_f, out_i, i):
 
 
 @njit(cache=True)
+def _draw_block(gn, gu, ge, gx, m, crossover):
+    """A chunk's random numbers, patient by patient as :func:`_draw` takes them: normals
+    (m, N_NORMAL), uniforms (m, N_UNIFORM), exponentials (m, N_EXPON) and the crossover
+    uniforms (m,) (none without crossover).  numpy's ``standard_normal((m, N_NORMAL))``
+    etc. on the same generators give the same numbers bit for bit."""
+    zn, uu, ee = np.empty((m, N_NORMAL)), np.empty((m, N_UNIFORM)), np.empty((m, N_EXPON))
+    for i in range(m):
+        _draw(gn, gu, ge, zn[i], uu[i], ee[i])
+    ux = np.empty(m if crossover else 0)
+    for i in range(ux.size):
+        ux[i] = gx.random()
+    return zn, uu, ee, ux
+
+
+@njit(cache=True)
 def _cohort_chunk(
-    gn,
-    gu,
-    ge,
+    zn_all,
+    uu_all,
+    ee_all,
+    ux_all,
     start,
     stop,
     age_table,
@@ -401,7 +417,6 @@ def _cohort_chunk(
     nz_lost,
     next_b,
     nz_next,
-    gx,
     X,
     x_b,
     nz_x,
@@ -409,11 +424,12 @@ def _cohort_chunk(
     out_f,
     out_i,
 ):
-    zn, uu, ee = np.empty(N_NORMAL), np.empty(N_UNIFORM), np.empty(N_EXPON)
+    """Patients ``start .. stop - 1`` from their random numbers (rows ``i - start`` of
+    the blocks of :func:`_draw_block`; ``ux_all`` is read only with crossover)."""
     cov, F, lp = np.empty(N_COV), np.empty(N_FEATURES), np.empty(3)
     crossover = X[X_ON] > 0.0
     for i in range(start, stop):
-        _draw(gn, gu, ge, zn, uu, ee)
+        zn, uu, ee = zn_all[i - start], uu_all[i - start], ee_all[i - start]
         _covariates(zn, uu, ee, age_table, chol, race_cum, S, cov)
         _features(cov, F)
         ps = _linear_predictors(F, cov[C_FRAILTY], W, nz, om, S, lp)
@@ -421,7 +437,7 @@ def _cohort_chunk(
         _, death, progressed, t_prog = _potential(ee[1], ee[2], ee[3], lp, float(a), om)
         switched = False
         if crossover:
-            u_x = gx.random()  # one draw per patient, whatever happens to them
+            u_x = ux_all[i - start]  # one draw per patient, whatever happens to them
             if progressed and a == X[X_ARM]:
                 if u_x < _expit(X[X_INTERCEPT] + _dot(x_b, nz_x, F)):
                     switched = True
@@ -488,10 +504,14 @@ def _cohort(
         c = np.int64(cc)
         start = c * CHUNK
         stop = min(n, start + CHUNK)
+        zn, uu, ee, ux = _draw_block(
+            gens_n[c], gens_u[c], gens_e[c], gens_x[c], stop - start, X[X_ON] > 0.0
+        )
         _cohort_chunk(
-            gens_n[c],
-            gens_u[c],
-            gens_e[c],
+            zn,
+            uu,
+            ee,
+            ux,
             start,
             stop,
             age_table,
@@ -505,7 +525,6 @@ def _cohort(
             nz_lost,
             next_b,
             nz_next,
-            gens_x[c],
             X,
             x_b,
             nz_x,

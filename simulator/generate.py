@@ -336,10 +336,8 @@ def simulate_arrays(
     # uniform stream's generator as a placeholder, and no fourth stream is seeded
     x_stream = 3 if plan.crossover else 1
     with _threads(threads):
-        if n_chunks(n) == 1:  # one chunk: the serial kernel (no parallel-region overhead)
-            gens = [chunk_generator(root, 0, s) for s in range(3)]
-            gx = chunk_generator(root, 0, 3) if plan.crossover else gens[1]
-            K._cohort_chunk(*gens, 0, n, *head, gx, *tail)
+        if n_chunks(n) == 1:  # one chunk: numpy draws it, the serial kernel runs it
+            K._cohort_chunk(*_chunk_draws(root, n, plan.crossover), 0, n, *head, *tail)
         else:
             lists = chunk_streams(root, n, (0, 1, 2, x_stream))
             K._cohort(*lists[:3], n, *head, lists[3], *tail)
@@ -348,6 +346,20 @@ def simulate_arrays(
     intercepts = (calibration or calibrate(sc)).solved.response_intercepts
     response, potential = draw_response(sc.response, intercepts, floats, ints, root)
     return CohortArrays(floats, ints, response, potential if potential_outcomes else None)
+
+
+def _chunk_draws(
+    root: np.random.SeedSequence, m: int, crossover: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Chunk 0's random numbers for ``m`` patients, drawn by numpy: the same numbers, bit
+    for bit, as the kernels' :func:`~simulator._cohort_kernels._draw_block` takes from the
+    same streams (numpy fills arrays in the order numba draws them one by one)."""
+    gn, gu, ge = (chunk_generator(root, 0, s) for s in range(3))
+    zn = gn.standard_normal((m, K.N_NORMAL))
+    uu = gu.random((m, K.N_UNIFORM))
+    ee = ge.standard_exponential((m, K.N_EXPON))
+    ux = chunk_generator(root, 0, 3).random(m) if crossover else np.empty(0)
+    return zn, uu, ee, ux
 
 
 def to_frame(

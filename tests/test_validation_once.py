@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from cohorts import COVARIATES, confounded_cohort
 
 import estimators
@@ -208,3 +210,31 @@ def test_rescaling_is_exact_for_cox():
     b = fit_cox_arrays(t, e, big)
     assert b.params[0] == a.params[0] and b.se[0] == a.se[0]
     assert b.params[1] * 2.0**30 == a.params[1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    seed=st.integers(0, 2**32 - 1),
+    take=st.lists(st.sampled_from(["x", "k", "b", "c", "i"]), min_size=1, max_size=5, unique=True),
+)
+def test_design_ranges_filled_while_building_equal_a_scan_of_the_matrix(n, seed, take):
+    """design_matrix and select fill Design.ranges as they build (no scan of X): the
+    same min / max / finite as the column-range kernel computes from the matrix."""
+    from estimators._column_kernels import _column_ranges
+
+    rng = np.random.default_rng(seed)
+    cols = {
+        "x": rng.normal(size=n) * 10.0 ** rng.integers(-3, 8),
+        "k": rng.integers(-5, 5, size=n).astype(np.int8),
+        "b": rng.random(n) < 0.5,
+        "c": pd.Categorical(rng.choice(["a", "b", "c"], size=n)),
+        "i": rng.integers(0, 2, size=n),
+    }
+    d = design_matrix(pd.DataFrame(cols), take)
+    kept = list(dict.fromkeys(d.sources))  # a categorical with one level has no column
+    for design in (d, d.select(kept[::-1]), d.select(kept[:1])):
+        filled = design.__dict__.get("ranges")
+        assert filled is not None
+        for got, want in zip(filled, _column_ranges(design.X), strict=True):
+            np.testing.assert_array_equal(got, want)
