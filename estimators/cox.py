@@ -324,7 +324,7 @@ def _fit_clean(
         gradient_norm=float(np.sqrt(u @ u) if d is None else np.sqrt((u * d) @ (u * d))),
         warnings=msgs,
         n=n,
-        events=int(ev.sum()),
+        events=int(np.count_nonzero(ev)),
         diverging=diverging,
     )
 
@@ -560,7 +560,7 @@ def _fit_counting_clean(
         gradient_norm=float(np.sqrt(u @ u) if d is None else np.sqrt((u * d) @ (u * d))),
         warnings=msgs,
         n=t.shape[0],
-        events=int(ev.sum()),
+        events=int(np.count_nonzero(ev)),
         diverging=diverging,
     )
 

@@ -77,7 +77,14 @@ from .validation import (
     check_variance,
 )
 from .variance import cox_score_residuals, siptw_mestimation_se
-from .weighting import _weights_from_logit, ess_by_arm, kish_ess, trim_mask, weight_summary
+from .weighting import (
+    _ess_all,
+    _weights_from_logit,
+    ess_by_arm,
+    kish_ess,
+    trim_mask,
+    weight_summary,
+)
 
 
 def _inputs(
@@ -377,10 +384,10 @@ def siptw(
         key = ("siptw-weights", covs, ps_method, pool_rare, estimand, bounds)
         wkey = key if limits is None else (*key, limits)
         w = shared._memo(wkey, weights)
-        ess = shared._memo((*wkey, "ess"), lambda: (ess_by_arm(w, a), kish_ess(w)))
+        ess = shared._memo((*wkey, "ess"), lambda: _ess_all(w, a))
     else:
         w = weights()
-        ess = (ess_by_arm(w, a), kish_ess(w))
+        ess = _ess_all(w, a)
     if limits is None:
         keep, t, e, x, wk, order = None, oc.time, oc.event, a, w, oc.order
     else:

@@ -23,15 +23,15 @@ from .exceptions import EstimatorInputError
 from .propensity import PropensityModel, _fit_propensity
 from .validation import (
     Data,
+    binary_column,
     check_columns,
     check_covariates,
     check_events,
     check_frame,
     check_pool_rare,
     check_ps_method,
-    check_times,
     check_treatment,
-    float_column,
+    time_column,
 )
 
 
@@ -58,7 +58,7 @@ class Outcome:
 
 
 def _treatment(df: Data, treatment: str) -> np.ndarray:
-    return check_treatment(float_column(df, treatment, "treatment"), "treatment")
+    return check_treatment(binary_column(df, treatment, "treatment"), "treatment", binary=True)
 
 
 def outcome_arrays(
@@ -79,8 +79,8 @@ def outcome_arrays(
         check_columns(df, time=time, event=event, treatment=treatment)
     else:
         check_frame(df, time=time, event=event, treatment=treatment)
-    t = check_times(float_column(df, time, "time"), "time")
-    e = check_events(float_column(df, event, "event"), "event")
+    t = time_column(df, time, "time")
+    e = check_events(binary_column(df, event, "event"), "event", binary=True)
     if a is None:
         a = _treatment(df, treatment)
     return Outcome(t, e, a, _sort_order(t, None))

@@ -194,6 +194,26 @@ def check_times(t: np.ndarray, param: str = "time") -> np.ndarray:
     return t
 
 
+def time_column(df: Data, col: str, param: str = "time") -> np.ndarray:
+    """A column of finite times > 0 (months) as float64: :func:`float_column` and
+    :func:`check_times` in two reductions when the values are fine (NaN fails both),
+    their errors when not."""
+    t = raw_float_column(df, col, param)
+    if t.size and t.min() > 0.0 and t.max() < np.inf:
+        return t
+    return check_times(float_column(df, col, param), param)
+
+
+def binary_column(df: Data, col: str, param: str) -> np.ndarray:
+    """A 0/1 column as int8 (a new array): :func:`float_column` then :func:`check_binary`,
+    without the float copy for an integer or boolean array whose values are fine."""
+    s = df[col]
+    if isinstance(s, np.ndarray) and s.ndim == 1 and s.size and s.dtype.kind in "biu":
+        if s.dtype.kind == "b" or (s.min() >= 0 and s.max() <= 1):
+            return s.astype(np.int8)
+    return check_binary(float_column(df, col, param), param)
+
+
 def check_binary(x: np.ndarray, param: str) -> np.ndarray:
     """Values must be 0 or 1; returned as int8."""
     bad = (x != 0) & (x != 1)
@@ -202,17 +222,21 @@ def check_binary(x: np.ndarray, param: str) -> np.ndarray:
     return x.astype(np.int8)
 
 
-def check_events(e: np.ndarray, param: str = "event") -> np.ndarray:
-    """Event indicator in {0, 1} with at least one event."""
-    e = check_binary(e, param)
+def check_events(e: np.ndarray, param: str = "event", *, binary: bool = False) -> np.ndarray:
+    """Event indicator in {0, 1} with at least one event (``binary``: ``e`` is already a
+    checked int8 0/1 array, from :func:`binary_column`)."""
+    if not binary:
+        e = check_binary(e, param)
     if not e.any():
         raise EstimatorInputError(f"{param} has no events (all 0); a Cox fit needs at least one")
     return e
 
 
-def check_treatment(a: np.ndarray, param: str = "treatment") -> np.ndarray:
-    """Treatment in {0, 1} with both arms present; returned as int8."""
-    a = check_binary(a, param)
+def check_treatment(a: np.ndarray, param: str = "treatment", *, binary: bool = False) -> np.ndarray:
+    """Treatment in {0, 1} with both arms present; returned as int8 (``binary``: ``a`` is
+    already a checked int8 0/1 array, from :func:`binary_column`)."""
+    if not binary:
+        a = check_binary(a, param)
     n1 = int(a.sum())
     if n1 == 0 or n1 == a.size:
         arm = "treated (1)" if n1 else "control (0)"

@@ -180,35 +180,43 @@ def trim_mask(
 
 
 def _raw_weights(
-    logit: np.ndarray, a: np.ndarray, estimand: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    logit: np.ndarray, a: np.ndarray, estimand: str, derivative: bool = True
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Unstabilized weights, their derivative with respect to the logit, and which
-    patients' weights are estimated (the others are 1 by definition); each (n,)."""
+    patients' weights are estimated (the others are 1 by definition); each (n,).
+    ``derivative=False``: the last two are None (not computed)."""
     with np.errstate(over="ignore"):  # an infinite weight is reported by the caller
-        return _raw_weights_of(logit, a, estimand)
+        return _raw_weights_of(logit, a, estimand, derivative)
 
 
 def _raw_weights_of(
-    logit: np.ndarray, a: np.ndarray, estimand: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    logit: np.ndarray, a: np.ndarray, estimand: str, derivative: bool
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """:func:`_raw_weights` (the formulas of the module docstring, from the logit)."""
     if estimand == "ATE":
         ex = np.exp(np.where(a, -logit, logit))
+        if not derivative:
+            return 1.0 + ex, None, None
         return 1.0 + ex, np.where(a, -ex, ex), np.ones(a.size, dtype=bool)
     if estimand == "ATT":
         ex = np.exp(logit)
         w = np.where(a, 1.0, ex)
-        return w, np.where(a, 0.0, ex), ~a
+        return (w, np.where(a, 0.0, ex), ~a) if derivative else (w, None, None)
     if estimand == "ATC":
         ex = np.exp(-logit)
         w = np.where(a, ex, 1.0)
-        return w, np.where(a, -ex, 0.0), a.copy()
+        return (w, np.where(a, -ex, 0.0), a.copy()) if derivative else (w, None, None)
     e, f = expit(logit), expit(-logit)  # e and 1 - e, each accurate near 0
     if estimand == "ATO":
-        return np.where(a, f, e), np.where(a, -e * f, e * f), np.ones(a.size, dtype=bool)
+        w = np.where(a, f, e)
+        if not derivative:
+            return w, None, None
+        return w, np.where(a, -e * f, e * f), np.ones(a.size, dtype=bool)
     # ATM: min(e, 1-e) / e is 1 for e <= 1/2, else (1-e)/e = exp(-logit); mirror for controls
     ex = np.exp(-np.abs(logit))
     w = np.where(a, np.where(logit <= 0.0, 1.0, ex), np.where(logit >= 0.0, 1.0, ex))
+    if not derivative:
+        return w, None, None
     dw = np.where(a, np.where(logit <= 0.0, 0.0, -ex), np.where(logit >= 0.0, 0.0, ex))
     return w, dw, np.ones(a.size, dtype=bool)
 
@@ -255,7 +263,8 @@ def _weights_from_logit(
     """:func:`iptw_weights_from_logit` on clean input (``a`` boolean, both arms;
     ``keep`` the trimming mask, both arms present, or None)."""
     _check_overlap(logit, a, estimand, keep)
-    w, _, estimated = _raw_weights(logit, a, estimand)
+    plain = keep is None and bounds is None
+    w, _, estimated = _raw_weights(logit, a, estimand, derivative=not plain)
     if keep is not None:
         w[~keep] = 0.0
         estimated &= keep
@@ -264,7 +273,12 @@ def _weights_from_logit(
             "some weights are infinite: propensity scores of exactly 0 or 1 (positivity "
             "violated); restrict the cohort or the covariates, or trim (trim=0.05)"
         )
-    if stabilized:
+    if stabilized and estimand == "ATE" and keep is None:  # the two arms: one pass
+        arm = a.view(np.int8)
+        sums = np.bincount(arm, weights=w, minlength=2)
+        n1 = np.count_nonzero(a)
+        w *= np.array([(a.size - n1) / sums[0], n1 / sums[1]])[arm]
+    elif stabilized:
         for group in _stabilized_groups(a, estimand, keep):
             w[group] *= group.sum() / w[group].sum()
     if bounds is not None:
@@ -283,6 +297,16 @@ def ess_by_arm(w: np.ndarray, treatment: np.ndarray) -> dict[str, float]:
     """Kish ESS of the treated and control weights."""
     a = np.asarray(treatment) == 1
     return {"treated": kish_ess(w[a]), "control": kish_ess(w[~a])}
+
+
+def _ess_all(w: np.ndarray, a: np.ndarray) -> tuple[dict[str, float], float]:
+    """:func:`ess_by_arm` and :func:`kish_ess` of float64 weights ``w`` and an int8 or
+    boolean 0/1 ``a``, from one pass per sum (equal up to the order of summation)."""
+    arm = a.view(np.int8)
+    s = np.bincount(arm, weights=w, minlength=2)
+    q = np.bincount(arm, weights=w * w, minlength=2)
+    by_arm = {"treated": float(s[1] ** 2 / q[1]), "control": float(s[0] ** 2 / q[0])}
+    return by_arm, float((s[0] + s[1]) ** 2 / (q[0] + q[1]))
 
 
 def weight_summary(w: np.ndarray) -> dict[str, float]:

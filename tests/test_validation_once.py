@@ -8,9 +8,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from cohorts import COVARIATES, confounded_cohort
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from cohorts import COVARIATES, confounded_cohort
 
 import estimators
 import estimators.effects as effects_module
@@ -113,7 +113,7 @@ def test_siptw_validates_the_treatment_once(cohort, monkeypatch):
     # before: four treatment checks and two time checks in one call
     calls = {"treatment": 0, "times": 0}
     for module in (shared_module,):
-        for fname, key in (("check_treatment", "treatment"), ("check_times", "times")):
+        for fname, key in (("check_treatment", "treatment"), ("time_column", "times")):
             original = getattr(module, fname)
 
             def counted(*args, _original=original, _key=key, **kwargs):
@@ -238,3 +238,46 @@ def test_design_ranges_filled_while_building_equal_a_scan_of_the_matrix(n, seed,
         assert filled is not None
         for got, want in zip(filled, _column_ranges(design.X), strict=True):
             np.testing.assert_array_equal(got, want)
+
+
+def _outcome_or_error(f):
+    try:
+        return f()
+    except EstimatorInputError as exc:
+        return str(exc)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.lists(st.sampled_from([0, 1, 0, 1, 2, -1, 0.5, np.nan, np.inf]), min_size=1),
+    dtype=st.sampled_from(["int8", "int64", "uint8", "bool", "float64"]),
+)
+def test_binary_column_fast_path_gives_the_checks_result(values, dtype):
+    """An integer column skips the float copy: same int8 values, same errors."""
+    from estimators.validation import binary_column, check_binary, float_column
+
+    x = np.array(values, dtype=float)
+    if dtype != "float64":
+        x = x[np.isfinite(x)]
+        x = x.astype(dtype) if dtype != "bool" else x != 0
+    cols = {"e": x}
+    slow = _outcome_or_error(lambda: check_binary(float_column(cols, "e", "event"), "event"))
+    fast = _outcome_or_error(lambda: binary_column(cols, "e", "event"))
+    if isinstance(slow, str):
+        assert fast == slow
+    else:
+        assert fast.dtype == np.int8 and np.array_equal(fast, slow)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from([0.5, 3.0, 0.0, -1.0, np.nan, np.inf, -np.inf]), min_size=1))
+def test_time_column_fast_path_gives_the_checks_result(values):
+    from estimators.validation import check_times, float_column, time_column
+
+    cols = {"t": np.array(values)}
+    slow = _outcome_or_error(lambda: check_times(float_column(cols, "t", "time"), "time"))
+    fast = _outcome_or_error(lambda: time_column(cols, "t", "time"))
+    if isinstance(slow, str):
+        assert fast == slow
+    else:
+        assert np.array_equal(fast, slow)

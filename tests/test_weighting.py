@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from cohorts import COVARIATES, confounded_cohort
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from naive import iptw_weights_naive
@@ -153,3 +153,21 @@ def test_bad_input_raises(kwargs, match):
     args = {"ps": PS, "treatment": A} | kwargs
     with pytest.raises(EstimatorInputError, match=match):
         iptw_weights(**args)
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 300))
+def test_one_pass_ess_equals_the_arm_by_arm_kish_ess(seed, n):
+    """sIPTW's memoised ESS (two bincounts) equals ess_by_arm / kish_ess to round-off."""
+    from estimators.weighting import _ess_all, ess_by_arm, kish_ess
+
+    rng = np.random.default_rng(seed)
+    a = np.zeros(n, dtype=np.int8)
+    a[rng.choice(n, size=rng.integers(1, n), replace=False)] = 1
+    w = rng.lognormal(0.0, 1.0, n) * (rng.random(n) > 0.1)  # some trimmed (0) weights
+    w[np.flatnonzero(a)[0]] = w[np.flatnonzero(a == 0)[0]] = 1.0  # each arm keeps one
+    by_arm, total = _ess_all(w, a)
+    want = ess_by_arm(w, a)
+    for arm in ("treated", "control"):
+        assert by_arm[arm] == pytest.approx(want[arm], rel=1e-12)
+    assert total == pytest.approx(kish_ess(w), rel=1e-12)
