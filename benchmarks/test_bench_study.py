@@ -38,7 +38,7 @@ from bench_helpers import (
 
 import simulator
 from simulator.study.replicate import replicate_seed
-from simulator.study.spec import DEFAULT_COVARIATES, OUTCOMES
+from simulator.study.spec import DEFAULT_COVARIATES, OUTCOMES, Study
 
 REPS = 1000
 CPU_REPS = 200
@@ -135,7 +135,7 @@ def test_lifelines_sklearn_study(benchmark):
 
     def run():
         for df in cohorts:
-            for time_col, event_col in OUTCOMES.values():
+            for time_col, event_col in (OUTCOMES[o] for o in Study().outcomes):
                 frame = (
                     df.drop(columns=["pfs_months", "pfs_event"]).rename(
                         columns={time_col: "pfs_months", event_col: "pfs_event"}
