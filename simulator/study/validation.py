@@ -55,8 +55,9 @@ BUILT_TO_DEPART = {  # scenario -> why departures in it are its purpose, not a d
         "ipcw_switch, rpsftm) are in docs/guide/estimators.md and notebook 07"
     ),
     "po25-response": (
-        "rwPFS, adjusted Cox: the unmeasured frailty that links response and progression "
-        "also raises the progression hazard; the conditional truth adjusts for it "
+        "adjusted Cox, rwPFS (and, through progression, OS): the unmeasured frailty that "
+        "links response and progression also raises the progression hazard; the "
+        "conditional truth adjusts for it "
         "(docs/truth.md), adjusted Cox cannot, and with randomised treatment the "
         "difference is non-collapsibility: an HR between the conditional and the marginal"
     ),
