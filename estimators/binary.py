@@ -484,7 +484,7 @@ def adjusted_logistic(
             f"event={event!r} is constant ({int(y[0])} for every patient); a logistic "
             "regression needs both outcomes"
         )
-    fit = _fit_logistic(X, y, names, "ml", 1e-10, 50)
+    fit = _fit_logistic(X, y, names, "ml", 1e-10, 50, outcome=f"event={event!r}")
     warn = (*fit.warnings, *_no_covariates("adjusted_logistic", "conditional", covs))
     return EffectEstimate.from_fit(
         "adjusted_logistic",

@@ -212,9 +212,11 @@ def _fit_logistic(
     tol: float,
     max_iter: int,
     ranges: tuple[np.ndarray, np.ndarray] | None = None,
+    outcome: str | None = None,
 ) -> LogisticFit:
     """:func:`fit_logistic` on clean input (float64 ``X``, 0/1 float ``y``, both arms);
-    ``ranges`` the columns' (min, max) if known."""
+    ``ranges`` the columns' (min, max) if known; ``outcome``: the name of ``y`` when it is
+    an outcome (warnings then speak of fitted probabilities, not propensity scores)."""
     d = power_of_two_scale(X, centred=False, ranges=ranges)
     Xs = X if d is None else X / d
     if method == "firth":
@@ -238,7 +240,7 @@ def _fit_logistic(
             warnings.warn(msg, ConvergenceWarning, stacklevel=4)
             msgs.append(msg)
     elif singular or not converged or extreme.any():
-        msgs.append(_diagnose(Xs, y, names, n_iter, extreme))
+        msgs.append(_diagnose(Xs, y, names, n_iter, extreme, outcome))
         converged = False
     try:
         cov = np.linalg.inv(info)
@@ -250,16 +252,32 @@ def _fit_logistic(
 
 
 def _diagnose(
-    X: np.ndarray, y: np.ndarray, names: list[str], n_iter: int, extreme: np.ndarray
+    X: np.ndarray,
+    y: np.ndarray,
+    names: list[str],
+    n_iter: int,
+    extreme: np.ndarray,
+    outcome: str | None = None,
 ) -> str:
-    """Raise on complete separation; otherwise warn and return the warning text."""
+    """Raise on complete separation; otherwise warn and return the warning text
+    (``outcome``: ``y`` is that outcome, not the treatment of a propensity model)."""
+    what = "treatment" if outcome is None else outcome
+    probs = "propensity score(s)" if outcome is None else "fitted probabilit(ies)"
     b = _separating_direction(X, y, complete=True)
     if b is not None:
         cols = _separating_columns(X, y, names, b, complete=True)
+        if outcome is None:
+            advice = (
+                "every propensity score would be 0 or 1. Drop or coarsen these covariates, "
+                "or restrict the cohort to the region of overlap"
+            )
+        else:
+            advice = (
+                "every fitted probability would be 0 or 1 and the odds ratios are infinite. "
+                "Drop or coarsen these covariates"
+            )
         raise SeparationError(
-            f"complete separation: treatment is perfectly predicted by covariate(s) {cols}; "
-            "every propensity score would be 0 or 1. "
-            "Drop or coarsen these covariates, or restrict the cohort to the region of overlap"
+            f"complete separation: {what} is perfectly predicted by covariate(s) {cols}; " + advice
         )
     b = _separating_direction(X, y, complete=False)
     if b is not None:
@@ -267,14 +285,16 @@ def _diagnose(
         msg = (
             f"quasi-complete separation: covariate(s) "
             f"{_separating_columns(X, y, names, b, complete=False)} "
-            f"perfectly predict treatment for {perfect} patient(s); the MLE does not exist "
-            f"and {int(extreme.sum())} propensity score(s) are within {PS_EPS:g} of 0 or 1"
+            f"perfectly predict {what} for {perfect} patient(s); the MLE does not exist "
+            f"and {int(extreme.sum())} {probs} are within {PS_EPS:g} of 0 or 1"
         )
     elif extreme.any():
-        msg = (
-            f"{int(extreme.sum())} propensity score(s) are within {PS_EPS:g} of 0 or 1 "
+        consequence = (
             "(near-violation of positivity); weights and matches are unreliable"
+            if outcome is None
+            else "(near-separation); the coefficients and their SEs are unreliable"
         )
+        msg = f"{int(extreme.sum())} {probs} are within {PS_EPS:g} of 0 or 1 {consequence}"
     else:
         msg = f"logistic regression did not converge in {n_iter} Newton iterations"
         warnings.warn(msg, ConvergenceWarning, stacklevel=4)

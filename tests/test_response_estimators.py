@@ -255,3 +255,26 @@ def test_bad_response_studies_fail_before_any_work(changes, match):
     # StudyError, or the ScenarioError of the shared choice check (both ValueErrors)
     with pytest.raises((StudyError, ScenarioError), match=match):
         Study(**{**base, "estimators": ("naive_cox",), **changes})
+
+
+def test_adjusted_logistic_separation_speaks_of_the_outcome_not_the_propensity_score():
+    """The outcome model shares the PS fitter; its separation messages name the outcome
+    and fitted probabilities (they used to say treatment and propensity scores)."""
+    rng = np.random.default_rng(3)
+    n = 200
+    a = (rng.random(n) < 0.5).astype(np.int8)
+    x = rng.normal(size=n)
+    rare = np.zeros(n, dtype=np.int8)
+    rare[:6] = 1
+    y = (rng.random(n) < 0.3).astype(np.int8)
+    y[:6] = 1  # every patient with rare = 1 responds: quasi-complete separation
+    df = {"resp": y, "a": a, "x": x, "rare": rare}
+    with pytest.warns(E.SeparationWarning) as caught:
+        est = E.adjusted_logistic(df, None, "resp", "a", ["x", "rare"])
+    msg = " ".join(str(w.message) for w in caught)
+    assert "perfectly predict event='resp'" in msg and "fitted probabilit" in msg
+    assert "propensity" not in msg and "treatment" not in msg
+    assert not est.converged
+    y_all = (x > 0).astype(np.int8)  # complete separation by x
+    with pytest.raises(E.SeparationError, match="event='resp' is perfectly predicted"):
+        E.adjusted_logistic({**df, "resp": y_all}, None, "resp", "a", ["x"])
