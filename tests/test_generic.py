@@ -344,6 +344,51 @@ def test_generic_kind_attributes_and_replace():
     )
 
 
+def test_generic_replace_takes_dotted_paths_into_sections_and_named_entries():
+    """set / vary reach one value (they used to take only a whole section): the rest of
+    the section is kept, list entries are addressed by name, bad paths say why."""
+    kind = get_kind("austin-vignette")
+    before = kind.scenario.to_dict()
+    k2 = kind.replace(
+        **{
+            "treatment.coef.X1": 0.1,
+            "outcomes.event.log_hr": 0.0,
+            "covariates.X5.cut": 0.2,
+            "censoring.admin": 300.0,
+        }
+    )
+    d = k2.scenario.to_dict()
+    assert d["treatment"]["coef"]["X1"] == 0.1
+    assert d["treatment"]["coef"]["X2"] == before["treatment"]["coef"]["X2"]
+    assert d["treatment"]["intercept"] == before["treatment"]["intercept"]
+    assert d["outcomes"][0]["log_hr"] == 0.0 and d["outcomes"][0]["shape"] == 2.0
+    assert d["covariates"][4] == {"name": "X5", "dist": "threshold", "cut": 0.2}
+    assert kind.scenario.to_dict() == before  # the original is untouched
+    for key, message in [
+        ("outcomes.nope.log_hr", "no entry named 'nope'"),
+        ("outcomes.log_hr", "list of named entries"),
+        ("horizon.x", "is a value"),
+        ("treatment.bogus", "'bogus' is not a parameter"),
+        ("seed.x", "'seed.x' is not a parameter"),
+    ]:
+        with pytest.raises(ScenarioError, match=message):
+            kind.replace(**{key: 1.0})
+    study = Study(
+        name="f",
+        scenarios=("austin-vignette",),
+        reps=2,
+        sample_sizes=(500,),
+        estimators=("siptw",),
+        outcomes=("event",),
+        covariates=kind.covariates,
+        set={"censoring.admin": 300.0},
+        vary={"outcomes.event.log_hr": [0.0, 0.5]},
+    )
+    conds = study.conditions()
+    assert [c.scenario.scenario.outcomes[0].log_hr for c in conds] == [0.0, 0.5]
+    assert all(c.scenario.scenario.censoring.admin == 300.0 for c in conds)
+
+
 def test_four_replicate_study_on_the_vignette(tmp_path):
     kind = get_kind("austin-vignette")
     study = Study(

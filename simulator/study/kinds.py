@@ -239,9 +239,12 @@ class GenericKind:
         return generic_truth(self.scenario)
 
     def replace(self, **changes: Any) -> GenericKind:
-        """The kind with changed top-level parameters (``horizon``, ``name``,
-        ``description``) or a whole section (``treatment``, ``censoring``, ...) given as
-        a table, validated."""
+        """The kind with changed parameters, validated: top-level ones (``horizon``,
+        ``name``, ``description``), a whole section given as a table (``treatment``,
+        ``censoring``, ...), or one value by its dotted path, entries of the
+        ``covariates`` and ``outcomes`` lists by name (``"treatment.intercept"``,
+        ``"treatment.coef.X1"``, ``"outcomes.event.log_hr"``, ``"covariates.X5.cut"``,
+        ``"censoring.admin"``)."""
         from ..generic import generic_from_dict
 
         allowed = [
@@ -254,12 +257,45 @@ class GenericKind:
             "outcomes",
             "censoring",
         ]
-        for key in changes:
-            if key not in allowed:
+        d = self.scenario.to_dict()
+        for key, value in changes.items():
+            path = key.split(".")
+            if path[0] not in allowed:
                 raise ScenarioError(
-                    f"{key!r} is not a parameter of a generic scenario; use one of {allowed}"
+                    f"{key!r} is not a parameter of a generic scenario; use one of {allowed} "
+                    "or a dotted path into one (e.g. 'treatment.intercept')"
                 )
-        return GenericKind(generic_from_dict({**self.scenario.to_dict(), **changes}))
+            node: Any = d
+            for i, part in enumerate(path[:-1]):
+                node = _generic_child(node, part, ".".join(path[: i + 1]), key)
+            if isinstance(node, list):
+                raise ScenarioError(
+                    f"{key!r}: {'.'.join(path[:-1])!r} is a list of named entries; name one "
+                    f"and a field of it (e.g. '{'.'.join(path[:-1])}.NAME.FIELD')"
+                )
+            node[path[-1]] = value
+        return GenericKind(generic_from_dict(d))
+
+
+def _generic_child(node: Any, part: str, where: str, key: str) -> Any:
+    """One step of a dotted path into a generic scenario's dict: a table's field (created
+    when absent, for the validation to judge), or a named entry of a list."""
+    if isinstance(node, list):
+        names = [e.get("name") for e in node if isinstance(e, dict)]
+        for entry in node:
+            if isinstance(entry, dict) and entry.get("name") == part:
+                return entry
+        raise ScenarioError(
+            f"{key!r}: no entry named {part!r} in {where.rsplit('.', 1)[0]!r}; entries are {names}"
+        )
+    if not isinstance(node, dict):
+        raise ScenarioError(f"{key!r}: {where.rsplit('.', 1)[0]!r} is a value, not a table")
+    child = node.get(part)
+    if child is None:
+        child = node[part] = {}
+    if not isinstance(child, dict | list):
+        raise ScenarioError(f"{key!r}: {where!r} is a value ({child!r}), not a table")
+    return child
 
 
 def _generic(name: str) -> Callable[[], GenericKind]:
