@@ -166,22 +166,34 @@ def _check_flag(x: object, param: str) -> None:
 
 
 def bytes_per_patient(
-    *, potential_outcomes: bool = False, latent: bool = False, frame: bool = True
+    *,
+    potential_outcomes: bool = False,
+    latent: bool = False,
+    frame: bool = True,
+    response: bool = False,
+    crossover: bool = False,
 ) -> int:
     """Estimated peak memory of :func:`simulate` per patient, bytes.
 
-    The kernel's output arrays (float64 and int8 rows) plus, for a DataFrame, one copy of
-    its columns (pandas may copy them when it builds the frame).  Measured peaks (traced,
-    large n) are about 105 and 147 bytes per patient without and with every extra column:
-    this bound is 1.4-1.6 times that.
+    The kernel's output arrays (float64 and int8 rows); a scenario with a response adds
+    its draw's temporaries (uniforms, linear predictor, features, the two probabilities:
+    about eight float64 values) and its three int8 columns; for a DataFrame, one copy of
+    its columns (pandas may copy them when it builds the frame), crossover's three
+    included.  Peaks traced at n = 400,000 (numpy allocations, which vary from run to
+    run): 136-162 bytes per patient (flatiron, po25-rct), 164 with every extra column,
+    179 with a response, 140-181 with crossover; this bound is 1.14-1.65 times those.
     """
-    arrays = K.N_FLOAT_OUT * 8 + K.N_INT_OUT
+    arrays = K.N_FLOAT_OUT * 8 + K.N_INT_OUT + (8 * 8 + 3 if response else 0)
     if not frame:
         return arrays
     floats = len(FLOAT_COLUMNS) + (len(POTENTIAL_COLUMNS) if potential_outcomes else 0)
     small = len(INT_COLUMNS) + len(CATEGORICAL_COLUMNS)  # int8 columns and category codes
     if latent:
         floats, small = floats + 1, small + 1
+    if crossover:
+        floats, small = floats + len(CROSSOVER_FLOAT_COLUMNS), small + len(CROSSOVER_INT_COLUMNS)
+    if response:
+        small += 3 if potential_outcomes else 1
     return arrays + 8 * floats + small
 
 
@@ -223,11 +235,17 @@ allocation is not what exhausts a machine."""
 
 
 def check_size(
-    n: object, *, potential_outcomes: bool = False, latent: bool = False, frame: bool = True
+    n: object,
+    *,
+    potential_outcomes: bool = False,
+    latent: bool = False,
+    frame: bool = True,
+    scenario: Scenario | None = None,
 ) -> int:
     """Validate ``n`` (patients) and check the cohort fits in the memory left, before work.
 
-    The memory is asked for only above :data:`SMALL_COHORT_BYTES`.
+    The memory is asked for only above :data:`SMALL_COHORT_BYTES`; ``scenario`` adds its
+    response and crossover columns to the estimate.
 
     Raises
     ------
@@ -236,7 +254,13 @@ def check_size(
         (``n`` x :func:`bytes_per_patient`) exceeds :func:`available_memory`.
     """
     n = _check_n(n)
-    per = bytes_per_patient(potential_outcomes=potential_outcomes, latent=latent, frame=frame)
+    per = bytes_per_patient(
+        potential_outcomes=potential_outcomes,
+        latent=latent,
+        frame=frame,
+        response=scenario is not None and scenario.response is not None,
+        crossover=scenario is not None and scenario.crossover is not None,
+    )
     if n * per <= SMALL_COHORT_BYTES:  # no need to ask the system (a study's replicates)
         return n
     avail = available_memory()
@@ -324,7 +348,7 @@ def simulate_arrays(
     """
     sc = _resolve(scenario)
     _check_flag(potential_outcomes, "potential_outcomes")
-    n = check_size(n, potential_outcomes=potential_outcomes, frame=False)
+    n = check_size(n, potential_outcomes=potential_outcomes, frame=False, scenario=sc)
     root = as_seed_sequence(seed)
     threads = _check_threads(threads)
     plan = plan_for(sc, calibration)
@@ -448,7 +472,7 @@ def simulate(
     """
     sc = _resolve(scenario)
     _check_flag(latent, "latent")
-    check_size(n, potential_outcomes=potential_outcomes, latent=latent)
+    check_size(n, potential_outcomes=potential_outcomes, latent=latent, scenario=sc)
     arr = simulate_arrays(
         sc, n, seed, potential_outcomes=potential_outcomes, threads=threads, calibration=calibration
     )

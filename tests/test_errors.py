@@ -48,20 +48,35 @@ def test_the_cohort_core_raises_no_bare_value_error(path):
 
 # ---- simulate(): size against memory ---------------------------------------------------
 @pytest.mark.parametrize(
-    ("potential_outcomes", "latent"), [(False, False), (True, False), (True, True)]
+    ("scenario", "potential_outcomes", "latent"),
+    [
+        ("flatiron", False, False),
+        ("flatiron", True, False),
+        ("flatiron", True, True),
+        ("po25-response", False, False),  # the response's draw: before, 3% under its peak
+        ("po25-response", True, True),
+        ("po25-crossover", True, True),
+    ],
 )
-def test_bytes_per_patient_bounds_the_measured_peak(potential_outcomes, latent):
+def test_bytes_per_patient_bounds_the_measured_peak(scenario, potential_outcomes, latent):
     """The estimate is an upper bound of what simulate() allocates (traced by tracemalloc,
     which numpy reports to), and not a loose one."""
     n = 200_000  # large enough for fixed costs (generators, chunk lists) not to count
-    simulator.simulate("flatiron", 100, 1)  # calibration, plan and JIT out of the way
+    sc = simulator.get_scenario(scenario)
+    # calibration, plan and JIT (the multi-chunk kernel too) out of the traced region
+    simulator.simulate(sc, generate.K.CHUNK + 1, 1, potential_outcomes=potential_outcomes)
     tracemalloc.start()
     try:
-        simulator.simulate("flatiron", n, 1, potential_outcomes=potential_outcomes, latent=latent)
+        simulator.simulate(sc, n, 1, potential_outcomes=potential_outcomes, latent=latent)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    per = generate.bytes_per_patient(potential_outcomes=potential_outcomes, latent=latent)
+    per = generate.bytes_per_patient(
+        potential_outcomes=potential_outcomes,
+        latent=latent,
+        response=sc.response is not None,
+        crossover=sc.crossover is not None,
+    )
     assert peak / n <= per <= 2 * peak / n, (peak / n, per)
 
 

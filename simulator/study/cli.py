@@ -447,7 +447,7 @@ def simulate(
         err.print(f"wrote {n:,} patients{treated} of {kind.name!r} to {output}")
         return
     sc = resolve_scenario(scenario)
-    check_size(n, potential_outcomes=potential_outcomes, latent=latent)
+    check_size(n, potential_outcomes=potential_outcomes, latent=latent, scenario=sc)
     as_seed_sequence(seed)
     _check_output_file(output, force)
     _calibrated(sc)
