@@ -273,14 +273,16 @@ def _weights_from_logit(
             "some weights are infinite: propensity scores of exactly 0 or 1 (positivity "
             "violated); restrict the cohort or the covariates, or trim (trim=0.05)"
         )
-    if stabilized and estimand == "ATE" and keep is None:  # the two arms: one pass
-        arm = a.view(np.int8)
-        sums = np.bincount(arm, weights=w, minlength=2)
-        n1 = np.count_nonzero(a)
-        w *= np.array([(a.size - n1) / sums[0], n1 / sums[1]])[arm]
-    elif stabilized:
-        for group in _stabilized_groups(a, estimand, keep):
-            w[group] *= group.sum() / w[group].sum()
+    if stabilized:  # each group rescaled to mean weight 1, in one pass over the codes
+        groups = _stabilized_groups(a, estimand, keep)
+        code = np.full(a.size, len(groups), dtype=np.intp)  # the last code: not rescaled
+        for i, group in enumerate(groups):
+            code[group] = i
+        sums = np.bincount(code, weights=w, minlength=len(groups) + 1)
+        counts = np.bincount(code, minlength=len(groups) + 1)
+        factor = np.ones(len(groups) + 1)
+        factor[:-1] = counts[:-1] / sums[:-1]
+        w *= factor[code]
     if bounds is not None:
         lo, hi = np.percentile(w[estimated], bounds)
         w[estimated] = np.clip(w[estimated], lo, hi)
@@ -290,7 +292,12 @@ def _weights_from_logit(
 def kish_ess(w: np.ndarray) -> float:
     """Kish effective sample size ``(sum w)^2 / sum w^2``."""
     w = np.asarray(w, dtype=np.float64)
-    return float(w.sum() ** 2 / (w @ w))
+    return _kish(w.sum(), w @ w)
+
+
+def _kish(total: float, squares: float) -> float:
+    """Kish ESS from ``sum w`` and ``sum w^2``."""
+    return float(total**2 / squares)
 
 
 def ess_by_arm(w: np.ndarray, treatment: np.ndarray) -> dict[str, float]:
@@ -305,8 +312,8 @@ def _ess_all(w: np.ndarray, a: np.ndarray) -> tuple[dict[str, float], float]:
     arm = a.view(np.int8)
     s = np.bincount(arm, weights=w, minlength=2)
     q = np.bincount(arm, weights=w * w, minlength=2)
-    by_arm = {"treated": float(s[1] ** 2 / q[1]), "control": float(s[0] ** 2 / q[0])}
-    return by_arm, float((s[0] + s[1]) ** 2 / (q[0] + q[1]))
+    by_arm = {"treated": _kish(s[1], q[1]), "control": _kish(s[0], q[0])}
+    return by_arm, _kish(s[0] + s[1], q[0] + q[1])
 
 
 def weight_summary(w: np.ndarray) -> dict[str, float]:

@@ -524,24 +524,13 @@ class Study:
         out: list[Condition] = []
         for name in self.scenarios:
             kind = get_kind(name)
-            if kind is not None:  # a scenario kind: set / vary through its replace()
-                if (self.set or self.vary) and not hasattr(kind, "replace"):
-                    raise StudyError(
-                        f"scenarios: {name!r} is a scenario kind without replace(); it "
-                        "takes no study set / vary changes"
-                    )
-                if self.set:
-                    kind = kind.replace(**self.set)
-                for combo in combos:
-                    factors = dict(zip(keys, combo, strict=True))
-                    k = kind.replace(**factors) if factors else kind
-                    for n in self.sample_sizes:
-                        label = ", ".join(
-                            [k.name, f"n={n}", *(f"{a}={v}" for a, v in factors.items())]
-                        )
-                        out.append(Condition(len(out), k, int(n), label, factors))
-                continue
-            base = resolve_scenario(name)
+            if kind is not None and (self.set or self.vary) and not hasattr(kind, "replace"):
+                raise StudyError(
+                    f"scenarios: {name!r} is a scenario kind without replace(); it "
+                    "takes no study set / vary changes"
+                )
+            # an MBC Scenario or a scenario kind: set / vary both go through replace()
+            base = resolve_scenario(name) if kind is None else kind
             if self.set:
                 base = base.replace(**self.set)
             for combo in combos:
